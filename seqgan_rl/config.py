@@ -1,0 +1,227 @@
+"""Frozen dataclass configs. Defaults are the SeqGAN reference values (REFERENCE.md §3).
+
+Every config validates itself in ``__post_init__`` and raises ``ValueError`` naming the bad field and
+the fix. Configs are plain data: ``dataclasses.asdict`` gives what is saved next to a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _check_positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (isinstance(value, int | float) and value > 0):
+            raise ValueError(f"{type(obj).__name__}.{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The LSTM generator (and oracle) architecture."""
+
+    vocab_size: int = 5000
+    """V: number of tokens (ids 0..V-1)."""
+    seq_len: int = 20
+    """T: length of every generated sequence."""
+    embed_dim: int = 32
+    """Token embedding size."""
+    hidden_dim: int = 32
+    """LSTM hidden size."""
+    start_token: int = 0
+    """Id whose embedding is fed as the first input. In the paper it is also an ordinary word."""
+    init_std: float = 0.1
+    """All parameters, biases included, are drawn from N(0, init_std) (the reference generator)."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "vocab_size", "seq_len", "embed_dim", "hidden_dim", "init_std")
+        if not 0 <= self.start_token < self.vocab_size:
+            raise ValueError(
+                f"GeneratorConfig.start_token={self.start_token} must be a token id in [0, {self.vocab_size})"
+            )
+
+
+PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
+PAPER_NUM_FILTERS = (100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """The CNN discriminator. ``DiscriminatorConfig.paper()`` is the reference model."""
+
+    vocab_size: int = 5000
+    seq_len: int = 20
+    embed_dim: int = 64
+    filter_sizes: tuple[int, ...] = PAPER_FILTER_SIZES
+    """Convolution widths (in tokens). Widths longer than ``seq_len`` are an error."""
+    num_filters: tuple[int, ...] = PAPER_NUM_FILTERS
+    """Filters per width, same length as ``filter_sizes``."""
+    dropout: float = 0.25
+    """Dropout before the output layer during training (the reference keeps 0.75)."""
+    l2_reg: float = 0.2
+    """L2 penalty on the output layer only: ``l2_reg * (sum(W**2) + sum(b**2)) / 2``."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "vocab_size", "seq_len", "embed_dim")
+        if len(self.filter_sizes) == 0 or len(self.filter_sizes) != len(self.num_filters):
+            raise ValueError(
+                "DiscriminatorConfig: filter_sizes and num_filters must be non-empty and of equal length, "
+                f"got {len(self.filter_sizes)} and {len(self.num_filters)}"
+            )
+        if any(w < 1 or w > self.seq_len for w in self.filter_sizes):
+            raise ValueError(
+                f"DiscriminatorConfig.filter_sizes={self.filter_sizes}: every width must be in 1..seq_len"
+                f" ({self.seq_len}); drop the longer widths for short sequences"
+            )
+        if any(n < 1 for n in self.num_filters):
+            raise ValueError(f"DiscriminatorConfig.num_filters={self.num_filters}: all must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"DiscriminatorConfig.dropout={self.dropout} must be in [0, 1)")
+        if self.l2_reg < 0:
+            raise ValueError(f"DiscriminatorConfig.l2_reg={self.l2_reg} must be >= 0")
+
+    @property
+    def total_filters(self) -> int:
+        return sum(self.num_filters)
+
+    @classmethod
+    def paper(cls, vocab_size: int = 5000, seq_len: int = 20) -> DiscriminatorConfig:
+        """The reference CNN: widths 1-10, 15, 20 with 1,720 filters (widths > seq_len are dropped)."""
+        pairs = [(w, n) for w, n in zip(PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, strict=True) if w <= seq_len]
+        return cls(
+            vocab_size=vocab_size,
+            seq_len=seq_len,
+            filter_sizes=tuple(w for w, _ in pairs),
+            num_filters=tuple(n for _, n in pairs),
+        )
+
+    @classmethod
+    def light(cls, vocab_size: int = 5000, seq_len: int = 20) -> DiscriminatorConfig:
+        """A CPU-friendly CNN: widths 2-5 with 64 filters each, same embedding, highway and head."""
+        widths = tuple(w for w in (2, 3, 4, 5) if w <= seq_len) or (seq_len,)
+        return cls(
+            vocab_size=vocab_size,
+            seq_len=seq_len,
+            filter_sizes=widths,
+            num_filters=tuple(64 for _ in widths),
+        )
+
+    @classmethod
+    def preset(cls, name: str, vocab_size: int = 5000, seq_len: int = 20) -> DiscriminatorConfig:
+        """``"paper"`` or ``"light"``."""
+        if name not in DISCRIMINATOR_PRESETS:
+            raise ValueError(f"unknown discriminator preset {name!r}: choose one of {DISCRIMINATOR_PRESETS}")
+        return getattr(cls, name)(vocab_size=vocab_size, seq_len=seq_len)
+
+
+DISCRIMINATOR_PRESETS = ("paper", "light")
+
+
+@dataclass(frozen=True)
+class MLEConfig:
+    """Maximum-likelihood pre-training of the generator (reference: Adam 0.01, clip 5, batch 64)."""
+
+    epochs: int = 120
+    """Passes over the training set (reference code 120; paper era 240)."""
+    batch_size: int = 64
+    lr: float = 0.01
+    grad_clip: float = 5.0
+    """Global gradient-norm clip."""
+    eval_every: int = 5
+    """Evaluate NLL-oracle and NLL-test every this many epochs."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "epochs", "batch_size", "lr", "grad_clip", "eval_every")
+
+
+@dataclass(frozen=True)
+class DiscriminatorTrainConfig:
+    """A discriminator schedule: ``rounds`` x (draw fresh negatives; ``epochs`` passes over real + fake).
+
+    Reference pre-training: 50 rounds x 3 epochs, batch 64, Adam 1e-4, negatives as many as positives.
+    """
+
+    rounds: int = 50
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-4
+    num_negatives: int | None = None
+    """Fresh generator samples per round; ``None`` means as many as there are real sequences."""
+    max_steps_per_round: int | None = None
+    """Cap on optimizer steps per round (a cut-down CPU schedule); ``None`` means full epochs."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "rounds", "epochs", "batch_size", "lr")
+        if self.num_negatives is not None and self.num_negatives < 1:
+            raise ValueError(f"DiscriminatorTrainConfig.num_negatives={self.num_negatives} must be >= 1 or None")
+        if self.max_steps_per_round is not None and self.max_steps_per_round < 1:
+            raise ValueError(
+                f"DiscriminatorTrainConfig.max_steps_per_round={self.max_steps_per_round} must be >= 1 or None"
+            )
+
+
+@dataclass(frozen=True)
+class OracleDataConfig:
+    """The synthetic benchmark's data: sequences drawn from the oracle."""
+
+    num_train: int = 9984
+    """Training-set size (the reference code draws 156 x 64 = 9,984)."""
+    num_test: int = 9984
+    """Held-out oracle samples for NLL-test (never trained on)."""
+    num_eval_samples: int = 9984
+    """Generator samples scored by the oracle for NLL-oracle (the reference: 9,984)."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "num_train", "num_test", "num_eval_samples")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything ``scripts/pretrain.py`` runs: data, G, MLE, D and D pre-training."""
+
+    seed: int = 0
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig.paper)
+    data: OracleDataConfig = field(default_factory=OracleDataConfig)
+    mle: MLEConfig = field(default_factory=MLEConfig)
+    d_pretrain: DiscriminatorTrainConfig = field(default_factory=DiscriminatorTrainConfig)
+
+    def __post_init__(self) -> None:
+        g, d = self.generator, self.discriminator
+        if (g.vocab_size, g.seq_len) != (d.vocab_size, d.seq_len):
+            raise ValueError(
+                f"generator (V={g.vocab_size}, T={g.seq_len}) and discriminator (V={d.vocab_size}, "
+                f"T={d.seq_len}) must share vocabulary size and sequence length"
+            )
+
+
+PRESETS = ("paper", "cpu")
+
+
+def resolve_preset(name: str, device_type: str) -> str:
+    """``"auto"`` -> ``"paper"`` on CUDA, ``"cpu"`` otherwise; other names are checked and returned."""
+    if name == "auto":
+        return "paper" if device_type == "cuda" else "cpu"
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose 'auto' or one of {PRESETS}")
+    return name
+
+
+def pretrain_preset(name: str, seed: int = 0) -> PretrainConfig:
+    """Pre-training presets.
+
+    - ``paper``: the reference code exactly: 120 MLE epochs; the paper CNN; 50 rounds x (9,984 fresh
+      negatives, 3 epochs), Adam 1e-4 (about an hour of D training on a 2-core CPU).
+    - ``cpu``: the same MLE recipe stopped at 20 epochs (where NLL-oracle is already at the paper's MLE
+      level, REFERENCE.md section 9), the light CNN and 2,000 D steps at Adam 1e-3.
+    """
+    if name == "paper":
+        return PretrainConfig(seed=seed)
+    if name == "cpu":
+        return PretrainConfig(
+            seed=seed,
+            discriminator=DiscriminatorConfig.light(),
+            mle=MLEConfig(epochs=20),
+            d_pretrain=DiscriminatorTrainConfig(rounds=10, epochs=1, lr=1e-3, max_steps_per_round=200),
+        )
+    raise ValueError(f"unknown preset {name!r}: choose one of {PRESETS}")

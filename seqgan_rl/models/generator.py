@@ -1,0 +1,206 @@
+"""The LSTM generator: SeqGAN's policy G_theta(y_t | Y_{1:t-1}).
+
+One model serves every use, batched over any batch size:
+
+- ``forward`` / ``log_probs``: teacher-forced scores of given sequences (MLE, REINFORCE, NLL-test);
+- ``step``: one step, previous token and hidden state in, logits and new state out (env, rollouts);
+- ``sample``: whole sequences; ``rollout``: continue sampling from given hidden states;
+- ``prefix_states``: the hidden state after every prefix of given sequences (cached for rollouts).
+
+State convention: ``state_k`` is the LSTM state after reading the first ``k`` inputs (the start token,
+then y_1..y_{k-1}); ``output(h_k)`` are the logits of y_k. To continue after the prefix Y_{1:t}, feed
+y_t to ``state_t``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from seqgan_rl.config import GeneratorConfig
+from seqgan_rl.models.sampling import sample_categorical
+from seqgan_rl.utils import check_token_batch
+
+State = tuple[torch.Tensor, torch.Tensor]
+"""LSTM state ``(h, c)``, each ``(B, H)``."""
+
+
+class Generator(nn.Module):
+    """Embedding -> one-layer LSTM -> linear output layer over the vocabulary.
+
+    The LSTM is the plain recurrence of the paper's oracle (gates i, f, o; candidate tanh; no peepholes),
+    stored in ``torch.nn.LSTM``'s layout. All parameters, biases included, start as N(0, init_std).
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or GeneratorConfig()
+        c = self.config
+        self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
+        self.lstm = nn.LSTM(c.embed_dim, c.hidden_dim, batch_first=True)
+        self.output = nn.Linear(c.hidden_dim, c.vocab_size)
+        self.reset_parameters()
+
+    def reset_parameters(self, rng: torch.Generator | None = None) -> None:
+        """Draw every parameter from N(0, init_std) (the reference generator's init)."""
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=rng) * self.config.init_std)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def seq_len(self) -> int:
+        return self.config.seq_len
+
+    @property
+    def device(self) -> torch.device:
+        return self.output.weight.device
+
+    # ------------------------------------------------------------------ teacher-forced scoring
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits: ``(B, T) -> (B, T, V)``; position t scores y_t given y_<t."""
+        check_token_batch(tokens, self.vocab_size)
+        start = tokens.new_full((tokens.shape[0], 1), self.config.start_token)
+        inputs = torch.cat([start, tokens[:, :-1]], dim=1)  # (B, T)
+        hidden, _ = self.lstm(self.embedding(inputs))  # (B, T, H)
+        return self.output(hidden)  # (B, T, V)
+
+    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """``log G(y_t | y_<t)`` for each position: ``(B, T)``, at the given sampling temperature."""
+        logits = self(tokens)
+        if temperature != 1.0:
+            logits = logits / _check_temperature(temperature)
+        return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def sequence_nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> torch.Tensor:
+        """Per-sequence mean NLL in nats, ``(B,)``, computed in chunks (small: cache) without gradients."""
+        _check_temperature(temperature)
+        out = []
+        for i in range(0, tokens.shape[0], batch_size):
+            chunk = tokens[i : i + batch_size].to(self.device)
+            logits = self(chunk)  # (b, T, V)
+            if temperature != 1.0:
+                logits = logits / temperature
+            nll = F.cross_entropy(logits.flatten(0, 1), chunk.flatten(), reduction="none")
+            out.append(nll.view(chunk.shape).mean(dim=1))
+        return torch.cat(out) if out else torch.zeros(0, device=self.device)
+
+    def nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> float:
+        """Per-token mean NLL in nats over all ``tokens`` (sequences have equal length)."""
+        return float(self.sequence_nll(tokens, temperature, batch_size).mean())
+
+    # ------------------------------------------------------------------ step API
+    def initial_state(self, batch_size: int) -> State:
+        """Zero state ``(h, c)``, each ``(B, H)``."""
+        z = torch.zeros(batch_size, self.config.hidden_dim, device=self.device)
+        return z, z.clone()
+
+    def start_tokens(self, batch_size: int) -> torch.Tensor:
+        """The first input of every sequence: ``(B,)`` filled with the start token."""
+        return torch.full((batch_size,), self.config.start_token, dtype=torch.long, device=self.device)
+
+    def step(self, prev_tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Read one token and return the next token's logits.
+
+        Args:
+            prev_tokens: ``(B,)`` the previous token (``start_tokens`` at the first position).
+            state: ``(h, c)`` before reading it.
+
+        Returns:
+            ``(logits (B, V), (h, c))``.
+        """
+        x = self.embedding(prev_tokens)  # (B, E)
+        h, c = torch.lstm_cell(
+            x,
+            state,
+            self.lstm.weight_ih_l0,
+            self.lstm.weight_hh_l0,
+            self.lstm.bias_ih_l0,
+            self.lstm.bias_hh_l0,
+        )
+        return self.output(h), (h, c)
+
+    @torch.no_grad()
+    def prefix_states(self, tokens: torch.Tensor) -> State:
+        """States after every prefix: ``(h, c)``, each ``(B, T, H)``; index k-1 holds ``state_k``.
+
+        ``state_k`` has read the start token and y_1..y_{k-1}; rollouts after Y_{1:t} feed y_t to it.
+        """
+        check_token_batch(tokens, self.vocab_size)
+        b, t = tokens.shape
+        state = self.initial_state(b)
+        prev = self.start_tokens(b)
+        hs, cs = [], []
+        for k in range(t):
+            h, c = torch.lstm_cell(
+                self.embedding(prev), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+                self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
+            )  # fmt: skip
+            hs.append(h)
+            cs.append(c)
+            state, prev = (h, c), tokens[:, k]
+        return torch.stack(hs, 1), torch.stack(cs, 1)
+
+    # ------------------------------------------------------------------ sampling
+    def logit_bound(self) -> float:
+        """A bound on ``|logits|``: since ``|h| < 1``, ``|logit_k| <= sum_j |W_kj| + |b_k|``."""
+        w, b = self.output.weight, self.output.bias
+        return float((w.abs().sum(dim=1) + b.abs()).max())
+
+    def sample_next(
+        self, logits: torch.Tensor, rng: torch.Generator | None = None, temperature: float = 1.0,
+        bound: float | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Sample ``(B,)`` tokens from ``(B, V)`` logits at ``temperature`` (exactly; see ``sampling``)."""
+        if temperature != 1.0:
+            logits = logits / _check_temperature(temperature)
+            bound = None if bound is None else bound / temperature
+        return sample_categorical(logits, rng, max_abs_logit=bound)
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        prev_tokens: torch.Tensor,
+        state: State,
+        num_steps: int,
+        rng: torch.Generator | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """Continue ``num_steps`` tokens from ``state`` after ``prev_tokens``: returns ``(B, num_steps)``."""
+        bound = self.logit_bound()
+        out = prev_tokens.new_empty(prev_tokens.shape[0], num_steps)
+        for k in range(num_steps):
+            logits, state = self.step(prev_tokens, state)
+            prev_tokens = self.sample_next(logits, rng, temperature, bound)
+            out[:, k] = prev_tokens
+        return out
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        rng: torch.Generator | None = None,
+        temperature: float = 1.0,
+        batch_size: int = 512,
+    ) -> torch.Tensor:
+        """Sample ``num`` whole sequences: ``(num, T)`` int64 on the model's device."""
+        if num < 0:
+            raise ValueError(f"num must be >= 0, got {num}")
+        chunks = []
+        for start in range(0, num, batch_size):
+            b = min(batch_size, num - start)
+            chunks.append(self.rollout(self.start_tokens(b), self.initial_state(b), self.seq_len, rng, temperature))
+        if not chunks:
+            return torch.empty(0, self.seq_len, dtype=torch.long, device=self.device)
+        return torch.cat(chunks)
+
+
+def _check_temperature(temperature: float) -> float:
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return float(temperature)

@@ -1,0 +1,1 @@
+"""Pre-training, the adversarial loop, callbacks, metrics and logging."""

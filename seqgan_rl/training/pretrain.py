@@ -1,0 +1,299 @@
+"""Pre-training: maximum likelihood for the generator, and the discriminator's schedule.
+
+The pieces are small and composable (one step, one epoch, one discriminator round) so that scripts can
+show progress, evaluate and checkpoint between them. All randomness comes from explicit generators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch.nn import functional as F
+
+from seqgan_rl.config import DiscriminatorTrainConfig, MLEConfig, PretrainConfig
+from seqgan_rl.data.oracle_data import OracleData, iterate_minibatches, make_oracle_data, random_permutation
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.training.logger import MetricsLogger
+from seqgan_rl.training.metrics import evaluate
+from seqgan_rl.utils import atomic_torch_save, atomic_write_text, derive_seed, make_rng
+
+log = logging.getLogger(__name__)
+
+
+def make_generator_optimizer(generator: Generator, lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam(generator.parameters(), lr=lr)
+
+
+def make_discriminator_optimizer(discriminator: Discriminator, lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam(discriminator.parameters(), lr=lr)
+
+
+def mle_loss(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
+    """Teacher-forced per-token mean NLL of ``(B, T)`` tokens (the reference ``pretrain_loss``)."""
+    logits = generator(tokens)  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+
+
+def mle_step(generator: Generator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, grad_clip: float) -> float:
+    """One Adam step on the MLE loss with global grad-norm clipping; returns the loss."""
+    generator.train()
+    loss = mle_loss(generator, tokens)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def mle_epoch(
+    generator: Generator,
+    optimizer: torch.optim.Optimizer,
+    train_tokens: torch.Tensor,
+    config: MLEConfig,
+    rng: torch.Generator | None = None,
+) -> float:
+    """One pass over ``train_tokens`` in shuffled minibatches; returns the mean training loss."""
+    losses = [
+        mle_step(generator, optimizer, batch.to(generator.device), config.grad_clip)
+        for batch in iterate_minibatches(train_tokens, config.batch_size, rng)
+    ]
+    return sum(losses) / max(len(losses), 1)
+
+
+def discriminator_step(
+    discriminator: Discriminator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, labels: torch.Tensor
+) -> tuple[float, float]:
+    """One Adam step on D's loss; returns (loss, accuracy on this batch)."""
+    discriminator.train()
+    logits = discriminator(tokens)
+    loss = F.cross_entropy(logits, labels) + discriminator.l2_penalty()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    acc = (logits.argmax(dim=1) == labels).float().mean()
+    return float(loss.detach()), float(acc)
+
+
+def discriminator_round(
+    discriminator: Discriminator,
+    optimizer: torch.optim.Optimizer,
+    real_tokens: torch.Tensor,
+    generator: Generator,
+    config: DiscriminatorTrainConfig,
+    rng: torch.Generator | None = None,
+    temperature: float = 1.0,
+) -> dict[str, float]:
+    """One round of D training: draw fresh negatives from ``generator``, then ``config.epochs`` passes
+    over real (label 1) + generated (label 0) in shuffled minibatches (capped by ``max_steps_per_round``).
+
+    Returns:
+        ``{"d/loss": mean loss, "d/accuracy": mean batch accuracy, "d/steps": steps taken}``.
+    """
+    num_neg = config.num_negatives or real_tokens.shape[0]
+    was_training = generator.training
+    generator.eval()
+    fake = generator.sample(num_neg, rng, temperature=temperature).cpu()
+    generator.train(was_training)
+    tokens = torch.cat([real_tokens.cpu(), fake])
+    labels = torch.cat([torch.ones(real_tokens.shape[0], dtype=torch.long), torch.zeros(num_neg, dtype=torch.long)])
+    losses, accs = [], []
+    for _ in range(config.epochs):
+        order = random_permutation(tokens.shape[0], rng)
+        for i in range(0, tokens.shape[0], config.batch_size):
+            if config.max_steps_per_round is not None and len(losses) >= config.max_steps_per_round:
+                break
+            idx = order[i : i + config.batch_size]
+            loss, acc = discriminator_step(
+                discriminator,
+                optimizer,
+                tokens[idx].to(discriminator.device),
+                labels[idx].to(discriminator.device),
+            )
+            losses.append(loss)
+            accs.append(acc)
+    n = max(len(losses), 1)
+    return {"d/loss": sum(losses) / n, "d/accuracy": sum(accs) / n, "d/steps": float(len(losses))}
+
+
+# ---------------------------------------------------------------------------------------------- a whole run
+class PretrainResult(NamedTuple):
+    generator: Generator
+    discriminator: Discriminator
+    oracle: OracleLSTM
+    data: OracleData
+    mle_metrics: dict[str, float]
+    """NLL-oracle and NLL-test of the final MLE generator."""
+
+
+CHECKPOINT = "pretrain_checkpoint.pt"
+"""Resumable state, rewritten atomically after every evaluation and every D round."""
+FINAL = "pretrained.pt"
+"""Final generator and discriminator (what the adversarial phase loads)."""
+METRIC_FIELDS = [
+    "phase", "epoch", "train/loss", "eval/nll_oracle", "eval/nll_test", "d/loss", "d/accuracy", "time/elapsed_s",
+]  # fmt: skip
+
+
+def run_pretraining(
+    config: PretrainConfig,
+    out_dir: str | os.PathLike,
+    device: torch.device,
+    oracle: OracleLSTM | None = None,
+    resume: bool = False,
+    progress: Callable[..., Any] | None = None,
+) -> PretrainResult:
+    """MLE pre-training of G, then D pre-training, with evaluation, CSV metrics and atomic checkpoints.
+
+    Args:
+        config: what to run (``pretrain_preset`` gives the presets).
+        out_dir: run folder: ``config.json``, ``data.pt``, ``metrics.csv``, checkpoints.
+        device: where the models live.
+        oracle: the data source; ``None`` loads the paper's oracle.
+        resume: continue from ``out_dir``'s checkpoint. Without it, a folder that already holds a
+            checkpoint is an error (nothing is overwritten).
+        progress: a tqdm-like factory ``progress(total=..., desc=...)``; ``None`` shows nothing.
+
+    Returns:
+        A ``PretrainResult``. When ``out_dir`` already holds a finished pre-training and ``resume`` is
+        set, it is loaded instead of recomputed.
+    """
+    out = Path(out_dir)
+    ckpt_path, final_path = out / CHECKPOINT, out / FINAL
+    if not resume and (ckpt_path.exists() or final_path.exists()):
+        raise FileExistsError(
+            f"{out} already holds a pre-training run: pass resume=True (--resume) to continue it, "
+            "or choose another output folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    config_text = json.dumps(dataclasses.asdict(config), indent=2)
+    if resume and (out / "config.json").exists() and (out / "config.json").read_text() != config_text:
+        raise ValueError(f"{out}/config.json differs from the requested config: resume with the same options")
+    atomic_write_text(config_text, out / "config.json")
+
+    oracle = (oracle or OracleLSTM.paper()).to(device)
+    g_cfg = config.generator
+    if (oracle.vocab_size, oracle.seq_len) != (g_cfg.vocab_size, g_cfg.seq_len):
+        raise ValueError(
+            f"oracle (V={oracle.vocab_size}, T={oracle.seq_len}) does not match the generator config "
+            f"(V={g_cfg.vocab_size}, T={g_cfg.seq_len})"
+        )
+    data = _load_or_make_data(oracle, config, out / "data.pt")
+    generator = Generator(g_cfg).to(device)
+    generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
+    generator.to(device)
+    discriminator = Discriminator(config.discriminator)
+    discriminator.reset_parameters(make_rng(derive_seed(config.seed, "d-init")))
+    discriminator.to(device)
+    g_opt = make_generator_optimizer(generator, config.mle.lr)
+    d_opt = make_discriminator_optimizer(discriminator, config.d_pretrain.lr)
+    rng = make_rng(derive_seed(config.seed, "pretrain"), device)
+
+    if resume and final_path.exists():
+        state = torch.load(final_path, map_location=device, weights_only=True)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        return PretrainResult(generator, discriminator, oracle, data, state["mle_metrics"])
+
+    epoch, d_round, elapsed, mle_metrics = 0, 0, 0.0, {}
+    resume_step = None
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        g_opt.load_state_dict(state["g_optim"])
+        d_opt.load_state_dict(state["d_optim"])
+        rng.set_state(state["rng"])
+        epoch, d_round, elapsed = state["epoch"], state["round"], state["elapsed"]
+        mle_metrics = state["mle_metrics"]
+        resume_step = state["step"]
+        log.info("resuming pre-training at epoch %d, D round %d", epoch, d_round)
+    logger = MetricsLogger(out / "metrics.csv", METRIC_FIELDS, resume_step=resume_step if resume else None)
+    started = time.perf_counter() - elapsed
+
+    def checkpoint(step: int) -> None:
+        atomic_torch_save(
+            {
+                "step": step, "epoch": epoch, "round": d_round, "elapsed": time.perf_counter() - started,
+                "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+                "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(), "rng": rng.get_state(),
+                "mle_metrics": mle_metrics,
+            },
+            ckpt_path,
+        )  # fmt: skip
+
+    def evaluate_now(train_loss: float | None) -> dict[str, float]:
+        eval_rng = make_rng(derive_seed(config.seed, "eval", epoch), device)
+        metrics = evaluate(generator, oracle, data.test, config.data.num_eval_samples, eval_rng)
+        row = {"phase": "mle", "epoch": epoch, **metrics, "time/elapsed_s": round(time.perf_counter() - started, 2)}
+        if train_loss is not None:
+            row["train/loss"] = train_loss
+        logger.log(epoch, row)
+        return metrics
+
+    mle = config.mle
+    bar = _bar(progress, mle.epochs, "MLE", epoch)
+    if epoch == 0 and resume_step is None:
+        mle_metrics = evaluate_now(None)
+        checkpoint(0)
+    while epoch < mle.epochs:
+        loss = mle_epoch(generator, g_opt, data.train, mle, rng)
+        epoch += 1
+        bar.update(1)
+        if epoch % mle.eval_every == 0 or epoch == mle.epochs:
+            mle_metrics = evaluate_now(loss)
+            bar.set_postfix({"nll_oracle": f"{mle_metrics['eval/nll_oracle']:.3f}", "loss": f"{loss:.3f}"})
+            checkpoint(epoch)
+    bar.close()
+
+    dcfg = config.d_pretrain
+    bar = _bar(progress, dcfg.rounds, "D pre-train", d_round)
+    while d_round < dcfg.rounds:
+        stats = discriminator_round(discriminator, d_opt, data.train, generator, dcfg, rng)
+        d_round += 1
+        bar.update(1)
+        bar.set_postfix({"acc": f"{stats['d/accuracy']:.3f}"})
+        logger.log(
+            mle.epochs + d_round,
+            {"phase": "d_pretrain", "epoch": d_round, "d/loss": stats["d/loss"], "d/accuracy": stats["d/accuracy"],
+             "time/elapsed_s": round(time.perf_counter() - started, 2)},
+        )  # fmt: skip
+        checkpoint(mle.epochs + d_round)
+    bar.close()
+    logger.close()
+
+    atomic_torch_save(
+        {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
+         "generator_config": dataclasses.asdict(g_cfg),
+         "discriminator_config": dataclasses.asdict(config.discriminator), "mle_metrics": mle_metrics},
+        final_path,
+    )  # fmt: skip
+    return PretrainResult(generator, discriminator, oracle, data, mle_metrics)
+
+
+def _load_or_make_data(oracle: OracleLSTM, config: PretrainConfig, path: Path) -> OracleData:
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        return OracleData(saved["train"], saved["test"])
+    data = make_oracle_data(oracle, config.data, config.seed)
+    atomic_torch_save({"train": data.train, "test": data.test}, path)
+    return data
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _bar(progress: Callable[..., Any] | None, total: int, desc: str, initial: int) -> Any:
+    return progress(total=total, desc=desc, initial=initial) if progress is not None else _NoBar()
