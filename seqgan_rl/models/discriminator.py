@@ -31,6 +31,8 @@ class Discriminator(nn.Module):
         self.highway_hidden = nn.Linear(f, f)
         self.dropout = nn.Dropout(c.dropout)
         self.output = nn.Linear(f, 2)
+        self._tables: list[torch.Tensor] = []  # inference cache, see window_tables()
+        self._tables_key: tuple | None = None
         self.reset_parameters()
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
@@ -61,9 +63,12 @@ class Discriminator(nn.Module):
         """Class logits ``(B, 2)`` (index 1 = real) for ``(B, T)`` token ids."""
         x = self.embedding(tokens).transpose(1, 2)  # (B, E, T)
         pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, n_w)
-        h = torch.cat(pooled, dim=1)  # (B, F)
-        gate = torch.sigmoid(self.highway_gate(h))
-        h = gate * F.relu(self.highway_hidden(h)) + (1.0 - gate) * h  # highway
+        return self.head(torch.cat(pooled, dim=1))
+
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Highway -> dropout -> output: pooled features ``(B, F)`` to class logits ``(B, 2)``."""
+        gate = torch.sigmoid(self.highway_gate(pooled))
+        h = gate * F.relu(self.highway_hidden(pooled)) + (1.0 - gate) * pooled  # (B, F)
         return self.output(self.dropout(h))  # (B, 2)
 
     def l2_penalty(self) -> torch.Tensor:
@@ -77,18 +82,111 @@ class Discriminator(nn.Module):
 
     @torch.no_grad()
     def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """``D(Y)`` = P(real) for ``(B, T)`` tokens, ``(B,)``, in eval mode (no dropout), chunked."""
+        """``D(Y)`` = P(real) for ``(B, T)`` tokens, ``(B,)``, in eval mode (no dropout), chunked.
+
+        Uses the window tables (``window_tables``): equal to ``softmax(self(tokens))[:, 1]`` in eval mode
+        up to float rounding, several times faster on a CPU.
+        """
         check_token_batch(tokens, self.vocab_size, self.seq_len)
         was_training = self.training
         self.eval()
         try:
-            out = []
-            for i in range(0, tokens.shape[0], batch_size):
-                logits = self(tokens[i : i + batch_size].to(self.device))
-                out.append(torch.sigmoid(logits[:, 1] - logits[:, 0]))  # = softmax(logits)[:, 1]
+            out = [
+                self._prob(self.head(torch.cat(self._pooled(tokens[i : i + batch_size].to(self.device)), dim=1)))
+                for i in range(0, tokens.shape[0], batch_size)
+            ]
         finally:
             self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
+
+    @torch.no_grad()
+    def prob_real_rollouts(
+        self, sequences: torch.Tensor, completions: torch.Tensor, batch_size: int = 1024
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """D of Monte-Carlo completions that share their prefixes with ``sequences``, reusing the prefix.
+
+        ``completions[t-1, n, b]`` must equal ``sequences[b]`` on its first ``t`` tokens. A convolution
+        window that lies inside those ``t`` tokens has the same value for the completion as for
+        ``sequences[b]``, so it is taken from ``sequences``' own pass (a running max over windows) and
+        only the windows that touch the sampled suffix are computed (2/3 of the convolution work for the
+        paper's CNN). The result equals ``prob_real`` of each completion up to float rounding.
+
+        Args:
+            sequences: ``(B, T)`` the sampled sequences Y.
+            completions: ``(T-1, N, B, T)`` completions of the prefixes Y_{1:t}, t = 1..T-1.
+            batch_size: rows per chunk.
+
+        Returns:
+            ``(D(completions) (T-1, N, B), D(sequences) (B,))``.
+        """
+        check_token_batch(sequences, self.vocab_size, self.seq_len, "sequences")
+        b, t_len = sequences.shape
+        if completions.dim() != 4 or completions.shape[0] != t_len - 1 or completions.shape[2:] != (b, t_len):
+            raise ValueError(
+                f"completions must be (T-1, N, B, T) = ({t_len - 1}, N, {b}, {t_len}), got {tuple(completions.shape)}"
+            )
+        was_training = self.training
+        self.eval()
+        try:
+            acts = self._window_acts(sequences.to(self.device))  # each (B, windows_w, n_w)
+            d_full = self._prob(self.head(torch.cat([a.amax(dim=1) for a in acts], dim=1)))
+            running = [a.cummax(dim=1).values for a in acts]  # [:, j] = max over windows 0..j
+            n = completions.shape[1]
+            out = torch.empty(t_len - 1, n * b, device=self.device)
+            for t in range(1, t_len):
+                rows = completions[t - 1].reshape(n * b, t_len).to(self.device)
+                firsts = [max(0, t - w + 1) for w in self.config.filter_sizes]  # first window touching the suffix
+                for i in range(0, n * b, batch_size):
+                    chunk = rows[i : i + batch_size]
+                    seq_idx = torch.arange(i, i + chunk.shape[0], device=self.device) % b  # row -> sequence
+                    pooled = self._pooled(chunk, firsts)
+                    for k, first in enumerate(firsts):
+                        if first > 0:  # windows 0..first-1 lie in the prefix
+                            pooled[k] = torch.maximum(pooled[k], running[k][seq_idx, first - 1])
+                    out[t - 1, i : i + chunk.shape[0]] = self._prob(self.head(torch.cat(pooled, dim=1)))
+        finally:
+            self.train(was_training)
+        return out.view(t_len - 1, n, b), d_full
+
+    # ------------------------------------------------------------------ fast inference
+    @torch.no_grad()
+    def window_tables(self) -> list[torch.Tensor]:
+        """Per width w, a table ``(w * V, n_w)`` whose row ``k * V + y`` is ``embedding[y] @ W_w[:, :, k]``.
+
+        A convolution window is then the sum of w table rows: one ``embedding_bag`` gather-sum instead of
+        a (w x E)-deep dot product per filter (measured ~4x faster on a CPU; exact up to rounding). Built
+        once (8 GFLOP and 250 MB for the paper CNN) and cached until D's weights change.
+        """
+        key = tuple((p.data_ptr(), p._version) for p in [self.embedding.weight, *(c.weight for c in self.convs)])
+        if self._tables_key != key:
+            emb = self.embedding.weight.detach()  # (V, E)
+            tables = []
+            for conv in self.convs:
+                n, e, w = conv.weight.shape
+                proj = emb @ conv.weight.detach().permute(1, 2, 0).reshape(e, w * n)  # (V, w * n)
+                tables.append(proj.view(-1, w, n).transpose(0, 1).reshape(-1, n).contiguous())  # (w * V, n)
+            self._tables, self._tables_key = tables, key
+        return self._tables
+
+    def _window_acts(self, tokens: torch.Tensor, firsts: list[int] | None = None) -> list[torch.Tensor]:
+        """ReLU'd convolution outputs ``(B, windows, n_w)`` per width, for windows starting at ``firsts[k]``."""
+        v = self.vocab_size
+        acts = []
+        for k, (conv, table) in enumerate(zip(self.convs, self.window_tables(), strict=True)):
+            w = conv.kernel_size[0]
+            first = 0 if firsts is None else firsts[k]
+            idx = tokens[:, first:].unfold(1, w, 1) + torch.arange(w, device=tokens.device) * v  # (B, win, w)
+            a = F.embedding_bag(idx.reshape(-1, w), table, mode="sum").view(tokens.shape[0], -1, table.shape[1])
+            acts.append(F.relu(a + conv.bias))
+        return acts
+
+    def _pooled(self, tokens: torch.Tensor, firsts: list[int] | None = None) -> list[torch.Tensor]:
+        """Max over windows (from ``firsts``) of the ReLU'd convolutions: per width ``(B, n_w)``."""
+        return [a.amax(dim=1) for a in self._window_acts(tokens, firsts)]
+
+    @staticmethod
+    def _prob(logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits[:, 1] - logits[:, 0])  # = softmax(logits)[:, 1]
 
 
 def _truncated_normal(shape: torch.Size, std: float, rng: torch.Generator | None) -> torch.Tensor:

@@ -114,16 +114,15 @@ class Generator(nn.Module):
         Returns:
             ``(logits (B, V), (h, c))``.
         """
-        x = self.embedding(prev_tokens)  # (B, E)
-        h, c = torch.lstm_cell(
-            x,
-            state,
-            self.lstm.weight_ih_l0,
-            self.lstm.weight_hh_l0,
-            self.lstm.bias_ih_l0,
-            self.lstm.bias_hh_l0,
-        )
+        h, c = self.advance(prev_tokens, state)  # (B, H) each
         return self.output(h), (h, c)
+
+    def advance(self, prev_tokens: torch.Tensor, state: State) -> State:
+        """Read one token and return the new state only (no output layer): ``step`` without the logits."""
+        return torch.lstm_cell(
+            self.embedding(prev_tokens), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+            self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
+        )  # fmt: skip
 
     @torch.no_grad()
     def prefix_states(self, tokens: torch.Tensor) -> State:
@@ -137,10 +136,7 @@ class Generator(nn.Module):
         prev = self.start_tokens(b)
         hs, cs = [], []
         for k in range(t):
-            h, c = torch.lstm_cell(
-                self.embedding(prev), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
-                self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
-            )  # fmt: skip
+            h, c = self.advance(prev, state)
             hs.append(h)
             cs.append(c)
             state, prev = (h, c), tokens[:, k]
@@ -154,13 +150,36 @@ class Generator(nn.Module):
 
     def sample_next(
         self, logits: torch.Tensor, rng: torch.Generator | None = None, temperature: float = 1.0,
-        bound: float | None = None,
+        bound: float | None = None, num_samples: int | None = None,
     ) -> torch.Tensor:  # fmt: skip
-        """Sample ``(B,)`` tokens from ``(B, V)`` logits at ``temperature`` (exactly; see ``sampling``)."""
+        """Sample ``(B,)`` tokens (``(B, S)`` with ``num_samples``) from ``(B, V)`` logits at ``temperature``
+        (exactly; see ``sampling``)."""
         if temperature != 1.0:
             logits = logits / _check_temperature(temperature)
             bound = None if bound is None else bound / temperature
-        return sample_categorical(logits, rng, max_abs_logit=bound)
+        return sample_categorical(logits, rng, num_samples=num_samples, max_abs_logit=bound)
+
+    @torch.no_grad()
+    def sample_step(
+        self,
+        prev_tokens: torch.Tensor,
+        state: State,
+        rng: torch.Generator | None = None,
+        temperature: float = 1.0,
+        bound: float | None = None,
+        chunk_size: int = 512,
+    ) -> tuple[torch.Tensor, State]:
+        """``step`` then sample, with the output layer and the sampler run in row chunks so the
+        ``(chunk, V)`` logits stay in cache (a (20k, 5000) logits tensor would not).
+
+        Returns:
+            ``(tokens (B,), (h, c))``.
+        """
+        h, c = self.advance(prev_tokens, state)  # (B, H) each
+        tokens = torch.empty_like(prev_tokens)
+        for i in range(0, h.shape[0], chunk_size):
+            tokens[i : i + chunk_size] = self.sample_next(self.output(h[i : i + chunk_size]), rng, temperature, bound)
+        return tokens, (h, c)
 
     @torch.no_grad()
     def rollout(
@@ -175,8 +194,7 @@ class Generator(nn.Module):
         bound = self.logit_bound()
         out = prev_tokens.new_empty(prev_tokens.shape[0], num_steps)
         for k in range(num_steps):
-            logits, state = self.step(prev_tokens, state)
-            prev_tokens = self.sample_next(logits, rng, temperature, bound)
+            prev_tokens, state = self.sample_step(prev_tokens, state, rng, temperature, bound)
             out[:, k] = prev_tokens
         return out
 

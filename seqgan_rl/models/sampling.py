@@ -32,52 +32,59 @@ def sample_categorical(
     logits: torch.Tensor,
     rng: torch.Generator | None = None,
     *,
+    num_samples: int | None = None,
     max_abs_logit: float | None = None,
     chunk_size: int = 512,
 ) -> torch.Tensor:
-    """Draw one index per row from ``softmax(logits)``.
+    """Draw indices from ``softmax(logits)``, independently per row (and per sample).
 
     Args:
         logits: ``(N, V)`` float tensor (already divided by any temperature); ``-inf`` marks tokens
             with zero probability (never drawn). Each row needs at least one finite logit.
         rng: generator on ``logits.device``; ``None`` uses torch's global generator.
+        num_samples: ``None`` draws one index per row, ``(N,)``; an integer S draws S independent
+            indices per row from the same distribution, ``(N, S)``, at the cost of one exp per logit.
         max_abs_logit: a bound on the finite ``|logits|`` known to the caller (the generator derives
             one from its output layer). When it is at most 80, the row-max subtraction is skipped (exp
             can neither overflow nor underflow), which is exact and faster. ``None`` always subtracts it.
         chunk_size: rows per chunk (keeps the work in cache).
 
     Returns:
-        ``(N,)`` int64 tensor of indices in ``[0, V)``.
+        int64 indices in ``[0, V)``: ``(N,)``, or ``(N, S)`` with ``num_samples``.
     """
     if logits.dim() != 2:
         raise ValueError(f"logits must be (N, V), got shape {tuple(logits.shape)}")
+    if num_samples is not None and num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     n, v = logits.shape
-    out = torch.empty(n, dtype=torch.long, device=logits.device)
+    s = num_samples or 1
+    out = torch.empty(n, s, dtype=torch.long, device=logits.device)
     shift = max_abs_logit is None or max_abs_logit > SAFE_EXP_RANGE
     k = block_size_for(v)
     nb = -(-v // k)
     for start in range(0, n, chunk_size):
         x = logits[start : start + chunk_size]
-        mass = torch.exp(x - x.amax(dim=-1, keepdim=True) if shift else x)  # (n, V), unnormalised
+        r = x.shape[0]
+        mass = torch.exp(x - x.amax(dim=-1, keepdim=True) if shift else x)  # (r, V), unnormalised
         if nb * k != v:
             mass = F.pad(mass, (0, nb * k - v))
-        blocks = mass.view(-1, nb, k)  # (n, NB, K)
-        block_cdf = blocks.sum(dim=-1).cumsum_(dim=-1)  # (n, NB)
-        u = torch.rand(x.shape[0], 1, generator=rng, device=x.device, dtype=mass.dtype) * block_cdf[:, -1:]
-        b = _search(block_cdf, u)  # (n, 1)
-        below = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp_(min=0)), torch.zeros_like(u))
-        inner_cdf = blocks.gather(1, b.unsqueeze(-1).expand(-1, 1, k)).squeeze(1).cumsum_(dim=-1)  # (n, K)
-        j = _search(inner_cdf, u - below)
-        out[start : start + chunk_size] = (b * k + j).squeeze(1)
-    return out
+        blocks = mass.view(r, nb, k)  # (r, NB, K)
+        block_cdf = blocks.sum(dim=-1).cumsum_(dim=-1)  # (r, NB)
+        u = torch.rand(r, s, generator=rng, device=x.device, dtype=mass.dtype) * block_cdf[:, -1:]  # (r, S)
+        b = _search(block_cdf, u)  # (r, S)
+        below = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(u))
+        inner_cdf = blocks.gather(1, b.unsqueeze(-1).expand(r, s, k)).cumsum_(dim=-1)  # (r, S, K)
+        j = _search(inner_cdf.view(r * s, k), (u - below).view(r * s, 1)).view(r, s)
+        out[start : start + chunk_size] = b * k + j
+    return out if num_samples is not None else out.squeeze(1)
 
 
 def _search(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Smallest index i with cdf[i] > u, per row. When rounding puts u at or past the row's total, the
-    last index carrying mass (never a zero-mass one)."""
-    idx = torch.searchsorted(cdf, u, right=True)  # (n, 1)
+    """Per row of ``cdf`` (n, M) and each value of ``u`` (n, S): the smallest index i with cdf[i] > u.
+    When rounding puts u at or past the row's total: the last index carrying mass (never a zero-mass one)."""
+    idx = torch.searchsorted(cdf, u, right=True)  # (n, S)
     over = idx >= cdf.shape[1]
     if bool(over.any()):
-        rows = over.squeeze(1)
-        idx[rows] = torch.searchsorted(cdf[rows], cdf[rows, -1:], right=False)
+        last = torch.searchsorted(cdf, cdf[:, -1:], right=False).expand_as(idx)  # first index reaching the total
+        idx = torch.where(over, last, idx)
     return idx

@@ -1,0 +1,25 @@
+"""Gymnasium environments: token generation, the MC-rollout Q reward, and the batched vector env."""
+
+from seqgan_rl.envs.rollout import EMARolloutPolicy, mc_q_values, rollout_completions, sample_prefix_completions
+from seqgan_rl.envs.token_generation import (
+    REWARD_MODES,
+    MCRolloutReward,
+    TokenGenerationEnv,
+    make_token_generation_env,
+)
+from seqgan_rl.envs.vector import TokenGenerationVectorEnv
+
+ENV_ID = "seqgan_rl/TokenGeneration-v0"
+
+__all__ = [
+    "ENV_ID",
+    "REWARD_MODES",
+    "EMARolloutPolicy",
+    "MCRolloutReward",
+    "TokenGenerationEnv",
+    "TokenGenerationVectorEnv",
+    "make_token_generation_env",
+    "mc_q_values",
+    "rollout_completions",
+    "sample_prefix_completions",
+]

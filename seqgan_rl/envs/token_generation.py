@@ -1,0 +1,381 @@
+"""SeqGAN's token generation as a Gymnasium environment, and the MC-rollout Q reward wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+
+from seqgan_rl.envs.rollout import EMARolloutPolicy, rollout_completions
+from seqgan_rl.models.generator import Generator, State
+
+REWARD_MODES = ("q", "terminal", "shaped")
+
+
+class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
+    """Generate a sequence one token at a time; a discriminator scores the finished sequence.
+
+    ## Description
+
+    SeqGAN (Yu et al., AAAI 2017) casts sequence generation as reinforcement learning: the state is the
+    prefix Y_{1:t-1} generated so far, the action is the next token y_t, and the reward comes from a
+    discriminator D(Y) = P(Y is real). This base environment gives D(Y) at the end of the episode; wrap
+    it in :class:`MCRolloutReward` for SeqGAN's per-token Monte-Carlo Q reward.
+
+    ## Action Space
+
+    ``Discrete(vocab_size)``: the id of the next token.
+
+    ## Observation Space
+
+    ``Box(0, high, (seq_len,), int64)``: the prefix, padded with ``pad_token`` after its end. The pad
+    token defaults to ``vocab_size`` (one past the last word, so ``high = vocab_size``), because in the
+    paper's benchmark every id 0..V-1 is a word; a text vocabulary passes its own pad id.
+
+    ## Rewards
+
+    0 at every step but the last; at the last step D(Y) in (0, 1) when a discriminator is set, else 0.
+
+    ## Starting State
+
+    The empty prefix (all padding).
+
+    ## Episode End
+
+    Terminates when the sequence has ``seq_len`` tokens, or when ``eos_token`` (if configured) is
+    generated. ``truncated`` is always False. ``step`` after the end (or before ``reset``) raises
+    ``gymnasium.error.ResetNeeded``.
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import seqgan_rl  # registers the environment
+    env = gym.make("seqgan_rl/TokenGeneration-v0", generator=G, discriminator=D, reward_mode="terminal")
+    ```
+
+    - ``vocab_size``, ``seq_len``: taken from the generator or discriminator when not given (else 5000, 20).
+    - ``generator``: the policy's network, used by reward wrappers for rollouts (optional here).
+    - ``discriminator``: D, anything with ``vocab_size``, ``seq_len`` and ``prob_real(tokens) -> (B,)``;
+      settable later with ``set_discriminator`` (D keeps changing during SeqGAN training).
+    - ``eos_token``, ``pad_token``: end-of-sequence and padding ids (real text); with ``eos_token`` the
+      pad token must be a vocabulary id, since D sees padded sequences.
+    - ``vocab``: a list of words for ``render_mode="ansi"``.
+
+    ## Version History
+
+    - v0: initial release.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        vocab_size: int | None = None,
+        seq_len: int | None = None,
+        generator: Generator | None = None,
+        discriminator: Any | None = None,
+        eos_token: int | None = None,
+        pad_token: int | None = None,
+        vocab: Sequence[str] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        ref = generator if generator is not None else discriminator
+        self.vocab_size = int(vocab_size if vocab_size is not None else getattr(ref, "vocab_size", 5000))
+        self.seq_len = int(seq_len if seq_len is not None else getattr(ref, "seq_len", 20))
+        if self.vocab_size < 2 or self.seq_len < 1:
+            raise ValueError(f"need vocab_size >= 2 and seq_len >= 1, got {self.vocab_size}, {self.seq_len}")
+        self.pad_token = self.vocab_size if pad_token is None else int(pad_token)
+        if eos_token is not None:
+            if not 0 <= eos_token < self.vocab_size:
+                raise ValueError(f"eos_token={eos_token} must be a token id in [0, {self.vocab_size})")
+            if not 0 <= self.pad_token < self.vocab_size:
+                raise ValueError(
+                    f"with eos_token set, pad_token must be a vocabulary id in [0, {self.vocab_size}) "
+                    f"(D sees padded sequences), got {self.pad_token}"
+                )
+        elif not 0 <= self.pad_token <= self.vocab_size:
+            raise ValueError(f"pad_token={self.pad_token} must be in [0, {self.vocab_size}]")
+        self.eos_token = eos_token
+        if vocab is not None and len(vocab) < self.vocab_size:
+            raise ValueError(f"vocab has {len(vocab)} words, fewer than vocab_size={self.vocab_size}")
+        self.vocab = list(vocab) if vocab is not None else None
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported: use None or 'ansi'")
+        self.render_mode = render_mode
+
+        self.action_space = spaces.Discrete(self.vocab_size)
+        high = max(self.pad_token, self.vocab_size - 1)
+        self.observation_space = spaces.Box(0, high, shape=(self.seq_len,), dtype=np.int64)
+
+        self.generator: Generator | None = None
+        self.discriminator: Any | None = None
+        self.set_generator(generator)
+        self.set_discriminator(discriminator)
+        self._tokens = np.full(self.seq_len, self.pad_token, dtype=np.int64)
+        self._length = 0
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ models
+    def set_generator(self, generator: Generator | None) -> None:
+        """Set (or clear) the generator used by reward wrappers; checks its vocabulary and length."""
+        if generator is not None:
+            _check_model("generator", generator, self.vocab_size, self.seq_len)
+        self.generator = generator
+
+    def set_discriminator(self, discriminator: Any | None) -> None:
+        """Set (or clear) D; checks its vocabulary and length."""
+        if discriminator is not None:
+            _check_model("discriminator", discriminator, self.vocab_size, self.seq_len)
+            if not callable(getattr(discriminator, "prob_real", None)):
+                raise TypeError("discriminator must have a prob_real(tokens) -> (B,) method")
+        self.discriminator = discriminator
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._tokens.fill(self.pad_token)
+        self._length = 0
+        self._needs_reset = False
+        return self._get_obs(), self._get_info()
+
+    def step(self, action):
+        if self._needs_reset:
+            raise ResetNeeded("step() called before reset() or after the episode ended: call reset() first")
+        token = as_token(action, self.vocab_size)
+        self._tokens[self._length] = token
+        self._length += 1
+        terminated = self._length == self.seq_len or (self.eos_token is not None and token == self.eos_token)
+        info = self._get_info()
+        reward = 0.0
+        if terminated:
+            self._needs_reset = True
+            if self.discriminator is not None:
+                reward = self.score(self.sequence[None])[0]
+                info["d_terminal"] = reward
+        return self._get_obs(), float(reward), bool(terminated), False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        ids = self._tokens[: self._length].tolist()
+        words = [self.vocab[i] for i in ids] if self.vocab is not None else [str(i) for i in ids]
+        return f"[{self._length}/{self.seq_len}] " + " ".join(words)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def length(self) -> int:
+        """Tokens generated so far in this episode."""
+        return self._length
+
+    @property
+    def sequence(self) -> np.ndarray:
+        """The sequence so far, padded to ``seq_len`` (what D sees at the end)."""
+        return self._tokens.copy()
+
+    def score(self, tokens: np.ndarray) -> list[float]:
+        """D(Y) for a ``(B, T)`` array of sequences."""
+        if self.discriminator is None:
+            raise RuntimeError("no discriminator set: pass discriminator=... or call set_discriminator(D)")
+        device = getattr(self.discriminator, "device", "cpu")
+        return self.discriminator.prob_real(torch.as_tensor(tokens, dtype=torch.long, device=device)).tolist()
+
+    def _get_obs(self) -> np.ndarray:
+        return self._tokens.copy()
+
+    def _get_info(self) -> dict[str, Any]:
+        return {"length": self._length}
+
+
+class MCRolloutReward(gym.Wrapper):
+    """SeqGAN's reward: the Monte-Carlo Q estimate of the token just taken.
+
+    After action y_t, the rollout policy completes the prefix Y_{1:t} ``num_rollouts`` times and the
+    reward is the mean of D over the completions; at the last position it is D(Y) itself:
+
+        Q(Y_{1:t-1}, y_t) = mean_n D(Y^n_{1:T}),  Y^n ~ MC(Y_{1:t}; N)  for t < T;   Q = D(Y) at t = T.
+
+    Reward modes (which one is correct depends on how the learner turns rewards into returns):
+
+    - ``"q"`` (default, the paper's): the reward of step t *is* Q_t, already an estimate of the return
+      from that step. Right for REINFORCE as in the paper, or any learner that uses each reward as the
+      return on its own: PPO/A2C with ``gamma=0`` (and no bootstrapping across steps).
+    - ``"terminal"``: D(Y) at the last step, 0 before (no rollouts). Right for any return-based learner
+      with ``gamma=1``; it has the highest variance.
+    - ``"shaped"``: Q_t - Q_{t-1} with Q_0 = 0, which telescopes to D(Y) over the episode (potential-
+      based shaping: the optimal policy is unchanged). Right for discounting / bootstrapping learners
+      (PPO, A2C with ``gamma=1`` and GAE), which re-sum the rewards into returns.
+
+    The rollout policy is the environment's generator (what the reference code actually does), read at
+    every step, so it follows training. ``rollout_update_rate`` instead keeps an exponential moving
+    average copy (``beta <- r beta + (1 - r) theta``, refreshed by ``update_rollout_policy()``): a
+    **deviation** from the published behaviour, offered for study.
+
+    The rollouts draw from a torch generator reseeded from the environment's ``np_random`` at every
+    ``reset``: same seed, same rewards. The generator's LSTM state of the current prefix is cached and
+    advanced one token per step; it is recomputed only when the generator's weights changed.
+
+    ``info`` carries ``"q"`` (Q_t) and, at the end, ``"d_terminal"`` (D(Y)).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        num_rollouts: int = 16,
+        reward_mode: str = "q",
+        temperature: float = 1.0,
+        rollout_update_rate: float | None = None,
+    ) -> None:
+        super().__init__(env)
+        if not isinstance(env.unwrapped, TokenGenerationEnv):
+            raise TypeError(f"MCRolloutReward wraps a TokenGenerationEnv, got {type(env.unwrapped).__name__}")
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode={reward_mode!r}: choose one of {REWARD_MODES}")
+        if num_rollouts < 1:
+            raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.num_rollouts = int(num_rollouts)
+        self.reward_mode = reward_mode
+        self.temperature = float(temperature)
+        self._ema: EMARolloutPolicy | None = None
+        self._ema_rate = rollout_update_rate
+        self._rng: torch.Generator | None = None
+        self._state: State | None = None
+        self._state_key: tuple[int, int, int] | None = None
+        self._prev_q = 0.0
+
+    @property
+    def base(self) -> TokenGenerationEnv:
+        return self.env.unwrapped  # type: ignore[return-value]
+
+    def rollout_policy(self) -> Generator:
+        gen = self.base.generator
+        if gen is None:
+            raise RuntimeError("MCRolloutReward needs a generator for rollouts: pass generator=... to the env")
+        if self._ema_rate is None:
+            return gen
+        if self._ema is None:
+            self._ema = EMARolloutPolicy(gen, self._ema_rate)
+        return self._ema.policy
+
+    def update_rollout_policy(self) -> None:
+        """Move the EMA rollout copy towards the current generator (no-op without ``rollout_update_rate``)."""
+        if self._ema_rate is not None and self.base.generator is not None:
+            if self._ema is None:
+                self._ema = EMARolloutPolicy(self.base.generator, self._ema_rate)
+            else:
+                self._ema.update(self.base.generator)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        device = self.base.generator.device if self.base.generator is not None else torch.device("cpu")
+        self._rng = torch.Generator(device=device)
+        self._rng.manual_seed(int(self.base.np_random.integers(2**62)))
+        self._state, self._state_key, self._prev_q = None, None, 0.0
+        return obs, info
+
+    def step(self, action):
+        base = self.base
+        length_before = base.length
+        if base.discriminator is not None and self.reward_mode != "terminal" and not base._needs_reset:
+            state_t = self._prefix_state(length_before)  # state having read start, y_1..y_{t-1}
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if base.discriminator is None or self.reward_mode == "terminal":
+            return obs, reward, terminated, truncated, info
+        q = float(info["d_terminal"]) if terminated else self._mc_q(base.length, state_t)
+        info["q"] = q
+        reward = q if self.reward_mode == "q" else q - self._prev_q
+        self._prev_q = q
+        return obs, float(reward), terminated, truncated, info
+
+    # ------------------------------------------------------------------ internals
+    @torch.no_grad()
+    def _prefix_state(self, length: int) -> State:
+        """The rollout policy's state after the start token and the first ``length`` tokens, cached."""
+        policy = self.rollout_policy()
+        key = (id(policy), _param_version(policy), length)
+        if self._state is not None and self._state_key == key:
+            return self._state
+        tokens = torch.as_tensor(self.base.sequence[None], device=policy.device).clone()  # (1, T)
+        tokens[:, length:] = 0  # padding: not read by the state we need
+        h, c = policy.prefix_states(tokens)  # index k holds the state after the start token and y_1..y_k
+        state = (h[:, length], c[:, length])
+        self._state, self._state_key = state, key
+        return state
+
+    @torch.no_grad()
+    def _mc_q(self, length: int, state_t: State) -> float:
+        """Mean D over N completions of the current prefix (length ``length`` >= 1, < T)."""
+        base, policy, n = self.base, self.rollout_policy(), self.num_rollouts
+        seq = torch.as_tensor(base.sequence, device=policy.device).unsqueeze(0).expand(n, -1)  # (N, T)
+        lengths = torch.full((n,), length, device=policy.device)
+        states = (state_t[0].expand(n, -1), state_t[1].expand(n, -1))
+        comp = rollout_completions(
+            policy, seq, lengths, states, self._rng, self.temperature, base.eos_token, base.pad_token
+        )
+        # advance the cached state by the token just taken (the next step's state_t)
+        last = seq[:1, length - 1]
+        self._state = policy.advance(last, state_t)
+        self._state_key = (id(policy), _param_version(policy), length)
+        return float(np.mean(base.score(comp.cpu().numpy())))
+
+
+def as_token(action: Any, vocab_size: int) -> int:
+    """Validate an action and return it as an int token id.
+
+    Accepts Python ints, NumPy integer scalars and 0-d or 1-element integer arrays / tensors.
+
+    Raises:
+        TypeError: for a non-integer action (float, bool, string...).
+        ValueError: for an id outside ``[0, vocab_size)`` or an array with more than one element.
+    """
+    value = action
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise ValueError(f"action must be a single token id, got an array of shape {value.shape}")
+        if not np.issubdtype(value.dtype, np.integer):
+            raise TypeError(f"action must be an integer token id, got dtype {value.dtype}")
+        value = value.reshape(()).item()
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(f"action must be an integer token id, got {type(action).__name__} {action!r}")
+    if not 0 <= value < vocab_size:
+        raise ValueError(f"action {int(value)} is not a token id: must be in [0, {vocab_size})")
+    return int(value)
+
+
+def _check_model(name: str, model: Any, vocab_size: int, seq_len: int) -> None:
+    v, t = getattr(model, "vocab_size", None), getattr(model, "seq_len", None)
+    if v != vocab_size:
+        raise ValueError(f"{name} has vocab_size={v}, but the environment's is {vocab_size}")
+    if name == "discriminator" and t != seq_len:
+        raise ValueError(f"{name} scores sequences of length {t}, but the environment's seq_len is {seq_len}")
+
+
+def _param_version(module: torch.nn.Module) -> int:
+    """Changes whenever a parameter is modified in place (optimizer steps, load_state_dict)."""
+    return sum(p._version for p in module.parameters())
+
+
+def make_token_generation_env(
+    reward_mode: str = "q",
+    num_rollouts: int = 16,
+    temperature: float = 1.0,
+    rollout_update_rate: float | None = None,
+    **kwargs: Any,
+) -> gym.Env:
+    """Entry point of ``seqgan_rl/TokenGeneration-v0``: the env, wrapped in :class:`MCRolloutReward`
+    unless ``reward_mode="terminal"``. Other keyword arguments go to :class:`TokenGenerationEnv`."""
+    if reward_mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode={reward_mode!r}: choose one of {REWARD_MODES}")
+    env = TokenGenerationEnv(**kwargs)
+    if reward_mode == "terminal":
+        return env
+    return MCRolloutReward(env, num_rollouts, reward_mode, temperature, rollout_update_rate)

@@ -1,0 +1,250 @@
+"""A natively batched vector version of ``TokenGenerationEnv`` whose state lives in torch tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.error import ResetNeeded
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from seqgan_rl.envs.rollout import rollout_completions
+from seqgan_rl.envs.token_generation import REWARD_MODES, TokenGenerationEnv, _param_version
+from seqgan_rl.models.generator import Generator, State
+
+
+class TokenGenerationVectorEnv(VectorEnv):
+    """``num_envs`` token-generation episodes stepped as one batch, with SeqGAN's reward modes.
+
+    Observations, actions and rewards follow :class:`TokenGenerationEnv` (see it for the spaces) and
+    the reward modes of :class:`MCRolloutReward` (``"q"``, ``"terminal"``, ``"shaped"``). Tokens,
+    lengths and the generator's LSTM state of every prefix are torch tensors on ``device``. At each
+    step the Monte-Carlo estimate runs all N rollouts of all sub-environments as one batch, each
+    continuing from the cached state of its prefix (no prefix is recomputed; the cache is rebuilt only
+    when the generator's weights change).
+
+    Autoreset follows Gymnasium 1.x's ``NEXT_STEP`` mode (``metadata["autoreset_mode"]``): the step after
+    a sub-environment terminates resets it, ignores its action and returns its first observation with
+    reward 0. ``infos["q"]`` (with mask ``infos["_q"]``) holds Q_t for the sub-environments that moved.
+
+    Args:
+        num_envs: number of sub-environments.
+        generator, discriminator, vocab_size, seq_len, eos_token, pad_token, vocab, render_mode: as for
+            :class:`TokenGenerationEnv`.
+        reward_mode: ``"q"`` (default), ``"terminal"`` or ``"shaped"``.
+        num_rollouts: N, rollouts per Q estimate.
+        temperature: the rollout policy's sampling temperature.
+        device: where the state lives (default: the generator's device, else CPU).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        vocab_size: int | None = None,
+        seq_len: int | None = None,
+        generator: Generator | None = None,
+        discriminator: Any | None = None,
+        reward_mode: str = "q",
+        num_rollouts: int = 16,
+        temperature: float = 1.0,
+        eos_token: int | None = None,
+        pad_token: int | None = None,
+        vocab: Sequence[str] | None = None,
+        render_mode: str | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode={reward_mode!r}: choose one of {REWARD_MODES}")
+        if num_rollouts < 1:
+            raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        # one single env holds the validated settings, spaces and model checks
+        self.template = TokenGenerationEnv(
+            vocab_size, seq_len, generator, discriminator, eos_token, pad_token, vocab, render_mode
+        )
+        t = self.template
+        self.num_envs = int(num_envs)
+        self.vocab_size, self.seq_len = t.vocab_size, t.seq_len
+        self.eos_token, self.pad_token = t.eos_token, t.pad_token
+        self.render_mode = render_mode
+        self.reward_mode, self.num_rollouts, self.temperature = reward_mode, int(num_rollouts), float(temperature)
+        self.single_action_space = t.action_space
+        self.single_observation_space = t.observation_space
+        self.action_space = batch_space(t.action_space, self.num_envs)
+        self.observation_space = batch_space(t.observation_space, self.num_envs)
+        if device is None:
+            device = generator.device if generator is not None else getattr(discriminator, "device", "cpu")
+        self.device = torch.device(device)
+
+        n = self.num_envs
+        self._tokens = torch.full((n, self.seq_len), self.pad_token, dtype=torch.long, device=self.device)
+        self._lengths = torch.zeros(n, dtype=torch.long, device=self.device)
+        self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self._prev_q = torch.zeros(n, device=self.device)
+        self._state: State | None = None
+        self._state_key: tuple[int, int] | None = None
+        self._rng = torch.Generator(device=self.device)
+        self._started = False
+
+    # ------------------------------------------------------------------ models
+    @property
+    def generator(self) -> Generator | None:
+        return self.template.generator
+
+    @property
+    def discriminator(self) -> Any | None:
+        return self.template.discriminator
+
+    def set_generator(self, generator: Generator | None) -> None:
+        self.template.set_generator(generator)
+        self._state, self._state_key = None, None
+
+    def set_discriminator(self, discriminator: Any | None) -> None:
+        self.template.set_discriminator(discriminator)
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        mask = None if options is None else options.get("reset_mask")
+        if mask is None:
+            mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        else:
+            mask = torch.as_tensor(np.asarray(mask, dtype=bool), device=self.device)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},), got {tuple(mask.shape)}")
+        if seed is not None or not self._started:
+            self._rng.manual_seed(int(self.np_random.integers(2**62)))
+        self._reset_rows(mask)
+        self._started = True
+        return self._tokens.cpu().numpy(), {}
+
+    def step(self, actions):
+        if not self._started:
+            raise ResetNeeded("step() called before reset(): call reset() first")
+        acts = self._check_actions(actions)  # (n,) on device
+        resetting = self._needs_reset.clone()
+        self._reset_rows(resetting)
+        moving = ~resetting
+        rows = moving.nonzero().squeeze(1)
+        self._tokens[rows, self._lengths[rows]] = acts[rows]
+        self._lengths[rows] += 1
+        terminated = moving & (self._lengths == self.seq_len)
+        if self.eos_token is not None:
+            terminated |= moving & (acts == self.eos_token)
+
+        rewards = torch.zeros(self.num_envs, device=self.device)
+        q = torch.zeros(self.num_envs, device=self.device)
+        d = self.discriminator
+        if d is not None:
+            ended = terminated.nonzero().squeeze(1)
+            if ended.numel():
+                q[ended] = d.prob_real(self._tokens[ended].to(d.device)).to(self.device)
+            if self.reward_mode == "terminal":
+                rewards = q.clone()
+            else:
+                cont = (moving & ~terminated).nonzero().squeeze(1)
+                if cont.numel():
+                    q[cont] = self._mc_q(cont, acts)
+                rewards = torch.where(moving, q if self.reward_mode == "q" else q - self._prev_q, rewards)
+                self._prev_q = torch.where(moving, q, self._prev_q)
+        self._needs_reset = terminated
+        infos = {
+            "length": self._lengths.cpu().numpy(),
+            "_length": np.ones(self.num_envs, dtype=bool),
+        }
+        if d is not None:
+            infos["q"] = q.cpu().numpy().astype(np.float64)
+            infos["_q"] = moving.cpu().numpy()
+        return (
+            self._tokens.cpu().numpy(),
+            rewards.cpu().numpy().astype(np.float64),
+            terminated.cpu().numpy(),
+            np.zeros(self.num_envs, dtype=bool),
+            infos,
+        )
+
+    def render(self) -> tuple[str, ...] | None:
+        if self.render_mode != "ansi":
+            return None
+        out = []
+        for tokens, length in zip(self._tokens.cpu().numpy(), self._lengths.tolist(), strict=True):
+            ids = tokens[:length].tolist()
+            vocab = self.template.vocab
+            out.append(f"[{length}/{self.seq_len}] " + " ".join(vocab[i] if vocab else str(i) for i in ids))
+        return tuple(out)
+
+    # ------------------------------------------------------------------ internals
+    def _check_actions(self, actions) -> torch.Tensor:
+        a = actions.detach().cpu().numpy() if isinstance(actions, torch.Tensor) else np.asarray(actions)
+        if a.shape != (self.num_envs,):
+            raise ValueError(f"actions must have shape ({self.num_envs},), got {a.shape}")
+        if not np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+            raise TypeError(f"actions must be integer token ids, got dtype {a.dtype}")
+        bad = (a < 0) | (a >= self.vocab_size)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"action {int(a[i])} of sub-env {i} is not a token id: must be in [0, {self.vocab_size})")
+        return torch.as_tensor(a, dtype=torch.long, device=self.device)
+
+    def _reset_rows(self, mask: torch.Tensor) -> None:
+        if not bool(mask.any()):
+            return
+        self._tokens[mask] = self.pad_token
+        self._lengths[mask] = 0
+        self._needs_reset[mask] = False
+        self._prev_q[mask] = 0.0
+        if self._state is not None:
+            h, c = self._initial_state(int(mask.sum()))
+            self._state[0][mask], self._state[1][mask] = h, c
+
+    @torch.no_grad()
+    def _initial_state(self, n: int) -> State:
+        g = self._policy()
+        return g.advance(g.start_tokens(n), g.initial_state(n))  # state after the start token
+
+    def _policy(self) -> Generator:
+        if self.generator is None:
+            raise RuntimeError("reward_mode 'q'/'shaped' needs a generator for rollouts: pass generator=...")
+        return self.generator
+
+    @torch.no_grad()
+    def _prefix_states(self) -> State:
+        """Every sub-env's state after the start token and its tokens so far; rebuilt if G changed."""
+        g = self._policy()
+        key = (id(g), _param_version(g))
+        if self._state is None or self._state_key != key:
+            tokens = self._tokens.clone()
+            if self.pad_token >= self.vocab_size:  # the out-of-vocabulary pad is never read: any id will do
+                tokens[tokens == self.pad_token] = 0
+            h, c = g.prefix_states(torch.cat([tokens, tokens[:, -1:]], dim=1))  # index k: after y_1..y_k
+            idx = self._lengths.clamp(max=self.seq_len)
+            ar = torch.arange(self.num_envs, device=self.device)
+            self._state, self._state_key = (h[ar, idx], c[ar, idx]), key
+        return self._state
+
+    @torch.no_grad()
+    def _mc_q(self, rows: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+        """Q for sub-envs ``rows`` that just took ``acts[rows]`` and did not end; advances their state."""
+        g, d, n = self._policy(), self.discriminator, self.num_rollouts
+        h, c = self._prefix_states()
+        # the cached state has read y_1..y_{t-1} (the length before this step); rollouts feed y_t next
+        length_before = self._lengths[rows] - 1
+        h_r, c_r = h[rows], c[rows]
+        rep = rows.repeat(n)  # rows ordered (n, env)
+        comp = rollout_completions(
+            g, self._tokens[rep], length_before.repeat(n) + 1, (h_r.repeat(n, 1), c_r.repeat(n, 1)),
+            self._rng, self.temperature, self.eos_token, self.pad_token,
+        )  # fmt: skip
+        scores = d.prob_real(comp.to(d.device)).to(self.device).view(n, rows.numel())
+        h_new, c_new = g.advance(acts[rows], (h_r, c_r))
+        h[rows], c[rows] = h_new, c_new
+        self._state_key = (id(g), _param_version(g))
+        return scores.mean(dim=0)
