@@ -41,6 +41,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def global_rng_state() -> dict[str, Any]:
+    """torch's global RNG states (CPU and CUDA): what dropout draws from. Saved in checkpoints so that a
+    resumed run draws the same dropout masks as a straight one."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def make_rng(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A seeded ``torch.Generator`` on ``device``: the form in which library code takes randomness."""
     rng = torch.Generator(device=device)

@@ -88,7 +88,7 @@ class TokenGenerationVectorEnv(VectorEnv):
         self._tokens = torch.full((n, self.seq_len), self.pad_token, dtype=torch.long, device=self.device)
         self._lengths = torch.zeros(n, dtype=torch.long, device=self.device)
         self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
-        self._prev_q = torch.zeros(n, device=self.device)
+        self._prev_q = torch.zeros(n, dtype=torch.float64, device=self.device)
         self._state: State | None = None
         self._state_key: tuple[int, int] | None = None
         self._rng = torch.Generator(device=self.device)
@@ -140,13 +140,13 @@ class TokenGenerationVectorEnv(VectorEnv):
         if self.eos_token is not None:
             terminated |= moving & (acts == self.eos_token)
 
-        rewards = torch.zeros(self.num_envs, device=self.device)
-        q = torch.zeros(self.num_envs, device=self.device)
+        rewards = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        q = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         d = self.discriminator
         if d is not None:
             ended = terminated.nonzero().squeeze(1)
             if ended.numel():
-                q[ended] = d.prob_real(self._tokens[ended].to(d.device)).to(self.device)
+                q[ended] = d.prob_real(self._tokens[ended].to(d.device)).to(self.device, torch.float64)
             if self.reward_mode == "terminal":
                 rewards = q.clone()
             else:
@@ -161,11 +161,11 @@ class TokenGenerationVectorEnv(VectorEnv):
             "_length": np.ones(self.num_envs, dtype=bool),
         }
         if d is not None:
-            infos["q"] = q.cpu().numpy().astype(np.float64)
+            infos["q"] = q.cpu().numpy()
             infos["_q"] = moving.cpu().numpy()
         return (
             self._tokens.cpu().numpy(),
-            rewards.cpu().numpy().astype(np.float64),
+            rewards.cpu().numpy(),
             terminated.cpu().numpy(),
             np.zeros(self.num_envs, dtype=bool),
             infos,
@@ -243,7 +243,7 @@ class TokenGenerationVectorEnv(VectorEnv):
             g, self._tokens[rep], length_before.repeat(n) + 1, (h_r.repeat(n, 1), c_r.repeat(n, 1)),
             self._rng, self.temperature, self.eos_token, self.pad_token,
         )  # fmt: skip
-        scores = d.prob_real(comp.to(d.device)).to(self.device).view(n, rows.numel())
+        scores = d.prob_real(comp.to(d.device)).to(self.device, torch.float64).view(n, rows.numel())
         h_new, c_new = g.advance(acts[rows], (h_r, c_r))
         h[rows], c[rows] = h_new, c_new
         self._state_key = (id(g), _param_version(g))

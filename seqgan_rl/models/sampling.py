@@ -85,6 +85,8 @@ def _search(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     idx = torch.searchsorted(cdf, u, right=True)  # (n, S)
     over = idx >= cdf.shape[1]
     if bool(over.any()):
-        last = torch.searchsorted(cdf, cdf[:, -1:], right=False).expand_as(idx)  # first index reaching the total
+        last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False).expand_as(
+            idx
+        )  # first index reaching the total
         idx = torch.where(over, last, idx)
     return idx

@@ -25,7 +25,15 @@ from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.training.logger import MetricsLogger
 from seqgan_rl.training.metrics import evaluate
-from seqgan_rl.utils import atomic_torch_save, atomic_write_text, derive_seed, make_rng
+from seqgan_rl.utils import (
+    atomic_torch_save,
+    atomic_write_text,
+    derive_seed,
+    global_rng_state,
+    make_rng,
+    seed_everything,
+    set_global_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +205,7 @@ def run_pretraining(
     g_opt = make_generator_optimizer(generator, config.mle.lr)
     d_opt = make_discriminator_optimizer(discriminator, config.d_pretrain.lr)
     rng = make_rng(derive_seed(config.seed, "pretrain"), device)
+    seed_everything(derive_seed(config.seed, "global"))  # D's dropout draws from the global generator
 
     if resume and final_path.exists():
         state = torch.load(final_path, map_location=device, weights_only=True)
@@ -213,6 +222,7 @@ def run_pretraining(
         g_opt.load_state_dict(state["g_optim"])
         d_opt.load_state_dict(state["d_optim"])
         rng.set_state(state["rng"])
+        set_global_rng_state(state["global_rng"])
         epoch, d_round, elapsed = state["epoch"], state["round"], state["elapsed"]
         mle_metrics = state["mle_metrics"]
         resume_step = state["step"]
@@ -226,7 +236,7 @@ def run_pretraining(
                 "step": step, "epoch": epoch, "round": d_round, "elapsed": time.perf_counter() - started,
                 "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
                 "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(), "rng": rng.get_state(),
-                "mle_metrics": mle_metrics,
+                "global_rng": global_rng_state(), "mle_metrics": mle_metrics,
             },
             ckpt_path,
         )  # fmt: skip

@@ -1,0 +1,143 @@
+"""The natively batched vector env: Gymnasium 1.x autoreset, equality with SyncVectorEnv, errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from env_helpers import FirstTokenD, T, V, tiny_discriminator, tiny_generator
+from gymnasium.error import ResetNeeded
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from seqgan_rl.envs import TokenGenerationVectorEnv, make_token_generation_env
+
+
+def run_both(reward_mode, discriminator, num_envs=3, steps=3 * T + 2, seed=11, eos=None):
+    gen = tiny_generator()
+    kwargs = {"generator": gen, "discriminator": discriminator, "eos_token": eos}
+    if eos is not None:
+        kwargs["pad_token"] = 0
+    native = TokenGenerationVectorEnv(num_envs, reward_mode=reward_mode, num_rollouts=4, **kwargs)
+    sync = SyncVectorEnv(
+        [lambda: make_token_generation_env(reward_mode=reward_mode, num_rollouts=4, **kwargs)] * num_envs
+    )
+    rng = np.random.default_rng(seed)
+    o1, _ = native.reset(seed=seed)
+    o2, _ = sync.reset(seed=seed)
+    np.testing.assert_array_equal(o1, o2)
+    for _ in range(steps):
+        a = rng.integers(0, V, size=num_envs)
+        s1, s2 = native.step(a), sync.step(a)
+        for x, y in zip(s1[:4], s2[:4], strict=True):  # obs, reward, terminated, truncated
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+    return native
+
+
+def test_declares_next_step_autoreset():
+    assert TokenGenerationVectorEnv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+
+
+def test_matches_sync_vector_env_terminal_reward():
+    run_both("terminal", tiny_discriminator())
+
+
+@pytest.mark.parametrize("reward_mode", ["q", "shaped"])
+def test_matches_sync_vector_env_with_deterministic_q(reward_mode):
+    run_both(reward_mode, FirstTokenD())
+
+
+def test_matches_sync_vector_env_with_eos():
+    run_both("terminal", tiny_discriminator(), eos=2, steps=4 * T)
+
+
+def test_episode_and_autoreset_step():
+    env = TokenGenerationVectorEnv(2, generator=tiny_generator(), discriminator=tiny_discriminator(), num_rollouts=3)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2, T) and (obs == V).all()
+    for t in range(T):
+        obs, r, term, trunc, info = env.step(np.array([1, 2]))
+        assert ((r > 0) & (r < 1)).all() and not trunc.any()
+        assert term.all() == (t == T - 1)
+        assert info["q"] == pytest.approx(r) and info["_q"].all()
+    obs, r, term, _, info = env.step(np.array([3, 3]))  # the autoreset step ignores the actions
+    assert (obs == V).all() and (r == 0).all() and not term.any() and not info["_q"].any()
+
+
+def test_same_seed_same_rewards_and_rollouts_are_random():
+    def rewards(seed):
+        env = TokenGenerationVectorEnv(4, generator=tiny_generator(), discriminator=tiny_discriminator())
+        env.reset(seed=seed)
+        return np.stack([env.step(np.arange(4))[1] for _ in range(T)])
+
+    np.testing.assert_array_equal(rewards(3), rewards(3))
+    assert not np.array_equal(rewards(3)[:-1], rewards(4)[:-1])
+
+
+def test_q_matches_single_env_in_distribution():
+    """Batched MC estimates agree with the single env's wrapper up to Monte-Carlo noise."""
+    gen, disc = tiny_generator(), tiny_discriminator()
+    actions = [4, 1, 7, 0, 2, 5]
+    venv = TokenGenerationVectorEnv(1, generator=gen, discriminator=disc, num_rollouts=4000)
+    venv.reset(seed=0)
+    single = make_token_generation_env(reward_mode="q", num_rollouts=4000, generator=gen, discriminator=disc)
+    single.reset(seed=1)
+    for a in actions:
+        r1 = venv.step(np.array([a]))[1][0]
+        r2 = single.step(a)[1]
+        assert r1 == pytest.approx(r2, abs=0.02)
+
+
+def test_cache_follows_generator_updates():
+    gen = tiny_generator()
+    env = TokenGenerationVectorEnv(2, generator=gen, discriminator=tiny_discriminator(), num_rollouts=2)
+    env.reset(seed=0)
+    env.step(np.array([3, 4]))
+    env.step(np.array([5, 6]))
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.mul_(1.5)
+    h, _ = env._prefix_states()
+    h_ref, _ = gen.prefix_states(torch.tensor([[3, 5, 0], [4, 6, 0]]))
+    torch.testing.assert_close(h, h_ref[:, 2])
+
+
+def test_partial_reset_with_mask():
+    env = TokenGenerationVectorEnv(2, generator=tiny_generator(), discriminator=tiny_discriminator(), num_rollouts=2)
+    env.reset(seed=0)
+    env.step(np.array([3, 4]))
+    obs, _ = env.reset(options={"reset_mask": np.array([True, False])})
+    assert (obs[0] == V).all() and obs[1].tolist() == [4] + [V] * (T - 1)
+
+
+def test_bad_input_raises_clear_errors():
+    env = TokenGenerationVectorEnv(2, generator=tiny_generator(), discriminator=tiny_discriminator())
+    with pytest.raises(ResetNeeded):
+        env.step(np.array([1, 1]))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.array([1, 1, 1]))
+    with pytest.raises(ValueError, match="sub-env 1"):
+        env.step(np.array([1, V]))
+    with pytest.raises(TypeError, match="integer"):
+        env.step(np.array([1.0, 2.0]))
+    obs, *_ = env.step(np.array([1, 2]))  # nothing was lost by the bad calls
+    assert obs[:, 0].tolist() == [1, 2] and (obs[:, 1:] == V).all()
+    with pytest.raises(ValueError, match="reward_mode"):
+        TokenGenerationVectorEnv(2, reward_mode="dense")
+    with pytest.raises(ValueError, match="num_envs"):
+        TokenGenerationVectorEnv(0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        TokenGenerationVectorEnv(2, vocab_size=V, seq_len=T, discriminator=tiny_discriminator(vocab_size=7))
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": np.array([True])})
+
+
+def test_works_with_gymnasium_make_vec():
+    venv = gym.make_vec(
+        "seqgan_rl/TokenGeneration-v0", num_envs=2, generator=tiny_generator(), discriminator=FirstTokenD(),
+        reward_mode="q", num_rollouts=2,
+    )  # fmt: skip
+    venv.reset(seed=0)
+    _, r, *_ = venv.step(np.array([9, 0]))
+    assert r.tolist() == pytest.approx([10 / 11, 1 / 11])
