@@ -195,6 +195,98 @@ class PretrainConfig:
             )
 
 
+BASELINES = ("none", "batch_mean", "position_mean")
+
+
+@dataclass(frozen=True)
+class ReinforceConfig:
+    """The generator's policy-gradient update (reference: Adam 0.01, clip 5, batch 64, sum, no baseline)."""
+
+    lr: float = 0.01
+    grad_clip: float = 5.0
+    """Global gradient-norm clip."""
+    batch_size: int = 64
+    """Sequences per update."""
+    baseline: str = "none"
+    """``"none"`` (paper), ``"batch_mean"`` (subtract the mean Q of the batch) or ``"position_mean"``
+    (subtract the mean Q of each position over the batch)."""
+    normalize: bool = False
+    """Divide advantages by their standard deviation over the batch."""
+    entropy_coef: float = 0.0
+    """Weight of an entropy bonus (0: none, as in the paper)."""
+    reduction: str = "sum"
+    """``"sum"`` over the B x T tokens (paper) or ``"mean"``."""
+    temperature: float = 1.0
+    """Sampling temperature of the generator while collecting (and of its log-probs in the loss)."""
+
+    def __post_init__(self) -> None:
+        if not (self.lr > 0 and self.grad_clip > 0 and self.batch_size >= 1 and self.temperature > 0):
+            raise ValueError(
+                f"ReinforceConfig: lr, grad_clip, batch_size and temperature must be > 0, got {self.lr}, "
+                f"{self.grad_clip}, {self.batch_size}, {self.temperature}"
+            )
+        if self.baseline not in BASELINES:
+            raise ValueError(f"ReinforceConfig.baseline={self.baseline!r}: choose one of {BASELINES}")
+        if self.reduction not in ("sum", "mean"):
+            raise ValueError(f"ReinforceConfig.reduction={self.reduction!r}: choose 'sum' or 'mean'")
+        if self.entropy_coef < 0:
+            raise ValueError(f"ReinforceConfig.entropy_coef={self.entropy_coef} must be >= 0")
+
+
+REWARDS = ("mc", "constant")
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """The adversarial phase. Defaults are the reference code's: 200 iterations of (one generator
+    update from 64 sequences with N = 16 rollouts, then 5 x (fresh negatives, 3 D epochs))."""
+
+    iterations: int = 200
+    """Generator updates."""
+    num_rollouts: int = 16
+    """N: Monte-Carlo rollouts per Q estimate."""
+    reward: str = "mc"
+    """``"mc"``: SeqGAN's Q from D; ``"constant"``: every token gets ``constant_reward`` (a control:
+    no D, no rollouts; what self-sharpening alone does)."""
+    constant_reward: float = 1.0
+    d_every: int = 1
+    """Retrain D after every this many generator updates."""
+    d_train: DiscriminatorTrainConfig = field(
+        default_factory=lambda: DiscriminatorTrainConfig(rounds=5, epochs=3, lr=1e-4)
+    )
+    """The D retraining schedule each time it fires."""
+    eval_every: int = 5
+    """Evaluate NLL-oracle and NLL-test every this many updates (and before the first)."""
+    checkpoint_every: int = 5
+    rollout_update_rate: float | None = None
+    """``None``: rollouts use the current generator (what the reference code does). A float r keeps an
+    EMA copy ``beta <- r beta + (1 - r) theta`` instead: a deviation, for study."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "num_rollouts", "d_every", "eval_every", "checkpoint_every")
+        if self.iterations < 0:
+            raise ValueError(f"AdversarialConfig.iterations={self.iterations} must be >= 0")
+        if self.reward not in REWARDS:
+            raise ValueError(f"AdversarialConfig.reward={self.reward!r}: choose one of {REWARDS}")
+        if self.rollout_update_rate is not None and not 0.0 <= self.rollout_update_rate < 1.0:
+            raise ValueError(f"AdversarialConfig.rollout_update_rate={self.rollout_update_rate} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``scripts/train_agent.py`` runs: pre-training, then the adversarial phase."""
+
+    preset: str = "paper"
+    seed: int = 0
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    agent: ReinforceConfig = field(default_factory=ReinforceConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+
+    def __post_init__(self) -> None:
+        if self.pretrain.seed != self.seed:
+            raise ValueError(f"TrainConfig.seed={self.seed} differs from pretrain.seed={self.pretrain.seed}")
+
+
 PRESETS = ("paper", "cpu")
 
 
@@ -222,6 +314,32 @@ def pretrain_preset(name: str, seed: int = 0) -> PretrainConfig:
             seed=seed,
             discriminator=DiscriminatorConfig.light(),
             mle=MLEConfig(epochs=20),
-            d_pretrain=DiscriminatorTrainConfig(rounds=10, epochs=1, lr=1e-3, max_steps_per_round=200),
+            d_pretrain=DiscriminatorTrainConfig(
+                rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
+            ),
         )
     raise ValueError(f"unknown preset {name!r}: choose one of {PRESETS}")
+
+
+def train_preset(name: str, seed: int = 0) -> TrainConfig:
+    """Whole-pipeline presets.
+
+    - ``paper``: the reference hyperparameters exactly (what a GPU user runs): 200 iterations, each one
+      generator update (64 x N 16, Adam 0.01, summed un-baselined loss) then 5 x (9,984 fresh
+      negatives, 3 D epochs) with the paper's CNN.
+    - ``cpu``: a schedule for 2 CPU cores found by experiment (README, "The cpu preset"): the light CNN,
+      one round of 50 D steps (Adam 1e-3, balanced real/fake) after every generator update.
+    """
+    pre = pretrain_preset(name, seed)
+    if name == "paper":
+        return TrainConfig(preset=name, seed=seed, pretrain=pre)
+    return TrainConfig(
+        preset=name,
+        seed=seed,
+        pretrain=pre,
+        agent=ReinforceConfig(),
+        adversarial=AdversarialConfig(
+            iterations=100,
+            d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=1600, max_steps_per_round=50),
+        ),
+    )

@@ -103,17 +103,21 @@ def discriminator_round(
 ) -> dict[str, float]:
     """One round of D training: draw fresh negatives from ``generator``, then ``config.epochs`` passes
     over real (label 1) + generated (label 0) in shuffled minibatches (capped by ``max_steps_per_round``).
+    With fewer negatives than real sequences, a random subset of the real ones of the same size is used.
 
     Returns:
         ``{"d/loss": mean loss, "d/accuracy": mean batch accuracy, "d/steps": steps taken}``.
     """
     num_neg = config.num_negatives or real_tokens.shape[0]
+    real = real_tokens.cpu()
+    if num_neg < real.shape[0]:  # keep the classes balanced: a random subset of the real data
+        real = real[random_permutation(real.shape[0], rng)[:num_neg]]
     was_training = generator.training
     generator.eval()
     fake = generator.sample(num_neg, rng, temperature=temperature).cpu()
     generator.train(was_training)
-    tokens = torch.cat([real_tokens.cpu(), fake])
-    labels = torch.cat([torch.ones(real_tokens.shape[0], dtype=torch.long), torch.zeros(num_neg, dtype=torch.long)])
+    tokens = torch.cat([real, fake])
+    labels = torch.cat([torch.ones(real.shape[0], dtype=torch.long), torch.zeros(num_neg, dtype=torch.long)])
     losses, accs = [], []
     for _ in range(config.epochs):
         order = random_permutation(tokens.shape[0], rng)

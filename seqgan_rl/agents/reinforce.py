@@ -1,0 +1,169 @@
+"""REINFORCE for SeqGAN's generator: collection, advantages and the loss as separate pieces.
+
+The paper's update (the default) is
+
+    loss = - sum_{b,t} log G(y_bt | Y_b,1:t-1) * Q_bt
+
+summed over the batch's B x T tokens, with no baseline, no discount and no normalisation; Q comes from
+the environment (``seqgan_rl.envs.mc_q_values`` or the vector env). Options: a baseline (batch mean or
+per-position mean of Q), reward normalisation, an entropy bonus, a mean instead of a sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from seqgan_rl.config import BASELINES, ReinforceConfig
+from seqgan_rl.envs.vector import TokenGenerationVectorEnv
+from seqgan_rl.models.generator import Generator
+
+
+class RolloutBatch(NamedTuple):
+    """What one collection returns."""
+
+    sequences: torch.Tensor
+    """``(B, T)`` sampled token ids."""
+    rewards: torch.Tensor
+    """``(B, T)`` per-token returns: SeqGAN's Q_t (or a control's constant)."""
+    mask: torch.Tensor
+    """``(B, T)`` bool: True for generated positions (False after an end token)."""
+
+
+def compute_advantages(rewards: torch.Tensor, mask: torch.Tensor, baseline: str = "none", normalize: bool = False):
+    """Advantages from per-token returns (pure function).
+
+    Args:
+        rewards: ``(B, T)`` Q values.
+        mask: ``(B, T)`` valid positions.
+        baseline: see ``ReinforceConfig.baseline``.
+        normalize: divide by the standard deviation over valid positions.
+    """
+    m = mask.to(rewards.dtype)
+    adv = rewards * m
+    if baseline == "batch_mean":
+        adv = (rewards - (adv.sum() / m.sum().clamp(min=1))) * m
+    elif baseline == "position_mean":
+        per_pos = adv.sum(dim=0) / m.sum(dim=0).clamp(min=1)  # (T,)
+        adv = (rewards - per_pos) * m
+    elif baseline != "none":
+        raise ValueError(f"baseline={baseline!r}: choose one of {BASELINES}")
+    if normalize:
+        n = m.sum().clamp(min=2)
+        mean = adv.sum() / n
+        std = (((adv - mean) * m).square().sum() / (n - 1)).sqrt()
+        adv = adv / (std + 1e-8)
+    return adv
+
+
+def reinforce_loss(
+    log_probs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """``-sum_{b,t} log pi(y_bt) * A_bt`` (pure function; ``reduction="mean"`` divides by the token count).
+
+    Args:
+        log_probs: ``(B, T)`` log-probabilities of the sampled tokens (with gradient).
+        advantages: ``(B, T)`` (no gradient).
+        mask: ``(B, T)`` valid positions.
+        entropy: ``(B, T)`` policy entropy per position, for the bonus.
+        entropy_coef: bonus weight.
+        reduction: ``"sum"`` or ``"mean"``.
+    """
+    m = mask.to(log_probs.dtype)
+    objective = log_probs * advantages.detach() * m
+    if entropy is not None and entropy_coef:
+        objective = objective + entropy_coef * entropy * m
+    total = -objective.sum()
+    return total if reduction == "sum" else total / m.sum().clamp(min=1)
+
+
+class ReinforceAgent:
+    """Samples batches from the generator, gets their Q from the environment, updates the generator.
+
+    Args:
+        generator: the policy (trained in place).
+        config: the update's hyperparameters.
+        eos_token: with real text, positions after it are masked out of the loss.
+    """
+
+    def __init__(self, generator: Generator, config: ReinforceConfig | None = None, eos_token: int | None = None):
+        self.generator = generator
+        self.config = config or ReinforceConfig()
+        self.eos_token = eos_token
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr)
+
+    @torch.no_grad()
+    def collect(
+        self, reward_fn: Callable[[torch.Tensor], torch.Tensor], rng: torch.Generator | None = None
+    ) -> RolloutBatch:
+        """Sample ``batch_size`` sequences and score every token with ``reward_fn(sequences) -> (B, T)``
+        (for SeqGAN: ``lambda y: mc_q_values(y, G, D, N, rng)``)."""
+        self.generator.eval()
+        seqs = self.generator.sample(self.config.batch_size, rng, temperature=self.config.temperature)
+        rewards = reward_fn(seqs).to(seqs.device, torch.float32)
+        if rewards.shape != seqs.shape:
+            raise ValueError(f"reward_fn must return (B, T) = {tuple(seqs.shape)}, got {tuple(rewards.shape)}")
+        return RolloutBatch(seqs, rewards, self._mask(seqs))
+
+    @torch.no_grad()
+    def collect_from_env(self, env: TokenGenerationVectorEnv, rng: torch.Generator | None = None) -> RolloutBatch:
+        """Play one episode in each sub-env of a vector env, acting with the generator; the env's rewards
+        (reward mode ``"q"``) are the Q values. Needs ``env.num_envs == batch_size``-style batches."""
+        if env.reward_mode != "q":
+            raise ValueError(f"REINFORCE consumes per-token Q: use reward_mode='q', not {env.reward_mode!r}")
+        g, n, t_len = self.generator, env.num_envs, env.seq_len
+        g.eval()
+        env.reset(seed=None if rng is None else int(torch.randint(2**31, (1,), generator=rng)))
+        state = g.initial_state(n)
+        prev = g.start_tokens(n)
+        bound = g.logit_bound()
+        seqs = torch.zeros(n, t_len, dtype=torch.long, device=g.device)
+        rewards = torch.zeros(n, t_len)
+        alive = np.ones(n, dtype=bool)
+        for t in range(t_len):
+            prev, state = g.sample_step(prev, state, rng, self.config.temperature, bound)
+            seqs[:, t] = prev
+            _, r, term, _, _ = env.step(prev.cpu().numpy())
+            rewards[:, t] = torch.as_tensor(np.where(alive, r, 0.0))
+            alive &= ~term
+            if not alive.any():
+                break
+        return RolloutBatch(seqs, rewards.to(g.device), self._mask(seqs))
+
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
+        """One Adam step on the REINFORCE loss; returns ``train/…`` metrics."""
+        c, g = self.config, self.generator
+        g.train()
+        logits = g(batch.sequences)  # (B, T, V)
+        if c.temperature != 1.0:
+            logits = logits / c.temperature
+        logp_all = torch.log_softmax(logits, dim=-1)
+        log_probs = logp_all.gather(-1, batch.sequences.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        entropy = -(logp_all.exp() * logp_all).sum(-1) if c.entropy_coef else None
+        adv = compute_advantages(batch.rewards, batch.mask, c.baseline, c.normalize)
+        loss = reinforce_loss(log_probs, adv, batch.mask, entropy, c.entropy_coef, c.reduction)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(g.parameters(), c.grad_clip)
+        self.optimizer.step()
+        m = batch.mask
+        return {
+            "train/pg_loss": float(loss.detach()),
+            "train/grad_norm": float(grad_norm),
+            "train/mean_q": float((batch.rewards * m).sum() / m.sum().clamp(min=1)),
+            "train/sample_nll": float(-(log_probs.detach() * m).sum() / m.sum().clamp(min=1)),
+        }
+
+    def _mask(self, seqs: torch.Tensor) -> torch.Tensor:
+        if self.eos_token is None:
+            return torch.ones_like(seqs, dtype=torch.bool)
+        ended_before = (seqs == self.eos_token).long().cumsum(dim=1) - (seqs == self.eos_token).long()
+        return ended_before == 0  # positions up to and including the first end token
