@@ -143,8 +143,10 @@ def test_discriminator_round_caps_and_negatives(oracle):
     opt = make_discriminator_optimizer(d, 1e-3)
     capped = DiscriminatorTrainConfig(rounds=1, epochs=3, batch_size=16, max_steps_per_round=5)
     assert discriminator_round(d, opt, real, g, capped, make_rng(1))["d/steps"] == 5
+    more = DiscriminatorTrainConfig(rounds=1, epochs=1, batch_size=16, num_negatives=150)
+    assert discriminator_round(d, opt, real, g, more, make_rng(1))["d/steps"] == 16  # ceil((100 + 150) / 16)
     fewer = DiscriminatorTrainConfig(rounds=1, epochs=1, batch_size=16, num_negatives=12)
-    assert discriminator_round(d, opt, real, g, fewer, make_rng(1))["d/steps"] == 7  # ceil(112 / 16)
+    assert discriminator_round(d, opt, real, g, fewer, make_rng(1))["d/steps"] == 2  # 12 real + 12 fake: balanced
 
 
 def test_discriminator_round_is_seeded(oracle):

@@ -1,0 +1,20 @@
+"""Suite-wide settings and shared fixtures.
+
+``torch.set_num_threads(1)``: on a 2-core machine one thread is faster for these tiny tensors, and it
+keeps float results independent of the core count. Models in the tests are tiny (vocabulary ~10,
+length ~8, hidden 16); only the oracle tests load the paper's oracle (V 5000, T 20).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqgan_rl.models import OracleLSTM
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def paper_oracle() -> OracleLSTM:
+    return OracleLSTM.paper()

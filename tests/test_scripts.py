@@ -1,0 +1,104 @@
+"""``scripts/pretrain.py`` runs in-process on tiny settings and turns bad options into exit code 2."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from seqgan_rl.models import OracleLSTM
+from seqgan_rl.training.logger import read_metrics
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` from its path (``scripts/`` is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pretrain_script() -> ModuleType:
+    return load_script("pretrain")
+
+
+@pytest.fixture
+def oracle_file(tmp_path) -> Path:
+    path = tmp_path / "oracle.npz"
+    OracleLSTM.random(vocab_size=8, seq_len=6, embed_dim=4, hidden_dim=8, seed=0).save_npz(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_args(oracle_file: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--oracle-file", str(oracle_file), "--device", "cpu", "--threads", "1",
+        "--mle-epochs", "1", "--eval-every", "1", "--d-rounds", "1", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def test_pretrain_main_runs_in_process(pretrain_script, oracle_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert pretrain_script.main(tiny_args(oracle_file, out)) == 0
+    printed = capsys.readouterr().out
+    assert "preset=cpu" in printed and "NLL-oracle" in printed
+    assert {"config.json", "metrics.csv", "pretrained.pt", "data.pt"} <= {p.name for p in out.iterdir()}
+    rows = read_metrics(out / "metrics.csv")
+    assert [(r["phase"], r["epoch"]) for r in rows] == [("mle", "0"), ("mle", "1"), ("d_pretrain", "1")]
+
+    # --resume on the finished run loads it and exits 0
+    assert pretrain_script.main(tiny_args(oracle_file, out, "--resume")) == 0
+
+
+def test_existing_out_dir_without_resume(pretrain_script, oracle_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "pretrain_checkpoint.pt").write_bytes(b"a killed run's checkpoint")
+    assert pretrain_script.main(tiny_args(oracle_file, out)) == 2
+    assert (out / "pretrain_checkpoint.pt").read_bytes() == b"a killed run's checkpoint"  # untouched
+    err = capsys.readouterr().err
+    assert "error:" in err and "already holds a pre-training run" in err and "--resume" in err
+
+
+def test_cuda_without_cuda(pretrain_script, oracle_file, tmp_path, capsys):
+    args = tiny_args(oracle_file, tmp_path / "run")
+    args[args.index("--device") + 1] = "cuda" if not torch.cuda.is_available() else "nonsense"
+    assert pretrain_script.main(args) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and ("CUDA is not available" in err or "unknown device" in err)
+    assert not (tmp_path / "run").exists()  # nothing written on a bad option
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--device", "tpu"), "unknown device 'tpu'"),
+        (("--d-rounds", "0"), "rounds must be > 0"),
+        (("--oracle-file", "missing.npz"), "not found"),
+    ],
+)
+def test_bad_option_returns_2(pretrain_script, oracle_file, tmp_path, capsys, change, message):
+    args = tiny_args(oracle_file, tmp_path / "run")
+    option, value = change
+    args[args.index(option) + 1] = str(tmp_path / value) if option == "--oracle-file" else value
+    assert pretrain_script.main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_preset_is_an_argparse_error(pretrain_script, capsys):
+    with pytest.raises(SystemExit) as exc:
+        pretrain_script.main(["--preset", "huge"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
