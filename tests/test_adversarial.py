@@ -1,0 +1,204 @@
+"""The adversarial loop: callbacks on schedule, end-to-end script, interrupt + resume = straight run."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from env_helpers import tiny_generator
+
+from seqgan_rl.config import (
+    AdversarialConfig,
+    DiscriminatorConfig,
+    DiscriminatorTrainConfig,
+    GeneratorConfig,
+    MLEConfig,
+    OracleDataConfig,
+    PretrainConfig,
+    ReinforceConfig,
+    TrainConfig,
+)
+from seqgan_rl.models import OracleLSTM
+from seqgan_rl.training import adversarial
+from seqgan_rl.training.adversarial import run_training
+from seqgan_rl.training.callbacks import CallbackList, DiscriminatorRetrainCallback
+
+ROOT = Path(__file__).resolve().parents[1]
+V, T = 20, 6
+
+
+@pytest.fixture(scope="module")
+def oracle() -> OracleLSTM:
+    return OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3)
+
+
+def tiny_train_config(seed=0, iterations=4, reward="mc") -> TrainConfig:
+    pre = PretrainConfig(
+        seed=seed,
+        generator=GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8),
+        discriminator=DiscriminatorConfig(
+            vocab_size=V, seq_len=T, embed_dim=8, filter_sizes=(2, 3), num_filters=(4, 4)
+        ),
+        data=OracleDataConfig(num_train=256, num_test=128, num_eval_samples=128),
+        mle=MLEConfig(epochs=2, eval_every=1),
+        d_pretrain=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3),
+    )
+    adv = AdversarialConfig(
+        iterations=iterations, num_rollouts=2, reward=reward, eval_every=2, checkpoint_every=2,
+        d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=64, max_steps_per_round=3),
+    )  # fmt: skip
+    return TrainConfig(preset="cpu", seed=seed, pretrain=pre, agent=ReinforceConfig(batch_size=8), adversarial=adv)
+
+
+def rows_without_time(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(f)]
+
+
+def test_retrain_callback_fires_on_schedule_and_pushes_d():
+    class FakeTrainer:
+        def __init__(self):
+            from env_helpers import tiny_discriminator
+
+            self.generator, self.discriminator = tiny_generator(), tiny_discriminator()
+            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=1e-3)
+            self.real_data = self.generator.sample(32, torch.Generator().manual_seed(0))
+            self.rng = torch.Generator().manual_seed(1)
+            self.iteration, self.pending_metrics = 0, {}
+
+    class RecordingEnv:
+        def __init__(self):
+            self.received = []
+
+        def set_discriminator(self, d):
+            self.received.append(d)
+
+    tr, env = FakeTrainer(), RecordingEnv()
+    cb = DiscriminatorRetrainCallback(
+        DiscriminatorTrainConfig(rounds=2, epochs=1, num_negatives=16), every=3, envs=[env]
+    )
+    cbs = CallbackList([cb])
+    cbs.init_callback(tr)
+    before = [p.clone() for p in tr.discriminator.parameters()]
+    fired = []
+    for it in range(1, 8):
+        tr.iteration = it
+        tr.pending_metrics = {}
+        assert cbs.on_step()
+        fired.append("d/loss" in tr.pending_metrics)
+    assert fired == [False, False, True, False, False, True, False]
+    assert env.received == [tr.discriminator, tr.discriminator]
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.discriminator.parameters(), strict=True))
+
+
+def test_run_training_writes_everything(tmp_path, oracle):
+    res = run_training(tiny_train_config(), tmp_path / "run", torch.device("cpu"), oracle=oracle)
+    out = tmp_path / "run"
+    for name in (
+        "config.json",
+        "metrics.csv",
+        "adversarial_checkpoint.pt",
+        "generator_final.pt",
+        "summary.json",
+        "curves.png",
+    ):
+        assert (out / name).exists(), name
+    s = res.summary
+    assert s["iterations"] == 4 and s["best"]["eval/nll_oracle"] <= s["start"]["eval/nll_oracle"]
+    steps = [int(r["step"]) for r in rows_without_time(out / "metrics.csv")]
+    assert steps == [0, 1, 2, 3, 4]
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_training(tiny_train_config(), out, torch.device("cpu"), oracle=oracle)
+
+
+def test_constant_reward_control_needs_no_discriminator_training(tmp_path, oracle):
+    res = run_training(tiny_train_config(reward="constant"), tmp_path / "c", torch.device("cpu"), oracle=oracle)
+    rows = rows_without_time(tmp_path / "c" / "metrics.csv")
+    assert all(r["d/loss"] == "" for r in rows)
+    assert all(float(r["train/mean_q"]) == 1.0 for r in rows[1:])
+    assert res.summary["reward"] == "constant"
+
+
+def test_interrupt_and_resume_equals_a_straight_run(tmp_path, oracle, monkeypatch):
+    straight = run_training(tiny_train_config(iterations=5), tmp_path / "a", torch.device("cpu"), oracle=oracle)
+
+    calls = {"n": 0}
+    real_update = adversarial.ReinforceAgent.update
+
+    def dying_update(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:  # killed during update 4, after the checkpoint of update 2 and the row of 3
+            raise KeyboardInterrupt
+        return real_update(self, batch)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(adversarial.ReinforceAgent, "update", dying_update)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(tiny_train_config(iterations=5), tmp_path / "b", torch.device("cpu"), oracle=oracle)
+    resumed = run_training(
+        tiny_train_config(iterations=5), tmp_path / "b", torch.device("cpu"), oracle=oracle, resume=True
+    )
+    assert resumed.summary["iterations"] == straight.summary["iterations"] == 5
+    assert rows_without_time(tmp_path / "a" / "metrics.csv") == rows_without_time(tmp_path / "b" / "metrics.csv")
+    for x, y in zip(straight.generator.state_dict().values(), resumed.generator.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_agent_main_runs_in_process(tmp_path, oracle, capsys):
+    npz = tmp_path / "oracle.npz"
+    oracle.save_npz(npz)
+    script = load_script("train_agent")
+    args = [
+        "--algo", "reinforce", "--preset", "cpu", "--oracle-file", str(npz), "--out", str(tmp_path / "r"),
+        "--iterations", "2", "--eval-every", "1", "--mle-epochs", "1", "--d-pretrain-rounds", "1",
+        "--eval-samples", "64", "--num-rollouts", "2", "--threads", "1",
+    ]  # fmt: skip
+    assert script.main(args) == 0
+    out = capsys.readouterr().out
+    assert "after MLE" in out and "best (update" in out and "final (update 2)" in out
+    assert (tmp_path / "r" / "curves.png").exists()
+    # running again without --resume is refused, with the fix in the message
+    assert script.main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--reward", "constant", "--num-rollouts", "4"], "only applies to --reward mc"),
+        (["--resume"], "--resume needs --out"),
+        (["--resume", "--out", "/nonexistent/run"], "nothing to resume"),
+        (["--device", "cuda:7"], "CUDA"),
+        (["--iterations", "-1"], "iterations"),
+        (["--threads", "0"], "threads"),
+    ],
+)
+def test_train_agent_rejects_invalid_options_before_any_work(extra, message, capsys):
+    if "cuda" in " ".join(extra) and torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    script = load_script("train_agent")
+    assert script.main(["--preset", "cpu", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_paper_preset_is_the_reference():
+    from seqgan_rl.config import train_preset
+
+    cfg = train_preset("paper")
+    adv = cfg.adversarial
+    assert (adv.iterations, adv.num_rollouts, adv.d_every) == (200, 16, 1)
+    assert (adv.d_train.rounds, adv.d_train.epochs, adv.d_train.lr, adv.d_train.num_negatives) == (5, 3, 1e-4, None)
+    assert (cfg.agent.lr, cfg.agent.grad_clip, cfg.agent.batch_size, cfg.agent.baseline) == (0.01, 5.0, 64, "none")
+    assert cfg.pretrain.discriminator.total_filters == 1720 and cfg.pretrain.mle.epochs == 120
+    assert dataclasses.asdict(cfg)["agent"]["reduction"] == "sum"
