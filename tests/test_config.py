@@ -110,8 +110,9 @@ def test_cpu_preset():
     assert cfg.mle == MLEConfig(epochs=20)
     assert cfg.discriminator == DiscriminatorConfig.light()
     d = cfg.d_pretrain
-    assert (d.rounds, d.epochs, d.lr, d.max_steps_per_round) == (10, 1, 1e-3, 200)
+    assert (d.rounds, d.epochs, d.lr, d.max_steps_per_round, d.num_negatives) == (10, 1, 1e-3, 200, 6400)
     assert d.rounds * d.max_steps_per_round == 2000  # REFERENCE.md section 9: 2,000 D pre-training steps
+    assert d.max_steps_per_round * d.batch_size == 2 * d.num_negatives  # one pass over balanced real + fake
 
 
 def test_unknown_preset():
