@@ -55,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         d_name = args.discriminator or ("paper" if preset == "paper" else "light")
         d = DiscriminatorConfig.preset(d_name, oracle.vocab_size, oracle.seq_len)
         mle = config.mle
-        if args.mle_epochs is not None or args.eval_every is not None:
-            mle = dataclasses.replace(
-                mle, epochs=args.mle_epochs or mle.epochs, eval_every=args.eval_every or mle.eval_every
-            )
+        if args.mle_epochs is not None:
+            mle = dataclasses.replace(mle, epochs=args.mle_epochs)
+        if args.eval_every is not None:
+            mle = dataclasses.replace(mle, eval_every=args.eval_every)
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         d_pre = (
             config.d_pretrain if args.d_rounds is None else dataclasses.replace(config.d_pretrain, rounds=args.d_rounds)
         )

@@ -61,6 +61,8 @@ class Discriminator(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, 2)`` (index 1 = real) for ``(B, T)`` token ids."""
+        if tokens.dim() != 2 or tokens.shape[1] != self.seq_len:
+            raise ValueError(f"discriminator expects (B, {self.seq_len}) token ids, got shape {tuple(tokens.shape)}")
         x = self.embedding(tokens).transpose(1, 2)  # (B, E, T)
         pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, n_w)
         return self.head(torch.cat(pooled, dim=1))

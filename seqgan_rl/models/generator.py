@@ -143,6 +143,7 @@ class Generator(nn.Module):
         return torch.stack(hs, 1), torch.stack(cs, 1)
 
     # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
     def logit_bound(self) -> float:
         """A bound on ``|logits|``: since ``|h| < 1``, ``|logit_k| <= sum_j |W_kj| + |b_k|``."""
         w, b = self.output.weight, self.output.bias
