@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_env:
         for n in (int(x) for x in args.env_sizes.split(",")):
             for mode in ("terminal", "q"):
-                steps = 20 if (mode == "terminal" or n <= 64) else 3
+                steps = 20  # one whole episode: early steps need long rollouts, late ones short
                 sps = env_steps_per_second(gen, disc, n, mode, steps)
                 print(f"vector env: {n:5d} sub-envs, reward {mode:8s}: {sps:10.1f} env steps/s ({steps} steps)")
     return 0

@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--algo", default="reinforce", choices=["reinforce"], help="policy-gradient agent")
     p.add_argument("--preset", default="auto", choices=["auto", "paper", "cpu"], help="hyperparameter preset")
-    p.add_argument("--iterations", type=int, default=None, help="generator updates (preset: paper 200, cpu 100)")
+    p.add_argument("--iterations", type=int, default=None, help="generator updates (preset: paper 200, cpu 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run folder (default runs/<algo>-<preset>-seed<seed>)")

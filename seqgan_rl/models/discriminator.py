@@ -130,9 +130,9 @@ class Discriminator(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            acts = self._window_acts(sequences.to(self.device))  # each (B, windows_w, n_w)
-            d_full = self._prob(self.head(torch.cat([a.amax(dim=1) for a in acts], dim=1)))
-            running = [a.cummax(dim=1).values for a in acts]  # [:, j] = max over windows 0..j
+            sums = self._window_sums(sequences.to(self.device))  # each (B, windows_w, n_w), before bias/ReLU
+            d_full = self._prob(self.head(torch.cat(self._activate([a.amax(dim=1) for a in sums]), dim=1)))
+            running = [a.cummax(dim=1).values for a in sums]  # [:, j] = max over windows 0..j
             n = completions.shape[1]
             out = torch.empty(t_len - 1, n * b, device=self.device)
             for t in range(1, t_len):
@@ -141,10 +141,11 @@ class Discriminator(nn.Module):
                 for i in range(0, n * b, batch_size):
                     chunk = rows[i : i + batch_size]
                     seq_idx = torch.arange(i, i + chunk.shape[0], device=self.device) % b  # row -> sequence
-                    pooled = self._pooled(chunk, firsts)
+                    window_max = [a.amax(dim=1) for a in self._window_sums(chunk, firsts)]
                     for k, first in enumerate(firsts):
                         if first > 0:  # windows 0..first-1 lie in the prefix
-                            pooled[k] = torch.maximum(pooled[k], running[k][seq_idx, first - 1])
+                            window_max[k] = torch.maximum(window_max[k], running[k][seq_idx, first - 1])
+                    pooled = self._activate(window_max)
                     out[t - 1, i : i + chunk.shape[0]] = self._prob(self.head(torch.cat(pooled, dim=1)))
         finally:
             self.train(was_training)
@@ -170,21 +171,28 @@ class Discriminator(nn.Module):
             self._tables, self._tables_key = tables, key
         return self._tables
 
-    def _window_acts(self, tokens: torch.Tensor, firsts: list[int] | None = None) -> list[torch.Tensor]:
-        """ReLU'd convolution outputs ``(B, windows, n_w)`` per width, for windows starting at ``firsts[k]``."""
+    def _window_sums(self, tokens: torch.Tensor, firsts: list[int] | None = None) -> list[torch.Tensor]:
+        """Convolution outputs before bias and ReLU, ``(B, windows, n_w)`` per width, for the windows
+        starting at ``firsts[k]`` (default 0), by table look-up."""
         v = self.vocab_size
-        acts = []
+        sums = []
         for k, (conv, table) in enumerate(zip(self.convs, self.window_tables(), strict=True)):
             w = conv.kernel_size[0]
             first = 0 if firsts is None else firsts[k]
             idx = tokens[:, first:].unfold(1, w, 1) + torch.arange(w, device=tokens.device) * v  # (B, win, w)
-            a = F.embedding_bag(idx.reshape(-1, w), table, mode="sum").view(tokens.shape[0], -1, table.shape[1])
-            acts.append(F.relu(a + conv.bias))
-        return acts
+            sums.append(
+                F.embedding_bag(idx.reshape(-1, w), table, mode="sum").view(tokens.shape[0], -1, table.shape[1])
+            )
+        return sums
+
+    def _activate(self, window_max: list[torch.Tensor]) -> list[torch.Tensor]:
+        """ReLU(max + bias) per width: equal to the max over windows of ReLU(window + bias), since
+        x -> ReLU(x + b) is non-decreasing; taking the max first touches far fewer values."""
+        return [F.relu(m + conv.bias) for m, conv in zip(window_max, self.convs, strict=True)]
 
     def _pooled(self, tokens: torch.Tensor, firsts: list[int] | None = None) -> list[torch.Tensor]:
         """Max over windows (from ``firsts``) of the ReLU'd convolutions: per width ``(B, n_w)``."""
-        return [a.amax(dim=1) for a in self._window_acts(tokens, firsts)]
+        return self._activate([a.amax(dim=1) for a in self._window_sums(tokens, firsts)])
 
     @staticmethod
     def _prob(logits: torch.Tensor) -> torch.Tensor:
