@@ -149,9 +149,14 @@ class DiscriminatorTrainConfig:
     """Fresh generator samples per round; ``None`` means as many as there are real sequences."""
     max_steps_per_round: int | None = None
     """Cap on optimizer steps per round (a cut-down CPU schedule); ``None`` means full epochs."""
+    weight_decay: float = 0.0
+    """L2 penalty on all of D's parameters through Adam's ``weight_decay`` (0 in the reference, whose
+    only L2 is on the output layer)."""
 
     def __post_init__(self) -> None:
         _check_positive(self, "rounds", "epochs", "batch_size", "lr")
+        if self.weight_decay < 0:
+            raise ValueError(f"DiscriminatorTrainConfig.weight_decay={self.weight_decay} must be >= 0")
         if self.num_negatives is not None and self.num_negatives < 1:
             raise ValueError(f"DiscriminatorTrainConfig.num_negatives={self.num_negatives} must be >= 1 or None")
         if self.max_steps_per_round is not None and self.max_steps_per_round < 1:

@@ -67,6 +67,8 @@ def test_retrain_callback_fires_on_schedule_and_pushes_d():
             self.generator, self.discriminator = tiny_generator(), tiny_discriminator()
             self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=1e-3)
             self.real_data = self.generator.sample(32, torch.Generator().manual_seed(0))
+            self.test_data = self.generator.sample(32, torch.Generator().manual_seed(2))
+            self.seed, self.device = 0, torch.device("cpu")
             self.rng = torch.Generator().manual_seed(1)
             self.iteration, self.pending_metrics = 0, {}
 
@@ -90,7 +92,10 @@ def test_retrain_callback_fires_on_schedule_and_pushes_d():
         tr.pending_metrics = {}
         assert cbs.on_step()
         fired.append("d/loss" in tr.pending_metrics)
+        if fired[-1]:
+            fired_keys = set(tr.pending_metrics)
     assert fired == [False, False, True, False, False, True, False]
+    assert {"d/p_real_train", "d/p_real_heldout", "d/p_fake"} <= fired_keys
     assert env.received == [tr.discriminator, tr.discriminator]
     assert any(not torch.equal(a, b) for a, b in zip(before, tr.discriminator.parameters(), strict=True))
 

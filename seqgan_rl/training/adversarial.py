@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "adversarial_checkpoint.pt"
 METRIC_FIELDS = [
     "train/pg_loss", "train/grad_norm", "train/mean_q", "train/sample_nll", "d/loss", "d/accuracy",
+    "d/p_real_train", "d/p_real_heldout", "d/p_fake",
     "eval/nll_oracle", "eval/nll_test", "eval/best_nll_oracle", "time/update_s", "time/elapsed_s",
 ]  # fmt: skip
 
@@ -72,7 +73,7 @@ class AdversarialTrainer:
         self.out_dir = Path(out_dir)
         adv = config.adversarial
         self.agent = ReinforceAgent(generator, config.agent)
-        self.d_optimizer = make_discriminator_optimizer(discriminator, adv.d_train.lr)
+        self.d_optimizer = make_discriminator_optimizer(discriminator, adv.d_train.lr, adv.d_train.weight_decay)
         self.rng = make_rng(derive_seed(config.seed, "adversarial"), device)
         self.ema = EMARolloutPolicy(generator, adv.rollout_update_rate) if adv.rollout_update_rate is not None else None
         self.total_iterations = adv.iterations

@@ -11,6 +11,8 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from seqgan_rl.config import DiscriminatorTrainConfig
 from seqgan_rl.training.metrics import evaluate
 from seqgan_rl.training.pretrain import discriminator_round
@@ -105,9 +107,24 @@ class DiscriminatorRetrainCallback(Callback):
         ]
         tr.pending_metrics["d/loss"] = sum(s["d/loss"] for s in stats) / len(stats)
         tr.pending_metrics["d/accuracy"] = sum(s["d/accuracy"] for s in stats) / len(stats)
+        tr.pending_metrics.update(self._diagnostics())
         for env in self.envs:
             env.set_discriminator(tr.discriminator)
         return True
+
+    @torch.no_grad()
+    def _diagnostics(self, n: int = 256) -> dict[str, float]:
+        """Mean D on training real data, on held-out real data and on fresh samples: D's training accuracy
+        alone cannot tell a discriminator that learned the data from one that memorised its training set."""
+        tr = self.trainer
+        rng = make_rng(derive_seed(tr.seed, "d-diagnostics", tr.iteration), tr.device)
+        fake = tr.generator.sample(n, rng)
+        d = tr.discriminator
+        return {
+            "d/p_real_train": float(d.prob_real(tr.real_data[:n]).mean()),
+            "d/p_real_heldout": float(d.prob_real(tr.test_data[:n]).mean()),
+            "d/p_fake": float(d.prob_real(fake).mean()),
+        }
 
 
 class EvalCallback(Callback):

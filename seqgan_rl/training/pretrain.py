@@ -42,8 +42,10 @@ def make_generator_optimizer(generator: Generator, lr: float) -> torch.optim.Ada
     return torch.optim.Adam(generator.parameters(), lr=lr)
 
 
-def make_discriminator_optimizer(discriminator: Discriminator, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(discriminator.parameters(), lr=lr)
+def make_discriminator_optimizer(
+    discriminator: Discriminator, lr: float, weight_decay: float = 0.0
+) -> torch.optim.Adam:
+    return torch.optim.Adam(discriminator.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 def mle_loss(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
@@ -207,7 +209,7 @@ def run_pretraining(
     discriminator.reset_parameters(make_rng(derive_seed(config.seed, "d-init")))
     discriminator.to(device)
     g_opt = make_generator_optimizer(generator, config.mle.lr)
-    d_opt = make_discriminator_optimizer(discriminator, config.d_pretrain.lr)
+    d_opt = make_discriminator_optimizer(discriminator, config.d_pretrain.lr, config.d_pretrain.weight_decay)
     rng = make_rng(derive_seed(config.seed, "pretrain"), device)
     seed_everything(derive_seed(config.seed, "global"))  # D's dropout draws from the global generator
 
