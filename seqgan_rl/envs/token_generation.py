@@ -234,12 +234,7 @@ class MCRolloutReward(gym.Wrapper):
         super().__init__(env)
         if not isinstance(env.unwrapped, TokenGenerationEnv):
             raise TypeError(f"MCRolloutReward wraps a TokenGenerationEnv, got {type(env.unwrapped).__name__}")
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode={reward_mode!r}: choose one of {REWARD_MODES}")
-        if num_rollouts < 1:
-            raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        check_reward_settings(reward_mode, num_rollouts, temperature)
         self.num_rollouts = int(num_rollouts)
         self.reward_mode = reward_mode
         self.temperature = float(temperature)
@@ -324,6 +319,16 @@ class MCRolloutReward(gym.Wrapper):
         self._state = policy.advance(last, state_t)
         self._state_key = (id(policy), _param_version(policy), length)
         return float(np.mean(base.score(comp.cpu().numpy())))
+
+
+def check_reward_settings(reward_mode: str, num_rollouts: int, temperature: float) -> None:
+    """Raise ``ValueError`` for an unknown reward mode, fewer than one rollout or a temperature <= 0."""
+    if reward_mode not in REWARD_MODES:
+        raise ValueError(f"reward_mode={reward_mode!r}: choose one of {REWARD_MODES}")
+    if num_rollouts < 1:
+        raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
 def as_token(action: Any, vocab_size: int) -> int:

@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from seqgan_rl.envs.rollout import rollout_completions
-from seqgan_rl.envs.token_generation import REWARD_MODES, TokenGenerationEnv, _param_version
+from seqgan_rl.envs.token_generation import TokenGenerationEnv, _param_version, check_reward_settings
 from seqgan_rl.models.generator import Generator, State
 
 
@@ -60,12 +60,7 @@ class TokenGenerationVectorEnv(VectorEnv):
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode={reward_mode!r}: choose one of {REWARD_MODES}")
-        if num_rollouts < 1:
-            raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        check_reward_settings(reward_mode, num_rollouts, temperature)
         # one single env holds the validated settings, spaces and model checks
         self.template = TokenGenerationEnv(
             vocab_size, seq_len, generator, discriminator, eos_token, pad_token, vocab, render_mode
