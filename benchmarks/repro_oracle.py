@@ -86,10 +86,10 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
     }  # fmt: skip
 
 
-def fmt(values: list[float]) -> str:
+def fmt(values: list[float], digits: int = 3) -> str:
     if len(values) < 2:
-        return f"{values[0]:.3f}" if values else "-"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}" if values else "-"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def write_tables(results: list[dict], preset: str) -> tuple[Path, Path]:
@@ -147,7 +147,7 @@ def write_tables(results: list[dict], preset: str) -> tuple[Path, Path]:
         f"| {fmt(col('const_best_nll_oracle'))} / {fmt(col('const_best_nll_test'))} "
         f"| {fmt(col('const_final_nll_oracle'))} / {fmt(col('const_final_nll_test'))} "
         f"| {fmt(col('temp_tau'))} → {fmt(col('temp_nll_oracle'))} / {fmt(col('temp_nll_test'))} "
-        f"| {fmt(col('seqgan_minus_temp_nll_test'))} | {fmt(col('wall_s'))} |"
+        f"| {fmt(col('seqgan_minus_temp_nll_test'))} | {fmt(col('wall_s'), 0)} |"
     )
     md_path = RESULTS / f"repro_oracle_{preset}.md"
     md_path.write_text("\n".join(lines) + "\n")
@@ -162,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads per job (default: 2 // jobs, min 1)")
     p.add_argument("--iterations", type=int, default=None, help="override the preset's generator updates")
     p.add_argument("--out", default="runs/repro", help="where the runs are kept (resumable)")
+    p.add_argument("--tables-only", action="store_true", help="rewrite the tables from <out>-<preset>/results.json")
     args = p.parse_args(argv)
+    if args.tables_only:
+        md, _ = write_tables(json.loads(Path(f"{args.out}-{args.preset}", "results.json").read_text()), args.preset)
+        print(md.read_text())
+        return 0
     threads = args.threads or max(1, 2 // args.jobs)
     out = f"{args.out}-{args.preset}"
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
