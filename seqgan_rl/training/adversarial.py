@@ -99,7 +99,9 @@ class AdversarialTrainer:
         callback = callback or CallbackList([])
         callback.init_callback(self)
         if self.logger is None:
-            self.logger = MetricsLogger(self.out_dir / "metrics.csv", METRIC_FIELDS)
+            self.logger = MetricsLogger(
+                self.out_dir / "metrics.csv", METRIC_FIELDS, tensorboard_dir=self.out_dir / "tb"
+            )
         started = time.perf_counter() - self.elapsed
         callback.on_training_start()
         if self.pending_metrics:  # the evaluation before the first update
@@ -160,7 +162,9 @@ class AdversarialTrainer:
         self.best, self.start_eval, self.last_eval = state["best"], state["start_eval"], state["last_eval"]
         if self.ema is not None and state["ema"] is not None:
             self.ema.policy.load_state_dict(state["ema"])
-        self.logger = MetricsLogger(self.out_dir / "metrics.csv", METRIC_FIELDS, resume_step=self.iteration)
+        self.logger = MetricsLogger(
+            self.out_dir / "metrics.csv", METRIC_FIELDS, resume_step=self.iteration, tensorboard_dir=self.out_dir / "tb"
+        )
 
 
 class TrainResult(NamedTuple):

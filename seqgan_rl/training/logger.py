@@ -74,7 +74,7 @@ class MetricsLogger:
 def _make_tensorboard_writer(logdir: str | os.PathLike):
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
+    except (ImportError, ModuleNotFoundError):  # tensorboard is optional
         log.info("tensorboard not installed: metrics go to the CSV only")
         return None
     return SummaryWriter(str(logdir))
