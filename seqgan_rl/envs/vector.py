@@ -119,7 +119,7 @@ class TokenGenerationVectorEnv(VectorEnv):
             self._rng.manual_seed(int(self.np_random.integers(2**62)))
         self._reset_rows(mask)
         self._started = True
-        return self._tokens.cpu().numpy(), {}
+        return self._tokens.cpu().numpy().copy(), {}  # a copy: the state changes in place
 
     def step(self, actions):
         if not self._started:
@@ -152,14 +152,14 @@ class TokenGenerationVectorEnv(VectorEnv):
                 self._prev_q = torch.where(moving, q, self._prev_q)
         self._needs_reset = terminated
         infos = {
-            "length": self._lengths.cpu().numpy(),
+            "length": self._lengths.cpu().numpy().copy(),
             "_length": np.ones(self.num_envs, dtype=bool),
         }
         if d is not None:
             infos["q"] = q.cpu().numpy()
             infos["_q"] = moving.cpu().numpy()
         return (
-            self._tokens.cpu().numpy(),
+            self._tokens.cpu().numpy().copy(),  # a copy: the state changes in place
             rewards.cpu().numpy(),
             terminated.cpu().numpy(),
             np.zeros(self.num_envs, dtype=bool),
