@@ -32,12 +32,27 @@ class GeneratorConfig:
     """Id whose embedding is fed as the first input. In the paper it is also an ordinary word."""
     init_std: float = 0.1
     """All parameters, biases included, are drawn from N(0, init_std) (the reference generator)."""
+    eos_token: int | None = None
+    """Real text: the end token. Samples are padded with ``pad_token`` after it, and NLL / MLE count the
+    positions up to and including it. ``None`` (the oracle benchmark): fixed-length sequences."""
+    pad_token: int | None = None
+    """Real text: the padding id after the end token (set together with ``eos_token``)."""
 
     def __post_init__(self) -> None:
         _check_positive(self, "vocab_size", "seq_len", "embed_dim", "hidden_dim", "init_std")
         if not 0 <= self.start_token < self.vocab_size:
             raise ValueError(
                 f"GeneratorConfig.start_token={self.start_token} must be a token id in [0, {self.vocab_size})"
+            )
+        if (self.eos_token is None) != (self.pad_token is None):
+            raise ValueError("GeneratorConfig: set eos_token and pad_token together (real text) or neither")
+        if self.eos_token is not None and not (
+            0 <= self.eos_token < self.vocab_size and 0 <= self.pad_token < self.vocab_size
+            and self.eos_token != self.pad_token
+        ):  # fmt: skip
+            raise ValueError(
+                f"GeneratorConfig: eos_token={self.eos_token} and pad_token={self.pad_token} must be distinct "
+                f"token ids in [0, {self.vocab_size})"
             )
 
 

@@ -114,3 +114,59 @@ def check_token_batch(tokens: torch.Tensor, vocab_size: int, seq_len: int | None
         lo, hi = int(tokens.min()), int(tokens.max())
         if lo < 0 or hi >= vocab_size:
             raise ValueError(f"{name}: token ids must be in [0, {vocab_size}), got range [{lo}, {hi}]")
+
+
+def pad_after_eos(tokens: torch.Tensor, eos_token: int, pad_token: int) -> torch.Tensor:
+    """``(B, T)`` with every position after a row's first ``eos_token`` set to ``pad_token`` (a new tensor)."""
+    is_eos = (tokens == eos_token).long()
+    after = (is_eos.cumsum(dim=1) - is_eos) > 0  # (B, T): strictly after the first end token
+    return tokens.masked_fill(after, pad_token)
+
+
+def valid_mask(tokens: torch.Tensor, eos_token: int | None) -> torch.Tensor:
+    """``(B, T)`` bool: True up to and including each row's first ``eos_token`` (all True without one)."""
+    if eos_token is None:
+        return torch.ones_like(tokens, dtype=torch.bool)
+    is_eos = (tokens == eos_token).long()
+    return (is_eos.cumsum(dim=1) - is_eos) == 0
+
+
+def config_differences(saved: Any, requested: Any, prefix: str = "") -> list[str]:
+    """Where a saved config (parsed ``config.json``) differs from a requested one, as ``"a.b: old -> new"``.
+
+    A key missing from the saved config counts as equal when the requested value is ``None`` (an optional
+    feature added to the config later and switched off), so run folders written by earlier versions of
+    the package still resume."""
+    if isinstance(saved, dict) and isinstance(requested, dict):
+        out: list[str] = []
+        for key in sorted(set(saved) | set(requested)):
+            name = f"{prefix}{key}"
+            if key not in saved:
+                if requested[key] is not None:
+                    out.append(f"{name}: (absent) -> {requested[key]!r}")
+            elif key not in requested:
+                out.append(f"{name}: {saved[key]!r} -> (absent)")
+            else:
+                out += config_differences(saved[key], requested[key], f"{name}.")
+        return out
+    if isinstance(saved, list | tuple) and isinstance(requested, list | tuple) and len(saved) == len(requested):
+        return [d for i, (s, r) in enumerate(zip(saved, requested)) for d in config_differences(s, r, f"{prefix}{i}.")]
+    same = saved == requested or (isinstance(saved, list | tuple) and list(saved) == list(requested))
+    return [] if same else [f"{prefix.rstrip('.')}: {saved!r} -> {requested!r}"]
+
+
+def check_saved_config(path: str | os.PathLike, requested: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the differing fields when ``path`` (a run's ``config.json``) exists and
+    does not match ``requested``; do nothing when it does not exist."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        return
+    diffs = config_differences(json.loads(path.read_text()), requested)
+    if diffs:
+        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+        raise ValueError(
+            f"{path} differs from the requested config ({shown}): resume with the same options, "
+            "or choose another output folder"
+        )

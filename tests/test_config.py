@@ -133,3 +133,24 @@ def test_resolve_preset(name, device_type, expected):
 def test_resolve_unknown_preset():
     with pytest.raises(ValueError, match="choose 'auto' or one of"):
         resolve_preset("gpu", "cuda")
+
+
+def test_saved_config_check_accepts_configs_from_before_optional_fields(tmp_path):
+    from seqgan_rl.config import train_preset
+    from seqgan_rl.utils import check_saved_config, config_differences
+
+    requested = dataclasses.asdict(train_preset("cpu", seed=3).pretrain)
+    old = json.loads(json.dumps(requested))
+    del old["generator"]["eos_token"], old["generator"]["pad_token"]  # a run folder written before text support
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(old))
+    check_saved_config(path, requested)  # absent optional (None) fields: equal
+    check_saved_config(tmp_path / "missing.json", requested)  # no saved config: nothing to check
+
+    old["mle"]["epochs"] = 30
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"mle\.epochs: 30 -> 20"):
+        check_saved_config(path, requested)
+    with_eos = json.loads(json.dumps(requested))
+    with_eos["generator"]["eos_token"] = 2
+    assert config_differences(old | {"mle": requested["mle"]}, with_eos) == ["generator.eos_token: (absent) -> 2"]

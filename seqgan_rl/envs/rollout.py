@@ -119,6 +119,9 @@ def sample_prefix_completions(
     lens = pairs_t[row_pair] + 1  # the prefix now includes the first sampled token
     tokens[torch.arange(tokens.shape[0], device=tokens.device), lens - 1] = first[row_pair, row_n]
     comp = rollout_completions(policy, tokens, lens, (h1[row_pair], c1[row_pair]), rng, temperature)
+    # real text: whatever follows an end token (in the prefix or sampled) becomes padding, so D sees padded
+    # sequences and the completion of an already finished prefix is the finished sequence itself
+    comp = policy.pad_after_eos(comp)
     return comp.view(t_len - 1, n, b, t_len)
 
 

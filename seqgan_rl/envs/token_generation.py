@@ -64,7 +64,8 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
     - ``discriminator``: D, anything with ``vocab_size``, ``seq_len`` and ``prob_real(tokens) -> (B,)``;
       settable later with ``set_discriminator`` (D keeps changing during SeqGAN training).
     - ``eos_token``, ``pad_token``: end-of-sequence and padding ids (real text); with ``eos_token`` the
-      pad token must be a vocabulary id, since D sees padded sequences.
+      pad token must be a vocabulary id, since D sees padded sequences. Default: the generator's
+      (``GeneratorConfig.eos_token`` / ``pad_token``), so a text generator's env ends at its end token.
     - ``vocab``: a list of words for ``render_mode="ansi"``.
 
     ## Version History
@@ -86,6 +87,9 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
     ) -> None:
         ref = generator if generator is not None else discriminator
+        g_cfg = getattr(generator, "config", None)
+        if eos_token is None and pad_token is None and getattr(g_cfg, "eos_token", None) is not None:
+            eos_token, pad_token = g_cfg.eos_token, g_cfg.pad_token  # a text generator brings its own
         self.vocab_size = int(vocab_size if vocab_size is not None else getattr(ref, "vocab_size", 5000))
         self.seq_len = int(seq_len if seq_len is not None else getattr(ref, "seq_len", 20))
         if self.vocab_size < 2 or self.seq_len < 1:

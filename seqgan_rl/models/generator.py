@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models.sampling import sample_categorical
-from seqgan_rl.utils import check_token_batch
+from seqgan_rl.utils import check_token_batch, pad_after_eos, valid_mask
 
 State = tuple[torch.Tensor, torch.Tensor]
 """LSTM state ``(h, c)``, each ``(B, H)``."""
@@ -78,7 +78,8 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def sequence_nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> torch.Tensor:
-        """Per-sequence mean NLL in nats, ``(B,)``, computed in chunks (small: cache) without gradients."""
+        """Per-sequence mean NLL in nats, ``(B,)``, computed in chunks (small: cache) without gradients.
+        With an end token (real text), the mean is over the positions up to and including it."""
         _check_temperature(temperature)
         out = []
         for i in range(0, tokens.shape[0], batch_size):
@@ -86,13 +87,22 @@ class Generator(nn.Module):
             logits = self(chunk)  # (b, T, V)
             if temperature != 1.0:
                 logits = logits / temperature
-            nll = F.cross_entropy(logits.flatten(0, 1), chunk.flatten(), reduction="none")
-            out.append(nll.view(chunk.shape).mean(dim=1))
+            nll = F.cross_entropy(logits.flatten(0, 1), chunk.flatten(), reduction="none").view(chunk.shape)
+            if self.config.eos_token is None:
+                out.append(nll.mean(dim=1))
+            else:
+                m = valid_mask(chunk, self.config.eos_token).to(nll.dtype)  # (b, T)
+                out.append((nll * m).sum(dim=1) / m.sum(dim=1))
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
     def nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> float:
-        """Per-token mean NLL in nats over all ``tokens`` (sequences have equal length)."""
-        return float(self.sequence_nll(tokens, temperature, batch_size).mean())
+        """Per-token mean NLL in nats over all ``tokens`` (sequences have equal length; with an end token,
+        over all positions up to and including each sequence's end token)."""
+        if self.config.eos_token is None:
+            return float(self.sequence_nll(tokens, temperature, batch_size).mean())
+        lengths = valid_mask(tokens, self.config.eos_token).sum(dim=1).to(self.device)  # (B,)
+        per_seq = self.sequence_nll(tokens, temperature, batch_size)
+        return float((per_seq * lengths).sum() / lengths.sum().clamp(min=1))
 
     # ------------------------------------------------------------------ step API
     def initial_state(self, batch_size: int) -> State:
@@ -207,7 +217,8 @@ class Generator(nn.Module):
         temperature: float = 1.0,
         batch_size: int = 512,
     ) -> torch.Tensor:
-        """Sample ``num`` whole sequences: ``(num, T)`` int64 on the model's device."""
+        """Sample ``num`` whole sequences: ``(num, T)`` int64 on the model's device (real text: padded
+        with ``pad_token`` after the first ``eos_token``)."""
         if num < 0:
             raise ValueError(f"num must be >= 0, got {num}")
         chunks = []
@@ -216,7 +227,13 @@ class Generator(nn.Module):
             chunks.append(self.rollout(self.start_tokens(b), self.initial_state(b), self.seq_len, rng, temperature))
         if not chunks:
             return torch.empty(0, self.seq_len, dtype=torch.long, device=self.device)
-        return torch.cat(chunks)
+        return self.pad_after_eos(torch.cat(chunks))
+
+    def pad_after_eos(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``tokens`` with ``pad_token`` after each row's first ``eos_token`` (unchanged without an end token)."""
+        if self.config.eos_token is None:
+            return tokens
+        return pad_after_eos(tokens, self.config.eos_token, self.config.pad_token)
 
 
 def _check_temperature(temperature: float) -> float:

@@ -28,11 +28,13 @@ from seqgan_rl.training.metrics import evaluate
 from seqgan_rl.utils import (
     atomic_torch_save,
     atomic_write_text,
+    check_saved_config,
     derive_seed,
     global_rng_state,
     make_rng,
     seed_everything,
     set_global_rng_state,
+    valid_mask,
 )
 
 log = logging.getLogger(__name__)
@@ -49,9 +51,15 @@ def make_discriminator_optimizer(
 
 
 def mle_loss(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
-    """Teacher-forced per-token mean NLL of ``(B, T)`` tokens (the reference ``pretrain_loss``)."""
+    """Teacher-forced per-token mean NLL of ``(B, T)`` tokens (the reference ``pretrain_loss``). With an
+    end token (real text), the mean is over the positions up to and including it (padding is ignored)."""
     logits = generator(tokens)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+    eos = generator.config.eos_token
+    if eos is None:
+        return F.cross_entropy(logits.flatten(0, 1), tokens.flatten())
+    nll = F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")  # (B*T,)
+    m = valid_mask(tokens, eos).flatten().to(nll.dtype)
+    return (nll * m).sum() / m.sum().clamp(min=1)
 
 
 def mle_step(generator: Generator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, grad_clip: float) -> float:
@@ -190,8 +198,8 @@ def run_pretraining(
         )
     out.mkdir(parents=True, exist_ok=True)
     config_text = json.dumps(dataclasses.asdict(config), indent=2)
-    if resume and (out / "config.json").exists() and (out / "config.json").read_text() != config_text:
-        raise ValueError(f"{out}/config.json differs from the requested config: resume with the same options")
+    if resume:
+        check_saved_config(out / "config.json", dataclasses.asdict(config))
     atomic_write_text(config_text, out / "config.json")
 
     oracle = (oracle or OracleLSTM.paper()).to(device)

@@ -1,0 +1,349 @@
+"""Real text: the benchmarks' word tokenizer, a vocabulary, and sentence files (COCO captions built in).
+
+The text-GAN benchmarks (Texygen, RelGAN, TextGAN-PyTorch) tokenize with ``nltk.word_tokenize(line.lower())``.
+``word_tokenize`` here is NLTK's word tokenizer (``NLTKWordTokenizer``, what ``word_tokenize`` runs on each
+sentence) re-implemented with the same regular expressions, so the package needs no nltk at run time. It
+equals ``nltk.word_tokenize(text, preserve_line=True)``: nltk's Punkt sentence splitter (whose model cannot
+be downloaded here) is not run first. That only matters for a line holding several sentences, where Punkt
+would detach the period of a sentence inside the line ("... at 11:59. there is ..."): 8 of the 20,000
+COCO lines have such an inner sentence end. ``tests/test_text.py`` checks the equality on every COCO line.
+
+A sentence of n words is encoded as ``w_1 .. w_n <eos>`` right-padded with ``<pad>`` to the dataset's
+length T (the longest training sentence + 1); the generator's start token is ``<bos>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from seqgan_rl.utils import pad_after_eos, valid_mask
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "COCO", "SPECIALS", "SentenceFile", "TextDataset", "Vocabulary", "coco_files", "load_text_dataset",
+    "pad_after_eos", "read_sentences", "tokenize", "valid_mask", "word_tokenize",
+]  # fmt: skip
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = (PAD, BOS, EOS, UNK)
+"""Ids 0..3 of every vocabulary, in this order."""
+
+DEFAULT_MAX_TOKENS = 100
+"""Lines with more tokens are skipped (with a counted warning) unless ``max_tokens`` says otherwise."""
+
+# --------------------------------------------------------------------------------------------- tokenizer
+# The rules of nltk.tokenize.destructive.NLTKWordTokenizer (nltk 3.10), in its order. One difference in
+# form: nltk's first final-period rule uses a possessive ``*+`` (Python >= 3.11); the class holds the space
+# that ``\s*$`` could take back, and the maximal run is the only split that ever matches, so ``*`` is equal.
+_STARTING_QUOTES = [
+    (re.compile("([«“‘„]|[`]+)"), r" \1 "),
+    (re.compile(r"^\""), r"``"),
+    (re.compile(r"(``)"), r" \1 "),
+    (re.compile(r"([ \(\[{<])(\"|\'{2})"), r"\1 `` "),
+    (re.compile(r"(?i)(?<!\w)(\')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)"), r"\1 "),
+]
+_ENDING_QUOTES = [
+    (re.compile("([»”’])"), r" \1 "),
+    (re.compile(r"''"), " '' "),
+    (re.compile(r'"'), " '' "),
+    (re.compile(r"\s+"), " "),
+    (re.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
+    (re.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
+]
+_PUNCTUATION = [
+    (re.compile(r'([^\.])(\.)([\]\)}>"\'' "»”’ " r"]*)\s*$"), r"\1 \2 \3 "),
+    (re.compile(r"([:,])([^\d])"), r" \1 \2"),
+    (re.compile(r"([:,])$"), r" \1 "),
+    (re.compile(r"\.{2,}"), r" \g<0> "),
+    (re.compile(r"[;@#$%&]"), r" \g<0> "),
+    (re.compile(r"[\u2012-\u2015]"), r" \g<0> "),
+    (re.compile(r'([^\.])(\.)([\]\)}>"\']*)\s*$'), r"\1 \2\3 "),
+    (re.compile(r"[?!]"), r" \g<0> "),
+    (re.compile(r"([^'])' "), r"\1 ' "),
+    (re.compile(r"[*]"), r" \g<0> "),
+]
+_PARENS_BRACKETS = (re.compile(r"[\]\[\(\)\{\}\<\>]"), r" \g<0> ")
+_DOUBLE_DASHES = (re.compile(r"--"), r" -- ")
+_CONTRACTIONS = [
+    re.compile(p)
+    for p in (
+        r"(?i)\b(can)(?#X)(not)\b",
+        r"(?i)\b(d)(?#X)('ye)\b",
+        r"(?i)\b(gim)(?#X)(me)\b",
+        r"(?i)\b(gon)(?#X)(na)\b",
+        r"(?i)\b(got)(?#X)(ta)\b",
+        r"(?i)\b(lem)(?#X)(me)\b",
+        r"(?i)\b(more)(?#X)('n)\b",
+        r"(?i)\b(wan)(?#X)(na)(?=\s)",
+        r"(?i) ('t)(?#X)(is)\b",
+        r"(?i) ('t)(?#X)(was)\b",
+    )
+]
+
+
+def word_tokenize(text: str) -> list[str]:
+    """NLTK's word tokenizer without sentence splitting: ``nltk.word_tokenize(text, preserve_line=True)``."""
+    for regexp, sub in _STARTING_QUOTES:
+        text = regexp.sub(sub, text)
+    for regexp, sub in _PUNCTUATION:
+        text = regexp.sub(sub, text)
+    text = _PARENS_BRACKETS[0].sub(_PARENS_BRACKETS[1], text)
+    text = _DOUBLE_DASHES[0].sub(_DOUBLE_DASHES[1], text)
+    text = " " + text + " "
+    for regexp, sub in _ENDING_QUOTES:
+        text = regexp.sub(sub, text)
+    for regexp in _CONTRACTIONS:
+        text = regexp.sub(r" \1 \2 ", text)
+    return text.split()
+
+
+def tokenize(line: str) -> list[str]:
+    """The benchmarks' tokenization of one sentence: ``word_tokenize(line.lower())``."""
+    return word_tokenize(line.lower())
+
+
+# --------------------------------------------------------------------------------------------- vocabulary
+class Vocabulary:
+    """Word <-> id maps: ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3, then the words.
+
+    Args:
+        words: the words after the special tokens, in id order (no duplicates, no special tokens).
+    """
+
+    def __init__(self, words: Sequence[str]) -> None:
+        clash = set(words) & set(SPECIALS)
+        if clash:
+            raise ValueError(f"the special tokens {sorted(clash)} cannot be vocabulary words")
+        self.itos: list[str] = [*SPECIALS, *words]
+        self.stoi: dict[str, int] = {w: i for i, w in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("vocabulary words must be unique")
+
+    pad_id, bos_id, eos_id, unk_id = 0, 1, 2, 3
+
+    @classmethod
+    def build(cls, sentences: Iterable[Sequence[str]], min_count: int = 1) -> Vocabulary:
+        """Every word seen at least ``min_count`` times, most frequent first (ties alphabetical), so the
+        ids are the same on every run (Texygen's come from a ``set`` and change with hash seeds)."""
+        counts = Counter(w for s in sentences for w in s)
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_count and w not in SPECIALS), key=lambda w: (-counts[w], w)
+        )
+        return cls(words)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    @property
+    def words(self) -> list[str]:
+        """The words after the special tokens (what ``Vocabulary(words)`` rebuilds this from)."""
+        return self.itos[len(SPECIALS) :]
+
+    def encode(self, tokens: Sequence[str], seq_len: int) -> list[int]:
+        """``tokens`` -> ids + ``<eos>``, right-padded with ``<pad>`` to ``seq_len`` (unknown words -> ``<unk>``).
+
+        Raises:
+            ValueError: if the sentence and its end token do not fit in ``seq_len``.
+        """
+        if len(tokens) + 1 > seq_len:
+            raise ValueError(f"a sentence of {len(tokens)} tokens plus <eos> does not fit in seq_len={seq_len}")
+        ids = [self.stoi.get(w, self.unk_id) for w in tokens] + [self.eos_id]
+        return ids + [self.pad_id] * (seq_len - len(ids))
+
+    def encode_batch(self, sentences: Sequence[Sequence[str]], seq_len: int) -> torch.Tensor:
+        """``(N, seq_len)`` int64 of encoded sentences."""
+        return torch.tensor([self.encode(s, seq_len) for s in sentences], dtype=torch.long).view(-1, seq_len)
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Words up to the first ``<eos>`` (excluded); ``<pad>`` and ``<bos>`` are dropped, ``<unk>`` kept."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i in (self.pad_id, self.bos_id):
+                continue
+            out.append(self.itos[i])
+        return out
+
+    def decode_batch(self, ids: torch.Tensor) -> list[list[str]]:
+        return [self.decode(row) for row in ids.tolist()]
+
+
+# --------------------------------------------------------------------------------------------- files
+class SentenceFile(NamedTuple):
+    sentences: list[list[str]]
+    """Tokenized sentences, in file order."""
+    skipped_blank: int
+    """Blank lines skipped."""
+    skipped_long: int
+    """Lines over ``max_tokens`` skipped."""
+
+
+def read_sentences(path: str | os.PathLike, max_tokens: int | None = DEFAULT_MAX_TOKENS) -> SentenceFile:
+    """Read and tokenize a UTF-8 file of one sentence per line.
+
+    Blank lines and lines with more than ``max_tokens`` tokens are skipped and counted (a warning is
+    logged with the counts and the first line numbers); nothing is dropped silently.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: for an empty file, bytes that are not UTF-8 (naming the line and byte), or a file
+            with no usable line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sentence file {str(path)!r} not found")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    raw = path.read_bytes()
+    if not raw:
+        raise ValueError(f"{path}: the file is empty (expected one sentence per line)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"{path}:{line}: byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8; "
+            "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from exc
+    text = text.removeprefix("\ufeff")
+    sentences: list[list[str]] = []
+    blank: list[int] = []
+    long: list[int] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        tokens = tokenize(line)
+        if not tokens:
+            blank.append(lineno)
+        elif max_tokens is not None and len(tokens) > max_tokens:
+            long.append(lineno)
+        else:
+            sentences.append(tokens)
+    if blank:
+        log.warning("%s: skipped %d blank line(s) (first: line %s)", path, len(blank), _first(blank))
+    if long:
+        log.warning(
+            "%s: skipped %d line(s) longer than %d tokens (first: line %s)", path, len(long), max_tokens, _first(long)
+        )
+    if not sentences:
+        raise ValueError(
+            f"{path}: no usable line ({len(blank)} blank, {len(long)} longer than {max_tokens} tokens); "
+            "expected one sentence per line"
+        )
+    return SentenceFile(sentences, len(blank), len(long))
+
+
+def _first(linenos: list[int], k: int = 5) -> str:
+    return ", ".join(map(str, linenos[:k])) + (", ..." if len(linenos) > k else "")
+
+
+class TextDataset(NamedTuple):
+    """A training file and a test file, tokenized and encoded."""
+
+    name: str
+    vocab: Vocabulary
+    seq_len: int
+    """T: the longest training sentence + 1 (its end token), or the ``seq_len`` asked for."""
+    train: torch.Tensor
+    """``(N, T)`` encoded training sentences (``w.. <eos> <pad>..``)."""
+    test: torch.Tensor
+    """``(M, T)`` encoded test sentences that fit in T (for NLL-test; unknown words are ``<unk>``)."""
+    train_sentences: list[list[str]]
+    test_sentences: list[list[str]]
+    """Every test sentence as tokens: the BLEU references (whatever their length or words)."""
+    stats: dict[str, int]
+    """Counts of what was skipped or replaced (reported next to results)."""
+
+
+COCO = "coco"
+"""The built-in dataset: Image COCO captions, 10,000 train + 10,000 test (Texygen's split)."""
+
+
+def coco_files() -> tuple[Path, Path]:
+    """Paths of the shipped COCO train and test files."""
+    root = resources.files("seqgan_rl") / "assets"
+    return Path(str(root / "coco_train.txt")), Path(str(root / "coco_test.txt"))
+
+
+def load_text_dataset(
+    train: str | os.PathLike,
+    test: str | os.PathLike | None = None,
+    seq_len: int | None = None,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    test_fraction: float = 0.1,
+) -> TextDataset:
+    """Load ``"coco"`` (the built-in captions) or a sentence file (and its test file).
+
+    Args:
+        train: ``"coco"`` or the path of a UTF-8 file, one sentence per line.
+        test: the test file; ``None`` uses COCO's for ``"coco"``, else the last ``test_fraction`` of the
+            training file's sentences (a warning says so).
+        seq_len: T; ``None`` = the longest training sentence + 1. Training sentences that do not fit are an
+            error; test sentences that do not fit are left out of NLL-test (counted; still BLEU references).
+        max_tokens: lines with more tokens are skipped with a counted warning.
+        test_fraction: the held-out share when there is no test file.
+
+    Raises:
+        FileNotFoundError, ValueError: see ``read_sentences``; also for a ``seq_len`` too short for the
+            training sentences, or a file too small to hold out a test split.
+    """
+    stats: dict[str, int] = {}
+    if str(train) == COCO:
+        name = COCO
+        train_path, coco_test = coco_files()
+        test = coco_test if test is None else test
+    else:
+        train_path = Path(train)
+        name = train_path.stem
+    tr = read_sentences(train_path, max_tokens)
+    stats.update(train_skipped_blank=tr.skipped_blank, train_skipped_long=tr.skipped_long)
+    train_sents = tr.sentences
+    if test is None:
+        if not 0.0 < test_fraction < 1.0:
+            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        n_test = int(len(train_sents) * test_fraction)
+        if n_test < 1 or n_test >= len(train_sents):
+            raise ValueError(
+                f"{train_path}: {len(train_sents)} sentences are too few to hold out a test split: pass a test file"
+            )
+        log.warning("no test file: holding out the last %d of %d training sentences", n_test, len(train_sents))
+        train_sents, test_sents = train_sents[:-n_test], train_sents[-n_test:]
+    else:
+        te = read_sentences(test, max_tokens)
+        stats.update(test_skipped_blank=te.skipped_blank, test_skipped_long=te.skipped_long)
+        test_sents = te.sentences
+    longest = max(len(s) for s in train_sents)
+    if seq_len is None:
+        seq_len = longest + 1
+    elif longest + 1 > seq_len:
+        raise ValueError(f"seq_len={seq_len} is too short: the longest training sentence needs {longest + 1}")
+    vocab = Vocabulary.build(train_sents)
+    fitting = [s for s in test_sents if len(s) + 1 <= seq_len]
+    stats["test_too_long_for_nll"] = len(test_sents) - len(fitting)
+    stats["test_unknown_tokens"] = sum(w not in vocab.stoi for s in fitting for w in s)
+    if stats["test_too_long_for_nll"]:
+        log.warning(
+            "%d test sentence(s) longer than seq_len - 1 = %d are left out of NLL-test (kept as BLEU references)",
+            stats["test_too_long_for_nll"],
+            seq_len - 1,
+        )
+    return TextDataset(
+        name=name,
+        vocab=vocab,
+        seq_len=seq_len,
+        train=vocab.encode_batch(train_sents, seq_len),
+        test=vocab.encode_batch(fitting, seq_len),
+        train_sentences=train_sents,
+        test_sentences=test_sents,
+        stats=stats,
+    )
