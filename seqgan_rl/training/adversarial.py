@@ -38,6 +38,7 @@ from seqgan_rl.training.pretrain import _bar, make_discriminator_optimizer, run_
 from seqgan_rl.utils import (
     atomic_torch_save,
     atomic_write_text,
+    check_saved_config,
     derive_seed,
     global_rng_state,
     make_rng,
@@ -57,6 +58,9 @@ METRIC_FIELDS = [
 class AdversarialTrainer:
     """Holds the models, optimizers, random streams and progress of the adversarial phase."""
 
+    metric_fields: list[str] = METRIC_FIELDS
+    """Columns of ``metrics.csv`` (a subclass with other evaluations extends them)."""
+
     def __init__(
         self,
         generator: Generator,
@@ -72,7 +76,7 @@ class AdversarialTrainer:
         self.config, self.device, self.seed = config, device, config.seed
         self.out_dir = Path(out_dir)
         adv = config.adversarial
-        self.agent = ReinforceAgent(generator, config.agent)
+        self.agent = ReinforceAgent(generator, config.agent, eos_token=generator.config.eos_token)
         self.d_optimizer = make_discriminator_optimizer(discriminator, adv.d_train.lr, adv.d_train.weight_decay)
         self.rng = make_rng(derive_seed(config.seed, "adversarial"), device)
         self.ema = EMARolloutPolicy(generator, adv.rollout_update_rate) if adv.rollout_update_rate is not None else None
@@ -100,7 +104,7 @@ class AdversarialTrainer:
         callback.init_callback(self)
         if self.logger is None:
             self.logger = MetricsLogger(
-                self.out_dir / "metrics.csv", METRIC_FIELDS, tensorboard_dir=self.out_dir / "tb"
+                self.out_dir / "metrics.csv", self.metric_fields, tensorboard_dir=self.out_dir / "tb"
             )
         started = time.perf_counter() - self.elapsed
         callback.on_training_start()
@@ -123,7 +127,7 @@ class AdversarialTrainer:
             self.pending_metrics = {}
             callback.on_iteration_logged()
             bar.update(1)
-            if self.last_eval is not None:
+            if self.last_eval is not None and "eval/nll_oracle" in self.last_eval:
                 bar.set_postfix(
                     {
                         "nll_oracle": f"{self.last_eval['eval/nll_oracle']:.3f}",
@@ -163,7 +167,10 @@ class AdversarialTrainer:
         if self.ema is not None and state["ema"] is not None:
             self.ema.policy.load_state_dict(state["ema"])
         self.logger = MetricsLogger(
-            self.out_dir / "metrics.csv", METRIC_FIELDS, resume_step=self.iteration, tensorboard_dir=self.out_dir / "tb"
+            self.out_dir / "metrics.csv",
+            self.metric_fields,
+            resume_step=self.iteration,
+            tensorboard_dir=self.out_dir / "tb",
         )
 
 
@@ -181,6 +188,8 @@ def run_training(
     resume: bool = False,
     pretrain_dir: str | os.PathLike | None = None,
     progress: Callable[..., Any] | None = None,
+    trainer_factory: Callable[..., AdversarialTrainer] | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Pre-training (or loading it) then the adversarial phase; writes everything under ``out_dir``.
 
@@ -194,6 +203,9 @@ def run_training(
         pretrain_dir: use (or create) the pre-training in this folder instead of ``out_dir/pretrain``:
             runs that share it start from the same MLE checkpoint (controls).
         progress: a tqdm-like factory, or ``None``.
+        trainer_factory: builds the trainer from ``AdversarialTrainer``'s arguments (default: it; the
+            SB3 PPO agent passes ``functools.partial(PPOTrainer, ppo_config=...)``).
+        extra_config: more settings saved in ``config.json`` (and checked on resume), e.g. the PPO config.
     """
     out = Path(out_dir)
     ckpt = out / CHECKPOINT
@@ -202,16 +214,18 @@ def run_training(
             f"{out} already holds an adversarial run: pass --resume to continue it, or choose another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
-    config_text = json.dumps(dataclasses.asdict(config), indent=2)
-    if resume and (out / "config.json").exists() and (out / "config.json").read_text() != config_text:
-        raise ValueError(f"{out}/config.json differs from the requested config: resume with the same options")
+    config_dict = {**dataclasses.asdict(config), **(extra_config or {})}
+    config_text = json.dumps(config_dict, indent=2)
+    if resume:
+        check_saved_config(out / "config.json", config_dict)
     atomic_write_text(config_text, out / "config.json")
 
     pdir = Path(pretrain_dir) if pretrain_dir is not None else out / "pretrain"
     pre_resume = resume or (pdir / "pretrained.pt").exists() or (pdir / "pretrain_checkpoint.pt").exists()
     pre = run_pretraining(config.pretrain, pdir, device, oracle=oracle, resume=pre_resume, progress=progress)
 
-    trainer = AdversarialTrainer(pre.generator, pre.discriminator, pre.oracle, pre.data, config, device, out)
+    make_trainer = trainer_factory or AdversarialTrainer
+    trainer = make_trainer(pre.generator, pre.discriminator, pre.oracle, pre.data, config, device, out)
     if resume and ckpt.exists():
         trainer.load_checkpoint(ckpt)
         log.info("resuming the adversarial phase at iteration %d", trainer.iteration)

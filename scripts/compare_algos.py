@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Compare policy-gradient algorithms on SeqGAN's reward: same oracle, same MLE checkpoint, same budget.
+
+    python scripts/compare_algos.py --seeds 0 1 2 --threads 1 --resume     # cpu preset; reuses finished rows
+    python scripts/compare_algos.py --tables-only                          # rebuild tables/plots from results
+
+Rows (seqgan_rl/training/compare.py): MLE only, REINFORCE as in the paper, REINFORCE with a per-position
+baseline, SB3 PPO, and REINFORCE with a constant reward; every final model is then swept over sampling
+temperatures. Runs are kept under --out (default runs/compare-<preset>: pretrain-s<seed>/ shared by the
+rows of a seed, <algo>-s<seed>/ per row); the tables and plots go to benchmarks/results/<name>*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seqgan_rl.config import train_preset
+from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.training.compare import ALGOS, TEMPERATURES, run_comparison, write_outputs
+from seqgan_rl.utils import get_device, seed_everything
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
+    p.add_argument("--out", default=None, help="runs folder (default runs/compare-<preset>)")
+    p.add_argument("--results-dir", default=str(RESULTS), help="where tables and plots go")
+    p.add_argument("--name", default=None, help="file name stem of the outputs (default compare_<preset>)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (use 1 on a shared machine)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true", help="reuse finished rows and continue unfinished runs")
+    p.add_argument("--tables-only", action="store_true", help="rebuild tables and plots from <out>/results.json")
+    p.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES))
+    p.add_argument(
+        "--sweep-samples", type=int, default=4992, help="samples per NLL-oracle in the sweeps (half the 9,984: cost)"
+    )
+    p.add_argument("--iterations", type=int, default=None, help="override the preset's generator updates")
+    p.add_argument("--oracle-file", default=None, help=".npz of oracle parameters (default: the paper's)")
+    p.add_argument("--mle-epochs", type=int, default=None)
+    p.add_argument("--d-pretrain-rounds", type=int, default=None)
+    p.add_argument("--eval-samples", type=int, default=None)
+    p.add_argument("--num-rollouts", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=None)
+    return p.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace, oracle: OracleLSTM):
+    """The preset with the oracle's sizes and the small overrides (tests use them for tiny runs)."""
+    cfg = train_preset(args.preset, seed=args.seeds[0])
+    pre = cfg.pretrain
+    g = dataclasses.replace(pre.generator, vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
+    d = dataclasses.replace(pre.discriminator, vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
+    changes = {"generator": g, "discriminator": d}
+    if args.mle_epochs is not None:
+        changes["mle"] = dataclasses.replace(pre.mle, epochs=args.mle_epochs, eval_every=1)
+    if args.d_pretrain_rounds is not None:
+        changes["d_pretrain"] = dataclasses.replace(pre.d_pretrain, rounds=args.d_pretrain_rounds)
+    if args.eval_samples is not None:
+        changes["data"] = dataclasses.replace(pre.data, num_eval_samples=args.eval_samples)
+    adv = {k: v for k, v in (("iterations", args.iterations), ("num_rollouts", args.num_rollouts),
+                             ("eval_every", args.eval_every)) if v is not None}  # fmt: skip
+    return dataclasses.replace(
+        cfg, pretrain=dataclasses.replace(pre, **changes), adversarial=dataclasses.replace(cfg.adversarial, **adv)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    out = Path(args.out or f"runs/compare-{args.preset}")
+    name = args.name or f"compare_{args.preset}"
+    if args.tables_only:
+        path = out / "results.json"
+        if not path.exists():
+            print(f"error: {path} does not exist: run the comparison first", file=sys.stderr)
+            return 2
+        for p in write_outputs(json.loads(path.read_text()), args.results_dir, name):
+            print(f"written: {p}")
+        return 0
+    try:
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        device = get_device(args.device)
+        oracle = OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else OracleLSTM.paper()
+        base = build_config(args, oracle)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seeds[0])
+    start = time.perf_counter()
+
+    def report(r: dict) -> None:
+        f = r["final"]
+        print(
+            f"[{time.perf_counter() - start:7.0f} s] {r['algo']:18s} seed {r['seed']}: final NLL-oracle "
+            f"{f['eval/nll_oracle']:.3f} NLL-test {f['eval/nll_test']:.3f} ({r['sequences']} sequences, "
+            f"{r['wall_s']:.0f} s)",
+            flush=True,
+        )
+
+    try:
+        records = run_comparison(
+            base, args.seeds, out, device, oracle, args.algos, args.temperatures, args.sweep_samples,
+            resume=args.resume, on_record=report,
+        )  # fmt: skip
+    except (FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for p in write_outputs(records, args.results_dir, name):
+        print(f"written: {p}")
+    print((Path(args.results_dir) / f"{name}.md").read_text())
+    print((Path(args.results_dir) / f"{name}_frontier.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""An honest comparison of policy-gradient algorithms on SeqGAN's reward (``scripts/compare_algos.py``).
+
+Every algorithm of a seed starts from the same MLE checkpoint (one shared pre-training folder), sees the
+same oracle and generates the same number of sequences for its generator updates. Rows:
+
+- ``mle``: the MLE generator, no adversarial phase;
+- ``reinforce``: SeqGAN as in the paper (REINFORCE on MC-rollout Q, no baseline);
+- ``reinforce_baseline``: the same with a per-position mean baseline;
+- ``ppo``: Stable-Baselines3 PPO on the batched env (reward mode ``q``, gamma 0, learned critic);
+- ``constant``: REINFORCE with Q = 1 for every token (no D, no rollouts): what self-sharpening alone does.
+
+Then each final generator is swept over sampling temperatures (quality-diversity frontier, Caccia et al.
+2020): NLL-oracle against NLL-test. ``frontier_at`` reads a curve at a given NLL-test, so an algorithm
+can be compared with MLE + temperature *at equal diversity*, the comparison NLL-oracle alone hides.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+import logging
+import math
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqgan_rl.config import TrainConfig
+from seqgan_rl.data.oracle_data import OracleData
+from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.training.adversarial import run_training
+from seqgan_rl.training.logger import read_metrics
+from seqgan_rl.training.metrics import evaluate
+from seqgan_rl.utils import atomic_write_text, check_saved_config, derive_seed, make_rng
+
+log = logging.getLogger(__name__)
+
+ALGOS: dict[str, str] = {
+    "mle": "MLE only (no adversarial phase)",
+    "reinforce": "REINFORCE as in the paper (MC Q, no baseline)",
+    "reinforce_baseline": "REINFORCE, per-position mean baseline",
+    "ppo": "SB3 PPO (Q reward, gamma 0, learned critic)",
+    "constant": "REINFORCE, constant reward (control)",
+}
+TEMPERATURES = (0.85, 0.9, 0.95, 1.0, 1.1)
+NLL_TEST_MARGINS = (0.05, 0.1, 0.2)
+"""NLL-test levels of the matched table, in nats above the seed's MLE generator at temperature 1."""
+
+
+def algo_run(algo: str, base: TrainConfig) -> tuple[TrainConfig, dict[str, Any], int]:
+    """The config, extra ``run_training`` arguments and sequences per update of one algorithm."""
+    if algo == "reinforce":
+        return base, {}, base.agent.batch_size
+    if algo == "reinforce_baseline":
+        agent = dataclasses.replace(base.agent, baseline="position_mean")
+        return dataclasses.replace(base, agent=agent), {}, base.agent.batch_size
+    if algo == "constant":
+        adv = dataclasses.replace(base.adversarial, reward="constant")
+        return dataclasses.replace(base, adversarial=adv), {}, base.agent.batch_size
+    if algo == "ppo":
+        from seqgan_rl.agents.sb3_ppo import PPOConfig, PPOTrainer
+
+        ppo = PPOConfig(num_envs=base.agent.batch_size)
+        kwargs = {
+            "trainer_factory": functools.partial(PPOTrainer, ppo_config=ppo),
+            "extra_config": {"algo": "ppo", "ppo": dataclasses.asdict(ppo)},
+        }
+        return base, kwargs, ppo.num_envs
+    raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
+
+
+@torch.no_grad()
+def temperature_sweep(
+    generator: Generator,
+    oracle: OracleLSTM,
+    test: torch.Tensor,
+    temperatures: Sequence[float],
+    num_samples: int,
+    seed: int,
+) -> list[dict[str, float]]:
+    """NLL-oracle and NLL-test of ``generator`` at each temperature. Every model of a seed draws from
+    the same seeded stream at a given temperature (common random numbers)."""
+    out = []
+    for tau in temperatures:
+        rng = make_rng(derive_seed(seed, "sweep", round(tau * 1000)), generator.device)
+        m = evaluate(generator, oracle, test, num_samples, rng, temperature=tau)
+        out.append({"tau": float(tau), "nll_oracle": m["eval/nll_oracle"], "nll_test": m["eval/nll_test"]})
+    return out
+
+
+def frontier_at(sweep: Sequence[dict[str, float]], nll_test: float) -> float:
+    """NLL-oracle on a temperature curve at a given NLL-test (linear interpolation), or NaN outside it.
+
+    Only the curve's useful branch is read: temperatures up to the one with the lowest NLL-test, where
+    lowering the temperature trades NLL-test for NLL-oracle (beyond it both get worse).
+    """
+    pts = sorted(sweep, key=lambda p: p["tau"])
+    k = min(range(len(pts)), key=lambda i: pts[i]["nll_test"])
+    branch = sorted(pts[: k + 1], key=lambda p: p["nll_test"])
+    xs = [p["nll_test"] for p in branch]
+    ys = [p["nll_oracle"] for p in branch]
+    if not xs[0] - 1e-9 <= nll_test <= xs[-1] + 1e-9:
+        return math.nan
+    return float(np.interp(nll_test, xs, ys))
+
+
+def run_one(
+    algo: str,
+    seed: int,
+    base: TrainConfig,
+    root: Path,
+    device: torch.device,
+    oracle: OracleLSTM,
+    temperatures: Sequence[float],
+    sweep_samples: int,
+    resume: bool,
+) -> dict[str, Any]:
+    """Train (or reuse) one algorithm for one seed and sweep its final generator; returns its record,
+    also written to ``<root>/<algo>-s<seed>/compare.json`` (a finished record is reused as is)."""
+    pdir = root / f"pretrain-s{seed}"
+    run_dir = root / f"{algo}-s{seed}"
+    record_path = run_dir / "compare.json"
+    cfg = dataclasses.replace(base, seed=seed, pretrain=dataclasses.replace(base.pretrain, seed=seed))
+    # a reused pre-training or row must have been made with the requested settings (a clear error if not)
+    check_saved_config(pdir / "config.json", dataclasses.asdict(cfg.pretrain))
+    if algo != "mle":
+        run_cfg, kwargs, seqs_per_update = algo_run(algo, cfg)
+        check_saved_config(
+            run_dir / "config.json", {**dataclasses.asdict(run_cfg), **(kwargs.get("extra_config") or {})}
+        )
+    if record_path.exists():
+        if not resume:
+            raise FileExistsError(f"{run_dir} already holds a finished comparison row: pass --resume to reuse it")
+        record = json.loads(record_path.read_text())
+        if record["temperatures"] == list(temperatures) and record["sweep_samples"] == sweep_samples:
+            return record
+    if algo == "mle":
+        from seqgan_rl.training.pretrain import run_pretraining
+
+        done = (pdir / "pretrained.pt").exists() or (pdir / "pretrain_checkpoint.pt").exists()
+        pre = run_pretraining(cfg.pretrain, pdir, device, oracle=oracle, resume=done)
+        generator, data = pre.generator, pre.data
+        summary = {"mle": pre.mle_metrics, "best": {"iteration": 0, **pre.mle_metrics}, "adversarial_wall_s": 0.0}
+        summary["final"] = summary["best"]
+        curve, seqs_per_update = [{"sequences": 0, **pre.mle_metrics}], 0
+    else:
+        if (run_dir / "summary.json").exists() and resume:
+            summary = json.loads((run_dir / "summary.json").read_text())
+        else:
+            again = resume and (run_dir / "config.json").exists()
+            summary = run_training(run_cfg, run_dir, device, oracle=oracle, resume=again, pretrain_dir=pdir, **kwargs)
+            summary = summary.summary
+        generator = Generator(cfg.pretrain.generator).to(device)
+        generator.load_state_dict(torch.load(run_dir / "generator_final.pt", weights_only=True)["generator"])
+        data = OracleData(**torch.load(pdir / "data.pt", weights_only=True, map_location=device))
+        curve = [
+            {
+                "sequences": int(r["step"]) * seqs_per_update,
+                "eval/nll_oracle": float(r["eval/nll_oracle"]),
+                "eval/nll_test": float(r["eval/nll_test"]),
+            }
+            for r in read_metrics(run_dir / "metrics.csv")
+            if r.get("eval/nll_oracle")
+        ]
+    sweep = temperature_sweep(generator, oracle, data.test, temperatures, sweep_samples, seed)
+    record = {
+        "algo": algo, "seed": seed, "mle": summary["mle"], "best": summary["best"], "final": summary["final"],
+        "sequences": summary["final"]["iteration"] * seqs_per_update, "wall_s": summary["adversarial_wall_s"],
+        "threads": torch.get_num_threads(), "curve": curve, "sweep": sweep,
+        "temperatures": list(temperatures), "sweep_samples": sweep_samples,
+    }  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps(record, indent=2), record_path)
+    return record
+
+
+def run_comparison(
+    base: TrainConfig,
+    seeds: Sequence[int],
+    root: str | os.PathLike,
+    device: torch.device,
+    oracle: OracleLSTM,
+    algos: Sequence[str] = tuple(ALGOS),
+    temperatures: Sequence[float] = TEMPERATURES,
+    sweep_samples: int | None = None,
+    resume: bool = False,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every algorithm for every seed (seed by seed, so a partial run holds whole seeds). The records are
+    merged into ``<root>/results.json`` (keyed by algorithm and seed, so separate invocations add up);
+    returns all the records it holds."""
+    for algo in algos:
+        if algo not in ALGOS:
+            raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
+    if not temperatures or any(t <= 0 for t in temperatures):
+        raise ValueError(f"temperatures must be > 0, got {list(temperatures)}")
+    root = Path(root)
+    n = sweep_samples or base.pretrain.data.num_eval_samples
+    path = root / "results.json"
+    merged = {(r["algo"], r["seed"]): r for r in (json.loads(path.read_text()) if path.exists() else [])}
+    for seed in seeds:
+        for algo in algos:
+            record = run_one(algo, seed, base, root, device, oracle, temperatures, n, resume)
+            merged[(algo, seed)] = record
+            atomic_write_text(json.dumps(list(merged.values()), indent=2), path)
+            if on_record is not None:
+                on_record(record)
+    return list(merged.values())
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def _mean_std(values: Sequence[float], digits: int = 3) -> str:
+    vals = [v for v in values if not math.isnan(v)]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return f"{vals[0]:.{digits}f}"
+    return f"{statistics.mean(vals):.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
+
+
+def _n(values: Sequence[float]) -> int:
+    return sum(not math.isnan(v) for v in values)
+
+
+def matched_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (algorithm, seed): the final model at temperature 1, MLE + temperature's NLL-oracle at the
+    same NLL-test, and each model's own temperature curve at NLL-test = MLE's + each margin."""
+    mle = {r["seed"]: r for r in records if r["algo"] == "mle"}
+    rows = []
+    for r in records:
+        if r["seed"] not in mle:
+            continue
+        m_sweep = mle[r["seed"]]["sweep"]
+        at1 = min(r["sweep"], key=lambda p: abs(p["tau"] - 1.0))
+        m_at1 = min(m_sweep, key=lambda p: abs(p["tau"] - 1.0))
+        temp = frontier_at(m_sweep, at1["nll_test"])
+        row = {
+            "algo": r["algo"], "seed": r["seed"], "tau1_nll_oracle": at1["nll_oracle"],
+            "tau1_nll_test": at1["nll_test"], "mle_temp_nll_oracle": temp, "minus_mle_temp": at1["nll_oracle"] - temp,
+        }  # fmt: skip
+        for margin in NLL_TEST_MARGINS:
+            row[f"oracle_at_mle_test+{margin}"] = frontier_at(r["sweep"], m_at1["nll_test"] + margin)
+        rows.append(row)
+    return rows
+
+
+def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, name: str) -> list[Path]:
+    """``<name>.md/.csv`` (results), ``<name>_frontier.md/.csv`` (temperature sweeps, matched NLL-test),
+    ``<name>_curves.png`` and ``<name>_frontier.png``. Returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    algos = [a for a in ALGOS if any(r["algo"] == a for r in records)]
+    by = {a: sorted((r for r in records if r["algo"] == a), key=lambda r: r["seed"]) for a in algos}
+    paths = []
+
+    # results table, one row per (algorithm, seed)
+    fields = ["algo", "seed", "final_nll_oracle", "final_nll_test", "best_nll_oracle", "best_nll_test",
+              "best_sequences", "sequences", "wall_s", "threads"]  # fmt: skip
+    csv_path = out / f"{name}.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fields)
+        w.writeheader()
+        for a in algos:
+            for r in by[a]:
+                per = r["sequences"] / max(r["final"]["iteration"], 1)
+                w.writerow({
+                    "algo": a, "seed": r["seed"], "final_nll_oracle": r["final"]["eval/nll_oracle"],
+                    "final_nll_test": r["final"]["eval/nll_test"], "best_nll_oracle": r["best"]["eval/nll_oracle"],
+                    "best_nll_test": r["best"]["eval/nll_test"], "best_sequences": int(r["best"]["iteration"] * per),
+                    "sequences": r["sequences"], "wall_s": r["wall_s"], "threads": r["threads"],
+                })  # fmt: skip
+    paths.append(csv_path)
+    seeds = sorted({r["seed"] for r in records})
+    lines = [
+        f"# Policy-gradient algorithms on SeqGAN's reward: {len(seeds)} seeds ({', '.join(map(str, seeds))})",
+        "",
+        "Mean ± std over seeds; NLL in nats per token (NLL-oracle: quality, lower is better; NLL-test: coverage of",
+        "held-out oracle data, lower is better). All rows of a seed start from the same MLE checkpoint. *Final* is the",
+        "model after the last update (what a user gets); *best* is the lowest NLL-oracle seen during training (chosen",
+        "with the oracle, so optimistic). Sequences: generated for generator updates. Wall: adversarial phase only.",
+        "",
+        "| algorithm | final NLL-oracle | final NLL-test | best NLL-oracle | NLL-test at best | sequences | wall s "
+        "| seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for a in algos:
+        rs = by[a]
+        lines.append(
+            f"| {ALGOS[a]} | {_mean_std([r['final']['eval/nll_oracle'] for r in rs])} "
+            f"| {_mean_std([r['final']['eval/nll_test'] for r in rs])} "
+            f"| {_mean_std([r['best']['eval/nll_oracle'] for r in rs])} "
+            f"| {_mean_std([r['best']['eval/nll_test'] for r in rs])} | {rs[0]['sequences']} "
+            f"| {_mean_std([r['wall_s'] for r in rs], 0)} | {len(rs)} |"
+        )
+    md_path = out / f"{name}.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    paths.append(md_path)
+
+    # temperature sweeps and the matched-NLL-test table
+    sweep_csv = out / f"{name}_frontier.csv"
+    with sweep_csv.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["algo", "seed", "tau", "nll_oracle", "nll_test"])
+        for a in algos:
+            for r in by[a]:
+                for p in r["sweep"]:
+                    w.writerow([a, r["seed"], p["tau"], p["nll_oracle"], p["nll_test"]])
+    paths.append(sweep_csv)
+    rows = matched_rows(records)
+    margins = [f"oracle_at_mle_test+{m}" for m in NLL_TEST_MARGINS]
+    lines = [
+        "# Quality at matched diversity: temperature sweeps of every final model",
+        "",
+        f"Temperatures {records[0]['temperatures']}, {records[0]['sweep_samples']} samples for NLL-oracle at each."
+        " Mean ± std over seeds (n: seeds where the",
+        "curve reaches that NLL-test; a curve is read on its branch below the temperature of lowest NLL-test).",
+        "",
+        "**At the model's own diversity**: its NLL-oracle and NLL-test at temperature 1, and the NLL-oracle of the",
+        "MLE generator cooled to the same NLL-test (interpolated). Δ < 0: the algorithm beats MLE + temperature.",
+        "",
+        "| algorithm | NLL-test (τ 1) | NLL-oracle (τ 1) | MLE + temperature NLL-oracle | Δ | n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in algos:
+        rs = [r for r in rows if r["algo"] == a]
+        lines.append(
+            f"| {ALGOS[a]} | {_mean_std([r['tau1_nll_test'] for r in rs])} "
+            f"| {_mean_std([r['tau1_nll_oracle'] for r in rs])} | {_mean_std([r['mle_temp_nll_oracle'] for r in rs])} "
+            f"| {_mean_std([r['minus_mle_temp'] for r in rs])} | {_n([r['minus_mle_temp'] for r in rs])} |"
+        )
+    lines += [
+        "",
+        "**At a fixed diversity budget**: NLL-oracle on each model's temperature curve where its NLL-test is the",
+        "MLE generator's (τ 1) plus a margin; lower is better (the quality each algorithm buys for that NLL-test).",
+        "",
+        "| algorithm | " + " | ".join(f"NLL-test = MLE + {m}" for m in NLL_TEST_MARGINS) + " |",
+        "|---|" + "---|" * len(NLL_TEST_MARGINS),
+    ]
+    for a in algos:
+        rs = [r for r in rows if r["algo"] == a]
+        cells = [f"{_mean_std([r[k] for r in rs])} (n {_n([r[k] for r in rs])})" for k in margins]
+        lines.append(f"| {ALGOS[a]} | " + " | ".join(cells) + " |")
+    fmd = out / f"{name}_frontier.md"
+    fmd.write_text("\n".join(lines) + "\n")
+    paths.append(fmd)
+    try:
+        paths += _plots(by, out, name)
+    except ImportError:
+        log.warning("matplotlib is not installed: no plots (pip install matplotlib)")
+    return paths
+
+
+def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {a: f"C{i}" for i, a in enumerate(ALGOS)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for a, rs in by.items():
+        for ax, key in zip(axes, ("eval/nll_oracle", "eval/nll_test"), strict=True):
+            xs = sorted({p["sequences"] for r in rs for p in r["curve"]})
+            if a == "mle":
+                mean = statistics.mean(r["curve"][0][key] for r in rs)
+                ax.axhline(mean, color=colors[a], ls=":", label=ALGOS[a])
+                continue
+            ys = np.array([[next((p[key] for p in r["curve"] if p["sequences"] == x), np.nan) for x in xs] for r in rs])
+            mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+            ax.plot(xs, mean, "o-", ms=3, color=colors[a], label=ALGOS[a])
+            ax.fill_between(xs, mean - std, mean + std, color=colors[a], alpha=0.15)
+    axes[0].set(xlabel="sequences generated for generator updates", ylabel="NLL-oracle (lower = better quality)")
+    axes[1].set(xlabel="sequences generated for generator updates", ylabel="NLL-test (lower = better coverage)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    n_seeds = max(len(rs) for rs in by.values())
+    fig.suptitle(f"NLL-oracle and NLL-test against sequences generated (mean ± std, {n_seeds} seeds)")
+    fig.tight_layout()
+    curves = out / f"{name}_curves.png"
+    fig.savefig(curves, dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    for a, rs in by.items():
+        taus = [p["tau"] for p in rs[0]["sweep"]]
+        xs = np.mean([[p["nll_test"] for p in r["sweep"]] for r in rs], axis=0)
+        ys = np.mean([[p["nll_oracle"] for p in r["sweep"]] for r in rs], axis=0)
+        ax.plot(xs, ys, "o-", ms=4, color=colors[a], label=ALGOS[a])
+        for r in rs:
+            ax.plot([p["nll_test"] for p in r["sweep"]], [p["nll_oracle"] for p in r["sweep"]], "-", lw=0.5,
+                    color=colors[a], alpha=0.35)  # fmt: skip
+        i1 = min(range(len(taus)), key=lambda i: abs(taus[i] - 1.0))
+        ax.plot(xs[i1], ys[i1], "*", ms=13, color=colors[a], mec="k")
+        for i in (0, len(taus) - 1):
+            ax.annotate(f"τ {taus[i]:g}", (xs[i], ys[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="NLL-test (lower = better coverage)", ylabel="NLL-oracle (lower = better quality)")
+    ax.set_title("Temperature sweeps of the final models (★ τ = 1; mean over seeds, thin: per seed)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    frontier = out / f"{name}_frontier.png"
+    fig.savefig(frontier, dpi=100)
+    plt.close(fig)
+    return [curves, frontier]

@@ -1,0 +1,118 @@
+"""The algorithm comparison at tiny size, in process: every row, the sweeps, the tables, resume, the script's
+--tables-only; and the frontier interpolation by hand."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_rl.config import (
+    AdversarialConfig,
+    DiscriminatorConfig,
+    DiscriminatorTrainConfig,
+    GeneratorConfig,
+    MLEConfig,
+    OracleDataConfig,
+    PretrainConfig,
+    ReinforceConfig,
+    TrainConfig,
+)
+from seqgan_rl.models import OracleLSTM
+from seqgan_rl.training.compare import ALGOS, frontier_at, matched_rows, run_comparison, write_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+V, T = 20, 6
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("compare_algos", ROOT / "scripts" / "compare_algos.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_frontier_reads_the_useful_branch_by_linear_interpolation():
+    sweep = [
+        {"tau": 0.8, "nll_oracle": 8.0, "nll_test": 9.0},
+        {"tau": 0.9, "nll_oracle": 8.5, "nll_test": 8.6},
+        {"tau": 1.0, "nll_oracle": 9.0, "nll_test": 8.4},
+        {"tau": 1.2, "nll_oracle": 9.5, "nll_test": 8.5},  # past the lowest NLL-test: both worse, not read
+    ]
+    assert frontier_at(sweep, 8.5) == pytest.approx(8.75)  # halfway between tau 0.9 and 1.0
+    assert frontier_at(sweep, 8.8) == pytest.approx(8.25)
+    assert frontier_at(sweep, 8.4) == pytest.approx(9.0)
+    assert math.isnan(frontier_at(sweep, 8.3)) and math.isnan(frontier_at(sweep, 9.1))
+
+
+def test_matched_rows_compare_with_mle_plus_temperature_at_equal_nll_test():
+    def pt(tau, oracle, test):
+        return {"tau": tau, "nll_oracle": oracle, "nll_test": test}
+
+    mle = {"algo": "mle", "seed": 0, "sweep": [pt(0.9, 8.5, 8.6), pt(1.0, 9.0, 8.4)]}
+    algo = {"algo": "reinforce", "seed": 0, "sweep": [pt(0.9, 8.3, 8.8), pt(1.0, 8.6, 8.5)]}
+    row = next(r for r in matched_rows([mle, algo]) if r["algo"] == "reinforce")
+    assert row["mle_temp_nll_oracle"] == pytest.approx(8.75)  # MLE cooled to NLL-test 8.5
+    assert row["minus_mle_temp"] == pytest.approx(8.6 - 8.75)
+    assert row["oracle_at_mle_test+0.2"] == pytest.approx(8.5)  # its own curve at NLL-test 8.6: a third of the way
+    assert math.isnan(row["oracle_at_mle_test+0.05"])  # its curve never gets that diverse
+
+
+def tiny_config(iterations: int = 2) -> TrainConfig:
+    pre = PretrainConfig(
+        generator=GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8),
+        discriminator=DiscriminatorConfig(
+            vocab_size=V, seq_len=T, embed_dim=8, filter_sizes=(2, 3), num_filters=(4, 4)
+        ),
+        data=OracleDataConfig(num_train=256, num_test=128, num_eval_samples=64),
+        mle=MLEConfig(epochs=1, eval_every=1),
+        d_pretrain=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, max_steps_per_round=3),
+    )
+    adv = AdversarialConfig(
+        iterations=iterations, num_rollouts=2, eval_every=1, checkpoint_every=1,
+        d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=32, max_steps_per_round=2),
+    )  # fmt: skip
+    return TrainConfig(preset="cpu", pretrain=pre, agent=ReinforceConfig(batch_size=8), adversarial=adv)
+
+
+@pytest.mark.slow
+def test_comparison_runs_every_row_resumes_and_rebuilds_tables(tmp_path, capsys):
+    oracle = OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3)
+    runs, res = tmp_path / "runs", tmp_path / "results"
+    cpu = torch.device("cpu")
+    records = run_comparison(tiny_config(), [0], runs, cpu, oracle, temperatures=(0.7, 1.0, 1.4), sweep_samples=64)
+    paths = write_outputs(records, res, "cmp")
+    for f in ("cmp.md", "cmp.csv", "cmp_frontier.md", "cmp_frontier.csv", "cmp_curves.png", "cmp_frontier.png"):
+        assert res / f in paths and (res / f).exists(), f
+    with (res / "cmp.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["algo"], r["seed"]) for r in rows} == {(a, "0") for a in ALGOS}
+    assert all(r["sequences"] == ("0" if r["algo"] == "mle" else "16") for r in rows)  # 2 updates x 8 sequences
+    mle = next(r for r in records if r["algo"] == "mle")
+    assert [p["tau"] for p in mle["sweep"]] == [0.7, 1.0, 1.4]
+    assert len({json.dumps(r["mle"]) for r in records}) == 1  # every row started from the same MLE checkpoint
+    md = (res / "cmp_frontier.md").read_text()
+    assert "MLE + temperature" in md and "SB3 PPO" in md
+
+    with pytest.raises(FileExistsError, match="--resume"):  # finished rows are not silently overwritten
+        run_comparison(tiny_config(), [0], runs, cpu, oracle, ["ppo"], (0.7, 1.0, 1.4), 64)
+    before = (runs / "ppo-s0" / "compare.json").stat().st_mtime_ns
+    again = run_comparison(tiny_config(), [0], runs, cpu, oracle, ["ppo", "mle"], (0.7, 1.0, 1.4), 64, resume=True)
+    assert (runs / "ppo-s0" / "compare.json").stat().st_mtime_ns == before  # reused as is
+    assert len(again) == len(json.loads((runs / "results.json").read_text())) == 5  # merged, nothing lost
+    changed = tiny_config(iterations=3)  # a different schedule must not silently reuse the finished rows
+    with pytest.raises(ValueError, match=r"adversarial\.iterations: 2 -> 3"):
+        run_comparison(changed, [0], runs, cpu, oracle, ["reinforce"], (0.7, 1.0, 1.4), 64, resume=True)
+
+    script = load_script()
+    (res / "cmp.md").unlink()
+    assert script.main(["--tables-only", "--out", str(runs), "--results-dir", str(res), "--name", "cmp"]) == 0
+    assert (res / "cmp.md").read_text().count("| 1 |") == 5  # five rows, one seed each
+    assert script.main(["--tables-only", "--out", str(tmp_path / "none")]) == 2
+    assert script.main(["--threads", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "threads" in capsys.readouterr().err
