@@ -150,7 +150,8 @@ def config_differences(saved: Any, requested: Any, prefix: str = "") -> list[str
                 out += config_differences(saved[key], requested[key], f"{name}.")
         return out
     if isinstance(saved, list | tuple) and isinstance(requested, list | tuple) and len(saved) == len(requested):
-        return [d for i, (s, r) in enumerate(zip(saved, requested)) for d in config_differences(s, r, f"{prefix}{i}.")]
+        pairs = enumerate(zip(saved, requested, strict=True))
+        return [d for i, (s, r) in pairs for d in config_differences(s, r, f"{prefix}{i}.")]
     same = saved == requested or (isinstance(saved, list | tuple) and list(saved) == list(requested))
     return [] if same else [f"{prefix.rstrip('.')}: {saved!r} -> {requested!r}"]
 
