@@ -8,6 +8,7 @@ For each seed (same data, same MLE checkpoint for all three rows of a seed):
     (found by bisection); its NLL-test is the diversity price temperature pays for that quality.
 
     python benchmarks/repro_oracle.py --preset cpu --seeds 0 1 2 3 4 --jobs 2 --threads 1
+    python benchmarks/repro_oracle.py --preset cpu --seeds 5 6 7 8 9 --jobs 2 --threads 1  # adds to the table
 
 Writes benchmarks/results/repro_oracle_<preset>.md and .csv (and keeps the runs under --out).
 """
@@ -182,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"final {s['final']['eval/nll_oracle']:.3f}; wall {r['wall_s']:.0f} s",
                 flush=True,
             )
-    Path(out, "results.json").write_text(json.dumps(results, indent=2))
+    # merge with seeds run earlier into the same folder (a re-run seed replaces its old record)
+    path = Path(out, "results.json")
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    results = sorted({r["seed"]: r for r in [*earlier, *results]}.values(), key=lambda r: r["seed"])
+    path.write_text(json.dumps(results, indent=2))
     md, csv_path = write_tables(results, args.preset)
     print(md.read_text())
     print(f"written: {md} and {csv_path}")
