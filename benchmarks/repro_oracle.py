@@ -46,9 +46,12 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
     root = Path(out)
     pre_dir = root / f"pretrain-s{seed}"
     resume = (root / f"seqgan-s{seed}" / "config.json").exists()
+    fresh_pretraining = not (pre_dir / "pretrained.pt").exists()
     start = time.perf_counter()
     seqgan = run_training(cfg, root / f"seqgan-s{seed}", device, pretrain_dir=pre_dir, resume=resume).summary
     wall = time.perf_counter() - start
+    if not fresh_pretraining:  # a pre-training run earlier (or reused): count the time it took when it ran
+        wall = seqgan["adversarial_wall_s"] + _pretraining_seconds(pre_dir)
     const_cfg = dataclasses.replace(cfg, adversarial=dataclasses.replace(cfg.adversarial, reward="constant"))
     resume = (root / f"constant-s{seed}" / "config.json").exists()
     constant = run_training(const_cfg, root / f"constant-s{seed}", device, pretrain_dir=pre_dir, resume=resume).summary
@@ -85,6 +88,13 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
         "seed": seed, "threads": threads, "seqgan": seqgan, "constant": constant, "wall_s": round(wall, 1),
         "temperature": {"tau": best_tau, **best_m},
     }  # fmt: skip
+
+
+def _pretraining_seconds(pre_dir: Path) -> float:
+    """The pre-training's own wall time, as its ``metrics.csv`` recorded it (across resumes)."""
+    with open(pre_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return float(rows[-1]["time/elapsed_s"])
 
 
 def fmt(values: list[float], digits: int = 3) -> str:

@@ -352,8 +352,8 @@ def train_preset(name: str, seed: int = 0) -> TrainConfig:
       generator update (64 x N 16, Adam 0.01, summed un-baselined loss) then 5 x (9,984 fresh
       negatives, 3 D epochs) with the paper's CNN.
     - ``cpu``: a schedule for 2 CPU cores found by experiment (README, "The cpu preset"): 20 MLE epochs,
-      the light CNN, 50 adversarial iterations each followed by one round of 50 D steps (Adam 3e-4,
-      1,600 fresh negatives and as many real sequences).
+      the light CNN, 50 adversarial iterations each followed by one round of 50 D steps (Adam 1e-4, the
+      paper's D learning rate; 1,600 fresh negatives and as many real sequences).
     """
     pre = pretrain_preset(name, seed)
     if name == "paper":
@@ -365,6 +365,6 @@ def train_preset(name: str, seed: int = 0) -> TrainConfig:
         agent=ReinforceConfig(),
         adversarial=AdversarialConfig(
             iterations=50,
-            d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=3e-4, num_negatives=1600, max_steps_per_round=50),
+            d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-4, num_negatives=1600, max_steps_per_round=50),
         ),
     )

@@ -63,3 +63,47 @@ def test_bad_counts_are_refused(bench, option, capsys):
         bench.main([option, "0"])
     assert exc.value.code == 2
     assert f"{option} must be >= 1" in capsys.readouterr().err
+
+
+SCREEN = Path(__file__).resolve().parents[1] / "benchmarks" / "schedule_screen.py"
+
+
+@pytest.fixture(scope="module")
+def screen():
+    spec = importlib.util.spec_from_file_location("schedule_screen", SCREEN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_schedule_screen_overrides(screen):
+    from seqgan_rl.config import train_preset
+
+    base = train_preset("cpu", 0)
+    cfg = screen.apply_overrides(base, {"d_train.lr": 5e-5, "adversarial.iterations": 7, "agent.batch_size": 32})
+    assert (cfg.adversarial.d_train.lr, cfg.adversarial.iterations, cfg.agent.batch_size) == (5e-5, 7, 32)
+    assert cfg.adversarial.d_train.max_steps_per_round == base.adversarial.d_train.max_steps_per_round
+    with pytest.raises(ValueError, match="d_train.FIELD"):
+        screen.apply_overrides(base, {"lr": 1e-4})
+    with pytest.raises(TypeError, match="lrr"):
+        screen.apply_overrides(base, {"d_train.lrr": 1e-4})
+
+
+def test_schedule_screen_bad_variant_is_refused_before_work(screen, capsys):
+    with pytest.raises(SystemExit) as e:
+        screen.main(["--variant", 'x={"foo": 1}', "--pre-root", "/nonexistent"])
+    assert e.value.code == 2
+    assert "adversarial.FIELD" in capsys.readouterr().err
+
+
+def test_schedule_screen_table_pairs_seeds(screen):
+    results = [
+        {"name": "a", "seed": 0, "evals": [(0, 9.0, 8.2), (5, 8.8, 8.3), (10, 8.9, 8.4)]},
+        {"name": "a", "seed": 1, "evals": [(0, 9.0, 8.2), (5, 8.7, 8.3)]},
+        {"name": "b", "seed": 0, "evals": [(0, 9.0, 8.2), (5, 8.6, 8.5), (10, 8.5, 8.6)]},
+        {"name": "b", "seed": 1, "evals": [(0, 9.0, 8.2), (5, 8.75, 8.3)]},
+    ]
+    table = screen.summary_table(results, ["a", "b"], [0, 1], limit=5)
+    row_b = table.splitlines()[-1]
+    # within 5 updates b's best on seed 0 is 8.6 (the 8.5 at update 10 is outside); paired Δ = (-0.2 + 0.05) / 2
+    assert row_b.startswith("| b | 8.600 | 8.750 | 8.675 ± 0.106 | 8.400 | -0.075 (1/2) |")

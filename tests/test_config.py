@@ -14,8 +14,10 @@ from seqgan_rl.config import (
     MLEConfig,
     OracleDataConfig,
     PretrainConfig,
+    ReinforceConfig,
     pretrain_preset,
     resolve_preset,
+    train_preset,
 )
 
 BAD_FIELDS = [
@@ -113,6 +115,17 @@ def test_cpu_preset():
     assert (d.rounds, d.epochs, d.lr, d.max_steps_per_round, d.num_negatives) == (10, 1, 1e-3, 200, 6400)
     assert d.rounds * d.max_steps_per_round == 2000  # REFERENCE.md section 9: 2,000 D pre-training steps
     assert d.max_steps_per_round * d.batch_size == 2 * d.num_negatives  # one pass over balanced real + fake
+
+
+def test_cpu_train_preset_schedule():
+    cfg = train_preset("cpu", seed=2)
+    assert cfg.agent == ReinforceConfig()  # the paper's generator update, unchanged
+    adv = cfg.adversarial
+    assert (adv.iterations, adv.num_rollouts, adv.d_every, adv.eval_every, adv.reward) == (50, 16, 1, 5, "mc")
+    d = adv.d_train
+    # one round of 50 D steps per update at the paper's D learning rate (1e-4; 3e-4 was 0.04 worse over 10 seeds)
+    assert (d.rounds, d.epochs, d.lr, d.num_negatives, d.max_steps_per_round) == (1, 1, 1e-4, 1600, 50)
+    assert d.max_steps_per_round * d.batch_size == 2 * d.num_negatives
 
 
 def test_unknown_preset():

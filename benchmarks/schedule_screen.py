@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Screen adversarial-schedule variants over several seeds from shared pre-training checkpoints.
+
+Every variant of a seed starts from the same MLE + D pre-training (``<pre-root>/pretrain-s<seed>``, made
+by ``repro_oracle.py`` or ``train_agent.py``), so the seeds pair up across variants. A variant is a name
+and a JSON object of overrides of the ``cpu`` preset, keyed ``adversarial.*``, ``d_train.*`` or
+``agent.*``. It prints, per variant, the best NLL-oracle per seed (over the evaluations up to
+``--best-within`` updates), the mean and std, the NLL-test at the best point, and the mean paired
+difference to the first variant::
+
+    python benchmarks/schedule_screen.py --pre-root runs/repro-cpu --seeds 0 1 2 3 4 --jobs 2 \\
+        --variant 'preset={}' --variant 'dlr1e4={"d_train.lr": 1e-4}'
+
+Each job runs on one thread. The table of the runs that chose the ``cpu`` preset's D learning rate is in
+``benchmarks/results/cpu_schedule_experiments.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+SECTIONS = ("adversarial", "d_train", "agent")
+
+
+def apply_overrides(cfg, overrides: dict):
+    """The ``cpu`` preset's ``TrainConfig`` with ``section.field`` overrides (an unknown key is an error)."""
+    parts: dict[str, dict] = {s: {} for s in SECTIONS}
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if section not in SECTIONS or not name:
+            raise ValueError(f"override {key!r}: write it as one of {', '.join(s + '.FIELD' for s in SECTIONS)}")
+        parts[section][name] = value
+    adv = dataclasses.replace(cfg.adversarial, **parts["adversarial"])
+    adv = dataclasses.replace(adv, d_train=dataclasses.replace(adv.d_train, **parts["d_train"]))
+    return dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, **parts["agent"]), adversarial=adv)
+
+
+def run_job(name: str, overrides: dict, seed: int, pre_root: str, out_root: str) -> dict:
+    import torch
+
+    from seqgan_rl.config import train_preset
+    from seqgan_rl.training.adversarial import AdversarialTrainer
+    from seqgan_rl.training.callbacks import CallbackList, DiscriminatorRetrainCallback, EvalCallback
+    from seqgan_rl.training.pretrain import run_pretraining
+
+    torch.set_num_threads(1)
+    cfg = apply_overrides(train_preset("cpu", seed), overrides)
+    pre_dir = Path(pre_root, f"pretrain-s{seed}")
+    if not (pre_dir / "pretrained.pt").exists():
+        raise FileNotFoundError(f"{pre_dir / 'pretrained.pt'} is missing: run repro_oracle.py for seed {seed} first")
+    device = torch.device("cpu")
+    pre = run_pretraining(cfg.pretrain, pre_dir, device, resume=True)
+    out = Path(out_root, f"{name}-s{seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = AdversarialTrainer(pre.generator, pre.discriminator, pre.oracle, pre.data, cfg, device, out)
+    adv = cfg.adversarial
+    callbacks = [EvalCallback(adv.eval_every, cfg.pretrain.data.num_eval_samples)]
+    if adv.reward == "mc":
+        callbacks.insert(0, DiscriminatorRetrainCallback(adv.d_train, adv.d_every))
+    trainer.train(CallbackList(callbacks))
+    with open(out / "metrics.csv", newline="") as f:
+        evals = [
+            (int(r["step"]), float(r["eval/nll_oracle"]), float(r["eval/nll_test"]))
+            for r in csv.DictReader(f)
+            if r["eval/nll_oracle"]
+        ]
+    return {"name": name, "seed": seed, "evals": evals, "wall_s": round(trainer.elapsed, 1)}
+
+
+def best_within(evals: list, limit: int) -> tuple[int, float, float]:
+    return min((e for e in evals if e[0] <= limit), key=lambda e: e[1])
+
+
+def summary_table(results: list[dict], names: list[str], seeds: list[int], limit: int) -> str:
+    by = {(r["name"], r["seed"]): best_within(r["evals"], limit) for r in results}
+    head = (
+        "| variant | "
+        + " | ".join(f"s{s}" for s in seeds)
+        + " | mean ± std best | NLL-test at best | Δ vs first (seeds better) |"
+    )
+    lines = [head, "|---|" + "---|" * len(seeds) + "---|---|---|"]
+    for name in names:
+        got = [s for s in seeds if (name, s) in by]
+        best = [by[name, s][1] for s in got]
+        test = [by[name, s][2] for s in got]
+        diffs = [by[name, s][1] - by[names[0], s][1] for s in got if (names[0], s) in by]
+        delta = (
+            f"{statistics.mean(diffs):+.3f} ({sum(d < 0 for d in diffs)}/{len(diffs)})"
+            if name != names[0] and diffs
+            else ""
+        )
+        spread = f" ± {statistics.stdev(best):.3f}" if len(best) > 1 else ""
+        cells = [f"{by[name, s][1]:.3f}" if (name, s) in by else "—" for s in seeds]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {statistics.mean(best):.3f}{spread} | {statistics.mean(test):.3f} | {delta} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pre-root", default="runs/repro-cpu", help="folder holding pretrain-s<seed>/ checkpoints")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--variant", action="append", required=True, metavar="NAME=JSON",
+                   help='e.g. \'dlr1e4={"d_train.lr": 1e-4}\'; the first variant is the reference of the Δ column')  # fmt: skip
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
+    p.add_argument("--best-within", type=int, default=50, help="best NLL-oracle over the updates up to this one")
+    p.add_argument("--out", default="runs/screen", help="run folders and results.json")
+    args = p.parse_args(argv)
+    variants = {}
+    for spec in args.variant:
+        name, sep, text = spec.partition("=")
+        try:
+            variants[name] = json.loads(text) if sep else None
+        except json.JSONDecodeError as e:
+            p.error(f"--variant {spec!r}: the overrides are not JSON ({e})")
+        if not sep or not name or not isinstance(variants[name], dict):
+            p.error(f"--variant {spec!r}: write NAME={{...}}, e.g. 'preset={{}}'")
+    from seqgan_rl.config import train_preset
+
+    for name, overrides in variants.items():  # bad overrides fail here, before any work
+        try:
+            apply_overrides(train_preset("cpu", 0), overrides)
+        except (TypeError, ValueError) as e:
+            p.error(f"--variant {name}: {e}")
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(run_job, name, overrides, seed, args.pre_root, args.out)
+            for name, overrides in variants.items()
+            for seed in args.seeds
+        ]
+        results = []
+        for f in futures:
+            r = f.result()
+            results.append(r)
+            step, oracle, test = best_within(r["evals"], args.best_within)
+            print(f"{r['name']} seed {r['seed']}: best {oracle:.3f} / {test:.3f} (update {step})", flush=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.out, "results.json").write_text(json.dumps({"variants": variants, "results": results}, indent=1))
+    print(summary_table(results, list(variants), args.seeds, args.best_within))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
