@@ -1,0 +1,138 @@
+"""Golden runs: tiny runs of every training path through ``scripts/train_agent.py`` must reproduce the
+committed fixture bit for bit (metrics without ``time/`` columns, the final generator's weights).
+
+The fixture was recorded before the one-loop refactor; any change that moves these numbers moves the
+committed results too. Re-record only on purpose (and re-run the committed tables it touches):
+
+    SEQGAN_WRITE_GOLDEN=1 python -m pytest -q tests/test_golden.py
+
+Float results are reproducible per machine type only: on a CPU whose fingerprint (torch version, CPU
+capability, model and flags) differs from the recording machine's, a mismatch skips instead of failing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqgan_rl.models import OracleLSTM
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "data" / "golden"
+WRITE = os.environ.get("SEQGAN_WRITE_GOLDEN") == "1"
+
+WORDS = ["a dog runs .", "a cat sits on a mat .", "the dog sits .", "a man rides a bike .", "the cat runs ."]
+TINY = ["--mle-epochs", "1", "--d-pretrain-rounds", "1", "--iterations", "3", "--eval-every", "1", "--threads", "1"]
+
+
+def fingerprint() -> dict[str, str]:
+    """What float rounding depends on: torch's build, the CPU's vector unit, its model and its flags."""
+    model, flags = platform.processor(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = hashlib.sha256(value.strip().encode()).hexdigest()[:16]
+            if model and flags:
+                break
+    except OSError:
+        pass
+    return {
+        "torch": torch.__version__,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": model,
+        "flags": flags,
+    }
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(f"golden_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def data_rows(path: Path) -> list[dict[str, str]]:
+    """CSV rows without ``time/`` columns and without empty cells (a column nobody wrote holds no data)."""
+    with path.open(newline="") as f:
+        return [{k: v for k, v in r.items() if v != "" and not k.startswith("time/")} for r in csv.DictReader(f)]
+
+
+def write_rows(rows: list[dict[str, str]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """The golden runs, once per session: REINFORCE (fresh pre-training), the constant-reward control and
+    SB3 PPO (both loading that pre-training), and SeqGAN on a tiny text file."""
+    pytest.importorskip("stable_baselines3")
+    root = tmp_path_factory.mktemp("golden")
+    threads = torch.get_num_threads()
+    npz = root / "oracle.npz"
+    OracleLSTM.random(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
+    (root / "train.txt").write_text("\n".join(WORDS * 8) + "\n")
+    (root / "test.txt").write_text("a dog sits .\nthe man runs on a mat .\n")
+    oracle = ["--preset", "cpu", "--oracle-file", str(npz), "--eval-samples", "64", *TINY]
+    pre = ["--pretrain-dir", str(root / "reinforce" / "pretrain")]
+    script = load_script("train_agent")
+    try:
+        for name, args in (
+            ("reinforce", ["--algo", "reinforce", "--num-rollouts", "2", *oracle]),
+            ("constant", ["--algo", "reinforce", "--reward", "constant", *pre, *oracle]),
+            ("ppo", ["--algo", "ppo", "--num-rollouts", "2", *pre, *oracle]),
+            ("text", ["--dataset", str(root / "train.txt"), "--test-file", str(root / "test.txt"),
+                      "--num-rollouts", "2", "--bleu-samples", "8", *TINY]),
+        ):  # fmt: skip
+            assert script.main([*args, "--out", str(root / name)]) == 0, name
+    finally:
+        torch.set_num_threads(threads)
+    if WRITE:
+        for name in ("reinforce", "constant", "ppo", "text"):
+            write_rows(data_rows(root / name / "metrics.csv"), GOLDEN / name / "metrics.json")
+            state = torch.load(root / name / "generator_final.pt", weights_only=True)["generator"]
+            torch.save(state, GOLDEN / name / "generator_final.pt")
+        for name in ("reinforce", "text"):
+            write_rows(data_rows(root / name / "pretrain" / "metrics.csv"), GOLDEN / name / "pretrain_metrics.json")
+        (GOLDEN / "fingerprint.json").write_text(json.dumps(fingerprint(), indent=1) + "\n")
+    return root
+
+
+def differs(run: Path, name: str) -> str | None:
+    """What differs between a run and its golden copy (``None``: bit-identical)."""
+    want = json.loads((GOLDEN / name / "metrics.json").read_text())
+    got = data_rows(run / "metrics.csv")
+    if got != want:
+        bad = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
+        return f"metrics.csv differs from row {bad} on (got {len(got)} rows, want {len(want)})"
+    pre = GOLDEN / name / "pretrain_metrics.json"
+    if pre.exists() and data_rows(run / "pretrain" / "metrics.csv") != json.loads(pre.read_text()):
+        return "pretrain/metrics.csv differs"
+    want_g = torch.load(GOLDEN / name / "generator_final.pt", weights_only=True)
+    got_g = torch.load(run / "generator_final.pt", weights_only=True)["generator"]
+    if set(got_g) != set(want_g):
+        return f"generator_final.pt has parameters {sorted(got_g)}, want {sorted(want_g)}"
+    worst = max(float((got_g[k] - want_g[k]).abs().max()) for k in want_g)
+    return None if worst == 0.0 else f"generator_final.pt differs (max |difference| {worst:.3g})"
+
+
+@pytest.mark.parametrize("name", ["reinforce", "constant", "ppo", "text"])
+def test_golden_run_is_bit_identical(runs, name):
+    problem = differs(runs / name, name)
+    if problem is None:
+        return
+    recorded = json.loads((GOLDEN / "fingerprint.json").read_text())
+    if recorded != fingerprint():
+        pytest.skip(f"{name}: {problem}; the fixture was recorded on {recorded}, this machine is {fingerprint()}")
+    pytest.fail(f"{name}: {problem} (same machine type as the recording: a change moved the results)")
