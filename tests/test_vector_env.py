@@ -102,6 +102,37 @@ def test_cache_follows_generator_updates():
     torch.testing.assert_close(h, h_ref[:, 2])
 
 
+def test_rollouts_continue_from_the_state_of_the_prefix(monkeypatch):
+    """Every rollout starts from the LSTM state having read the start token and y_1..y_{t-1} (y_t is fed
+    next): at the first step, after the generator changed mid-episode, and after an autoreset. (A cache
+    rebuilt after the step's token was appended once read y_t twice.)"""
+    import seqgan_rl.envs.vector as vector
+
+    gen = tiny_generator()
+    seen = []
+    real = vector.rollout_completions
+
+    def spy(policy, tokens, prefix_len, state, *args, **kwargs):
+        seen.append((tokens.clone(), prefix_len.clone(), state[0].clone()))
+        return real(policy, tokens, prefix_len, state, *args, **kwargs)
+
+    monkeypatch.setattr(vector, "rollout_completions", spy)
+    env = TokenGenerationVectorEnv(2, generator=gen, discriminator=tiny_discriminator(), num_rollouts=2)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for step in range(2 * T + 1):
+        if step in (2, T + 3):
+            with torch.no_grad():
+                gen.output.weight.mul_(1.1)
+                gen.lstm.weight_hh_l0.mul_(0.9)
+        env.step(rng.integers(0, V, size=2))
+        if seen:
+            tokens, prefix_len, h = seen.pop()
+            h_all, _ = gen.prefix_states(tokens.clamp(max=V - 1))  # (R, T, H); index k: read start, y_1..y_k
+            want = h_all[torch.arange(len(prefix_len)), prefix_len - 1]
+            torch.testing.assert_close(h, want, rtol=0, atol=1e-6, msg=f"step {step}")
+
+
 def test_partial_reset_with_mask():
     env = TokenGenerationVectorEnv(2, generator=tiny_generator(), discriminator=tiny_discriminator(), num_rollouts=2)
     env.reset(seed=0)

@@ -127,6 +127,8 @@ class TokenGenerationVectorEnv(VectorEnv):
         acts = self._check_actions(actions)  # (n,) on device
         resetting = self._needs_reset.clone()
         self._reset_rows(resetting)
+        if self.discriminator is not None and self.reward_mode != "terminal" and self.generator is not None:
+            self._prefix_states()  # the rollouts start from the state before this step's tokens: rebuild it now
         moving = ~resetting
         rows = moving.nonzero().squeeze(1)
         self._tokens[rows, self._lengths[rows]] = acts[rows]
@@ -229,8 +231,8 @@ class TokenGenerationVectorEnv(VectorEnv):
     def _mc_q(self, rows: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
         """Q for sub-envs ``rows`` that just took ``acts[rows]`` and did not end; advances their state."""
         g, d, n = self._policy(), self.discriminator, self.num_rollouts
-        h, c = self._prefix_states()
-        # the cached state has read y_1..y_{t-1} (the length before this step); rollouts feed y_t next
+        h, c = self._state  # built in step() before y_t was appended: it has read y_1..y_{t-1}
+        # rollouts feed y_t next
         length_before = self._lengths[rows] - 1
         h_r, c_r = h[rows], c[rows]
         rep = rows.repeat(n)  # rows ordered (n, env)
