@@ -3,7 +3,7 @@
 
     python benchmarks/coco_results.py --seeds 0 1 2 --threads 1
 
-For each seed it runs the ``text`` preset (``seqgan_rl.training.text_training.text_preset``: MLE, D
+For each seed it runs the ``text`` preset (``seqgan_rl.presets.train_preset("text", ...)``: MLE, D
 pre-training, SeqGAN updates) in ``runs/coco-text-seed<seed>`` (a finished seed is reused), and scores the
 MLE generator (after pre-training) and the SeqGAN generator (after the last update) on the same protocol:
 1,000 sampled sentences, BLEU-n against all 10,000 test captions (nltk sentence_bleu, method1, uniform
@@ -25,8 +25,12 @@ from pathlib import Path
 import torch
 
 from seqgan_rl.data.text import COCO, load_text_dataset
+from seqgan_rl.presets import train_preset
 from seqgan_rl.training.bleu import BleuReferences
-from seqgan_rl.training.text_training import evaluate_text, load_text_generator, run_text_training, text_preset
+from seqgan_rl.training.evaluators import TextEvaluator
+from seqgan_rl.training.pipeline import run_training
+from seqgan_rl.training.run_folder import load_generator
+from seqgan_rl.training.tasks import TextTask
 from seqgan_rl.utils import derive_seed, make_rng
 
 KEYS = ["eval/bleu2", "eval/bleu3", "eval/bleu4", "eval/bleu5", "eval/self_bleu2", "eval/self_bleu3",
@@ -131,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     command = "python benchmarks/coco_results.py " + " ".join(argv if argv is not None else sys.argv[1:])
     ds = load_text_dataset(COCO)
+    task = TextTask(ds)
     rows: list[dict] = []
     for seed in args.seeds:
         run = Path(args.runs) / f"coco-text-seed{seed}"
@@ -138,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         if (run / "summary.json").exists():
             summary = json.loads((run / "summary.json").read_text())
         else:
-            config = text_preset(ds.vocab, ds.seq_len, seed=seed)
-            summary = run_text_training(config, ds, run, torch.device("cpu"), resume=run.exists()).summary
+            config = train_preset("text", seed=seed, **task.dims())
+            summary = run_training(config, run, torch.device("cpu"), task, resume=run.exists()).summary
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         wall = round(summary["pretrain_wall_s"] + summary["adversarial_wall_s"])
         rows.append(
@@ -149,14 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"seed": seed, "model": "SeqGAN", **{k: summary["final"][k] for k in KEYS}, "wall_s": wall})
         write_results(rows, Path(args.out), command)
     if args.temperatures:
-        refs = BleuReferences(ds.test_sentences)
+        evaluator = TextEvaluator(ds.vocab, BleuReferences(ds.test_sentences), ds.test, 1000)
         for seed in args.seeds:
-            gen, vocab = load_text_generator(
-                Path(args.runs) / f"coco-text-seed{seed}" / "pretrain" / "generator_mle.pt"
-            )
+            gen, _ = load_generator(Path(args.runs) / f"coco-text-seed{seed}" / "pretrain" / "generator_mle.pt")
             for tau in args.temperatures:
                 rng = make_rng(derive_seed(seed, "temperature-control", int(round(tau * 1000))))
-                m = evaluate_text(gen, vocab, refs, ds.test, 1000, rng, temperature=tau)
+                m = evaluator.evaluate(gen, rng, temperature=tau)
                 rows.append({"seed": seed, "model": f"MLE τ={tau}", **{k: m[k] for k in KEYS}, "wall_s": ""})
         rows.sort(key=lambda r: r["seed"])
         write_results(rows, Path(args.out), command)

@@ -31,10 +31,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | None) -> dict:
     import torch
 
-    from seqgan_rl.config import train_preset
     from seqgan_rl.models import Generator
-    from seqgan_rl.training.adversarial import run_training
+    from seqgan_rl.presets import train_preset
     from seqgan_rl.training.metrics import evaluate
+    from seqgan_rl.training.pipeline import run_training
     from seqgan_rl.utils import derive_seed, make_rng, seed_everything
 
     torch.set_num_threads(threads)

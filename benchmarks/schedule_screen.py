@@ -45,9 +45,8 @@ def apply_overrides(cfg, overrides: dict):
 def run_job(name: str, overrides: dict, seed: int, pre_root: str, out_root: str) -> dict:
     import torch
 
-    from seqgan_rl.config import train_preset
-    from seqgan_rl.training.adversarial import AdversarialTrainer
-    from seqgan_rl.training.callbacks import CallbackList, DiscriminatorRetrainCallback, EvalCallback
+    from seqgan_rl.presets import train_preset
+    from seqgan_rl.training.pipeline import build_trainer
     from seqgan_rl.training.pretrain import run_pretraining
 
     torch.set_num_threads(1)
@@ -59,12 +58,8 @@ def run_job(name: str, overrides: dict, seed: int, pre_root: str, out_root: str)
     pre = run_pretraining(cfg.pretrain, pre_dir, device, resume=True)
     out = Path(out_root, f"{name}-s{seed}")
     out.mkdir(parents=True, exist_ok=True)
-    trainer = AdversarialTrainer(pre.generator, pre.discriminator, pre.oracle, pre.data, cfg, device, out)
-    adv = cfg.adversarial
-    callbacks = [EvalCallback(adv.eval_every, cfg.pretrain.data.num_eval_samples)]
-    if adv.reward == "mc":
-        callbacks.insert(0, DiscriminatorRetrainCallback(adv.d_train, adv.d_every))
-    trainer.train(CallbackList(callbacks))
+    trainer = build_trainer(cfg, pre.generator, pre.discriminator, pre.data, pre.evaluator, device, out)
+    trainer.train()
     with open(out / "metrics.csv", newline="") as f:
         evals = [
             (int(r["step"]), float(r["eval/nll_oracle"]), float(r["eval/nll_test"]))
@@ -125,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--variant {spec!r}: the overrides are not JSON ({e})")
         if not sep or not name or not isinstance(variants[name], dict):
             p.error(f"--variant {spec!r}: write NAME={{...}}, e.g. 'preset={{}}'")
-    from seqgan_rl.config import train_preset
+    from seqgan_rl.presets import train_preset
 
     for name, overrides in variants.items():  # bad overrides fail here, before any work
         try:

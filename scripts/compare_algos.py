@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from seqgan_rl.config import train_preset
 from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.presets import train_preset
 from seqgan_rl.training.compare import ALGOS, TEMPERATURES, run_comparison, write_outputs
 from seqgan_rl.utils import get_device, seed_everything
 
@@ -58,11 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace, oracle: OracleLSTM):
     """The preset with the oracle's sizes and the small overrides (tests use them for tiny runs)."""
-    cfg = train_preset(args.preset, seed=args.seeds[0])
+    cfg = train_preset(args.preset, seed=args.seeds[0], vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
     pre = cfg.pretrain
-    g = dataclasses.replace(pre.generator, vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-    d = dataclasses.replace(pre.discriminator, vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-    changes = {"generator": g, "discriminator": d}
+    changes = {}
     if args.mle_epochs is not None:
         changes["mle"] = dataclasses.replace(pre.mle, epochs=args.mle_epochs, eval_every=1)
     if args.d_pretrain_rounds is not None:

@@ -21,9 +21,11 @@ import time
 import torch
 from tqdm import tqdm
 
-from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig, pretrain_preset, resolve_preset
+from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
 from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.presets import pretrain_preset, resolve_preset
 from seqgan_rl.training.pretrain import run_pretraining
+from seqgan_rl.training.tasks import OracleTask
 from seqgan_rl.utils import get_device, seed_everything
 
 
@@ -49,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = get_device(args.device)
         preset = resolve_preset(args.preset, device.type)
-        config = pretrain_preset(preset, seed=args.seed)
-        oracle = OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else OracleLSTM.paper()
-        g = dataclasses.replace(config.generator, vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-        d_name = args.discriminator or ("paper" if preset == "paper" else "light")
-        d = DiscriminatorConfig.preset(d_name, oracle.vocab_size, oracle.seq_len)
+        task = OracleTask(OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else None)
+        config = pretrain_preset(preset, seed=args.seed, **task.dims())
+        d = config.discriminator
+        if args.discriminator is not None:
+            d = DiscriminatorConfig.preset(args.discriminator, d.vocab_size, d.seq_len)
         mle = config.mle
         if args.mle_epochs is not None:
             mle = dataclasses.replace(mle, epochs=args.mle_epochs)
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         d_pre = (
             config.d_pretrain if args.d_rounds is None else dataclasses.replace(config.d_pretrain, rounds=args.d_rounds)
         )
-        config = dataclasses.replace(config, generator=g, discriminator=d, mle=mle, d_pretrain=d_pre)
+        config = dataclasses.replace(config, discriminator=d, mle=mle, d_pretrain=d_pre)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pre-training: preset={preset} device={device} threads={torch.get_num_threads()} out={out}")
     start = time.perf_counter()
     try:
-        result = run_pretraining(config, out, device, oracle=oracle, resume=args.resume, progress=tqdm)
+        result = run_pretraining(config, out, device, task, resume=args.resume, progress=tqdm)
     except (FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

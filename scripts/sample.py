@@ -5,7 +5,8 @@
     python scripts/sample.py runs/x/generator_final.pt -n 1000 --out samples.txt --seed 1 --temperature 0.8
 
 The checkpoint is a text run's ``generator_final.pt`` (or ``pretrain/generator_mle.pt``): weights, config and
-vocabulary. Sentences are decoded up to their end token and joined with spaces (tokenized text, as BLEU sees it).
+vocabulary (an oracle run's checkpoints have no words to print). Sentences are decoded up to their end token
+and joined with spaces (tokenized text, as BLEU sees it).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from seqgan_rl.training.text_training import generate_sentences, load_text_generator
-from seqgan_rl.utils import get_device, make_rng
+from seqgan_rl.training.evaluators import generate_sentences
+from seqgan_rl.training.run_folder import load_generator
+from seqgan_rl.utils import check_temperature, get_device, make_rng
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.num < 0:
             raise ValueError(f"--num must be >= 0, got {args.num}")
-        if not args.temperature > 0:
-            raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+        check_temperature(args.temperature, "--temperature")
         device = get_device(args.device)
-        generator, vocab = load_text_generator(args.checkpoint, device)
+        generator, vocab = load_generator(args.checkpoint, device)
+        if vocab is None:
+            raise ValueError(f"{args.checkpoint} is not a text generator checkpoint (it has no vocabulary)")
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,16 +1,17 @@
 #!/usr/bin/env python
-"""Train SeqGAN's generator with a policy-gradient agent on the paper's oracle benchmark.
+"""Train SeqGAN's generator with a policy-gradient agent: on the paper's oracle benchmark, or on real text.
 
     python scripts/train_agent.py --algo reinforce              # preset 'auto': paper on CUDA, cpu on a CPU
     python scripts/train_agent.py --preset paper --device cuda  # the reference hyperparameters exactly
     python scripts/train_agent.py --out runs/x --resume         # continue a killed run
     python scripts/train_agent.py --algo ppo                    # SB3 PPO from the same MLE checkpoint (sb3 extra)
+    python scripts/train_agent.py --dataset coco                # real text: COCO captions, scored by BLEU
 
 Pipeline: pre-training (MLE, then D; reused if the run folder already has it), then adversarial
-iterations (sample 64 sequences, Q by Monte-Carlo rollouts scored by D, one REINFORCE update, retrain D),
-with NLL-oracle and NLL-test every few updates. --algo ppo replaces the REINFORCE update by one SB3 PPO
-iteration on the batched env (64 sequences, reward mode q with gamma 0), same D retraining and evaluation.
-Writes config.json, pretrain/, metrics.csv (+ TensorBoard events when tensorboard is installed),
+iterations (sample 64 sequences, Q by Monte-Carlo rollouts scored by D, one update of the agent, retrain D),
+evaluated every few updates (NLL-oracle and NLL-test; BLEU, Self-BLEU and NLL-test for text). --algo ppo
+replaces the REINFORCE update by one SB3 PPO iteration on the batched env (64 sequences, reward mode q with
+gamma 0). Writes config.json, pretrain/, metrics.csv (+ TensorBoard events when tensorboard is installed),
 adversarial_checkpoint.pt, generator_final.pt, summary.json and curves.png to the run folder.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import logging
 import sys
 import time
@@ -27,24 +27,27 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from seqgan_rl.config import BASELINES, REWARDS, resolve_preset, train_preset
-from seqgan_rl.data.text import TextDataset, load_text_dataset
+from seqgan_rl.agents import AGENTS
+from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, TrainConfig
+from seqgan_rl.data.text import load_text_dataset
 from seqgan_rl.models.oracle import OracleLSTM
-from seqgan_rl.training.adversarial import CHECKPOINT, run_training
-from seqgan_rl.training.text_training import run_text_training, text_preset
+from seqgan_rl.presets import PRESETS, resolve_preset, train_preset
+from seqgan_rl.training.pipeline import run_training
+from seqgan_rl.training.tasks import OracleTask, Task, TextTask
+from seqgan_rl.training.trainer import CHECKPOINT
 from seqgan_rl.utils import get_device, seed_everything
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
-        "--algo", default="reinforce", choices=["reinforce", "ppo"], help="policy-gradient agent (ppo: the sb3 extra)"
+        "--algo", default="reinforce", choices=list(AGENTS), help="policy-gradient agent (ppo: the sb3 extra)"
     )
     p.add_argument(
-        "--reward-mode", choices=["q", "shaped", "terminal"], default=None,
+        "--reward-mode", choices=list(GAMMA_FOR_MODE), default=None,
         help="--algo ppo: q (SeqGAN's Q, gamma 0; default) or shaped/terminal (gamma 1)",
     )  # fmt: skip
-    p.add_argument("--preset", default="auto", choices=["auto", "paper", "cpu"], help="hyperparameter preset")
+    p.add_argument("--preset", default="auto", choices=["auto", *PRESETS], help="hyperparameter preset")
     p.add_argument("--iterations", type=int, default=None, help="generator updates (preset: paper 200, cpu 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -59,82 +62,76 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--d-pretrain-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
     p.add_argument("--pretrain-dir", default=None, help="share a pre-training folder between runs (controls)")
     p.add_argument("--oracle-file", default=None, help=".npz of oracle parameters (default: the paper's)")
-    p.add_argument("--eval-samples", type=int, default=None, help="generator samples for NLL-oracle (9,984)")
+    p.add_argument(
+        "--eval-samples", "--bleu-samples", dest="eval_samples", type=int, default=None,
+        help="generator samples per evaluation (NLL-oracle: 9,984; BLEU: 1,000)",
+    )  # fmt: skip
     p.add_argument(
         "--dataset",
         default=None,
         help="real text instead of the oracle: 'coco' (built in) or a UTF-8 file, one sentence per line",
     )
     p.add_argument("--test-file", default=None, help="with --dataset PATH: the test sentences (default: hold out 10%%)")
-    p.add_argument("--bleu-samples", type=int, default=None, help="with --dataset: sentences sampled for BLEU (1,000)")
     return p.parse_args(argv)
 
 
-def build_config(args: argparse.Namespace, device: torch.device, oracle: OracleLSTM):
-    """Preset + overrides, validated before any work starts (raises ValueError with the fix)."""
-    preset = resolve_preset(args.preset, device.type)
-    cfg = train_preset(preset, seed=args.seed)
+def make_task(args: argparse.Namespace) -> Task:
+    """The data: real text with ``--dataset``, else the oracle (``--oracle-file`` or the paper's)."""
+    if args.dataset is None:
+        if args.test_file is not None:
+            raise ValueError("--test-file needs --dataset")
+        return OracleTask(OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else None)
+    if args.oracle_file is not None:
+        raise ValueError("--oracle-file does not apply to --dataset runs (the sentences are the data)")
+    return TextTask(load_text_dataset(args.dataset, args.test_file))
+
+
+def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> TrainConfig:
+    """The preset for this data and agent, with the options' overrides, validated before any work starts
+    (raises ValueError with the fix)."""
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.reward == "constant" and args.num_rollouts is not None:
         raise ValueError("--num-rollouts only applies to --reward mc (the constant control has no rollouts)")
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue")
+    if args.resume and not Path(args.out).is_dir():
+        raise ValueError(f"--resume: {args.out} does not exist, nothing to resume (drop --resume to start it)")
     if args.algo == "ppo" and (args.reward != "mc" or args.baseline is not None):
         raise ValueError("--algo ppo trains on SeqGAN's reward with a learned critic: no --reward constant/--baseline")
     if args.algo != "ppo" and args.reward_mode is not None:
         raise ValueError("--reward-mode applies to --algo ppo (REINFORCE consumes SeqGAN's Q)")
-    if args.resume and not Path(args.out).is_dir():
-        raise ValueError(f"--resume: {args.out} does not exist, nothing to resume (drop --resume to start it)")
+    preset = resolve_preset(args.preset, device.type, text=isinstance(task, TextTask))
+    cfg = train_preset(preset, seed=args.seed, algo=args.algo, **task.dims())
     pre = cfg.pretrain
-    g = dataclasses.replace(pre.generator, vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-    d = dataclasses.replace(pre.discriminator, vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-    mle = pre.mle if args.mle_epochs is None else dataclasses.replace(pre.mle, epochs=args.mle_epochs)
-    d_pre = pre.d_pretrain
+    if args.mle_epochs is not None:
+        pre = dataclasses.replace(pre, mle=dataclasses.replace(pre.mle, epochs=args.mle_epochs))
     if args.d_pretrain_rounds is not None:
-        d_pre = dataclasses.replace(d_pre, rounds=args.d_pretrain_rounds)
-    data = pre.data if args.eval_samples is None else dataclasses.replace(pre.data, num_eval_samples=args.eval_samples)
-    pre = dataclasses.replace(pre, generator=g, discriminator=d, mle=mle, d_pretrain=d_pre, data=data)
-    adv = cfg.adversarial
-    changes = {"reward": args.reward}
-    for key, value in (
-        ("iterations", args.iterations),
-        ("num_rollouts", args.num_rollouts),
-        ("eval_every", args.eval_every),
-    ):
-        if value is not None:
-            changes[key] = value
-    adv = dataclasses.replace(adv, **changes)
-    agent = cfg.agent if args.baseline is None else dataclasses.replace(cfg.agent, baseline=args.baseline)
-    return preset, dataclasses.replace(cfg, pretrain=pre, adversarial=adv, agent=agent)
-
-
-def ppo_run_kwargs(args: argparse.Namespace) -> dict:
-    """``run_training``'s arguments for ``--algo ppo`` (raises ValueError naming the extra if SB3 is missing)."""
-    try:
-        from seqgan_rl.agents.sb3_ppo import PPOConfig, PPOTrainer
-    except ImportError as exc:
-        raise ValueError(str(exc)) from exc
-    ppo = PPOConfig(reward_mode=args.reward_mode or "q")
-    return {
-        "trainer_factory": functools.partial(PPOTrainer, ppo_config=ppo),
-        "extra_config": {"algo": "ppo", "ppo": dataclasses.asdict(ppo)},
-    }
+        pre = dataclasses.replace(pre, d_pretrain=dataclasses.replace(pre.d_pretrain, rounds=args.d_pretrain_rounds))
+    if args.eval_samples is not None:
+        pre = dataclasses.replace(pre, data=dataclasses.replace(pre.data, num_eval_samples=args.eval_samples))
+    adv = {"reward": args.reward}
+    adv.update({k: v for k, v in (("iterations", args.iterations), ("num_rollouts", args.num_rollouts),
+                                  ("eval_every", args.eval_every)) if v is not None})  # fmt: skip
+    agent = cfg.agent
+    if args.baseline is not None:
+        agent = dataclasses.replace(agent, baseline=args.baseline)
+    if args.reward_mode is not None:
+        agent = dataclasses.replace(agent, reward_mode=args.reward_mode)
+    cfg = dataclasses.replace(cfg, pretrain=pre, agent=agent, adversarial=dataclasses.replace(cfg.adversarial, **adv))
+    task.check(cfg.pretrain)
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.dataset is not None:
-        return main_text(args)
     try:
-        if args.test_file is not None or args.bleu_samples is not None:
-            raise ValueError("--test-file and --bleu-samples need --dataset")
         device = get_device(args.device)
-        oracle = OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else OracleLSTM.paper()
-        preset, config = build_config(args, device, oracle)
-        ppo_kwargs = ppo_run_kwargs(args) if args.algo == "ppo" else {}
-        out = Path(args.out or f"runs/{args.algo}-{preset}-seed{args.seed}")
+        task = make_task(args)
+        config = build_config(args, task, device)
+        default = f"text-{task.name}" if isinstance(task, TextTask) else f"{args.algo}-{config.preset}"
+        out = Path(args.out or f"runs/{default}-seed{args.seed}")
         if not args.resume and (out / CHECKPOINT).exists():
             raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     except (ValueError, FileNotFoundError) as exc:
@@ -144,99 +141,31 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     print(
-        f"SeqGAN {args.algo}: preset={preset} reward={config.adversarial.reward} device={device} "
-        f"threads={torch.get_num_threads()} iterations={config.adversarial.iterations} out={out}"
-    )
-    start = time.perf_counter()
-    try:
-        result = run_training(
-            config, out, device, oracle=oracle, resume=args.resume, pretrain_dir=args.pretrain_dir, progress=tqdm,
-            **ppo_kwargs,
-        )  # fmt: skip
-    except (FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    s = result.summary
-    mle, best, final = s["mle"], s["best"], s["final"]
-    print(f"\ndone in {time.perf_counter() - start:.1f} s (this invocation). Results ({out}):")
-    print(f"  {'':28s} {'NLL-oracle':>10s} {'NLL-test':>9s}")
-    for label, m in (
-        ("after MLE", mle),
-        (f"best (update {best['iteration']})", best),
-        (f"final (update {final['iteration']})", final),
-    ):
-        print(f"  {label:28s} {m['eval/nll_oracle']:10.3f} {m['eval/nll_test']:9.3f}")
-    print("  paper: MLE 9.038, SeqGAN 8.736; oracle floor 5.75. Lower NLL-test = more diverse (covers the data).")
-    return 0
-
-
-def build_text_config(args: argparse.Namespace, dataset: TextDataset):
-    """The ``text`` preset for ``dataset`` + overrides, validated before any work starts."""
-    if args.algo != "reinforce" or getattr(args, "reward_mode", None) is not None:
-        raise ValueError(f"--dataset runs use --algo reinforce without --reward-mode (got --algo {args.algo})")
-    if args.preset not in ("auto", "text"):
-        raise ValueError(f"--dataset runs use the 'text' preset, not --preset {args.preset}")
-    for flag, value in (("--oracle-file", args.oracle_file), ("--pretrain-dir", args.pretrain_dir),
-                        ("--eval-samples", args.eval_samples)):  # fmt: skip
-        if value is not None:
-            raise ValueError(f"{flag} does not apply to --dataset runs")
-    if args.reward == "constant" and args.num_rollouts is not None:
-        raise ValueError("--num-rollouts only applies to --reward mc (the constant control has no rollouts)")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.resume and (args.out is None or not Path(args.out).is_dir()):
-        raise ValueError("--resume needs --out: an existing run folder to continue")
-    cfg = text_preset(dataset.vocab, dataset.seq_len, seed=args.seed, bleu_samples=args.bleu_samples or 1000)
-    pre = cfg.pretrain
-    if args.mle_epochs is not None:
-        pre = dataclasses.replace(pre, mle=dataclasses.replace(pre.mle, epochs=args.mle_epochs))
-    if args.d_pretrain_rounds is not None:
-        pre = dataclasses.replace(pre, d_pretrain=dataclasses.replace(pre.d_pretrain, rounds=args.d_pretrain_rounds))
-    if args.bleu_samples is not None and args.bleu_samples < 2:
-        raise ValueError(f"--bleu-samples must be >= 2 (Self-BLEU needs two sentences), got {args.bleu_samples}")
-    changes = {"reward": args.reward}
-    for key, value in (("iterations", args.iterations), ("num_rollouts", args.num_rollouts),
-                       ("eval_every", args.eval_every)):  # fmt: skip
-        if value is not None:
-            changes[key] = value
-    adv = dataclasses.replace(cfg.adversarial, **changes)
-    agent = cfg.agent if args.baseline is None else dataclasses.replace(cfg.agent, baseline=args.baseline)
-    return dataclasses.replace(cfg, pretrain=pre, adversarial=adv, agent=agent)
-
-
-def main_text(args: argparse.Namespace) -> int:
-    """``--dataset``: SeqGAN on real text, scored by BLEU, Self-BLEU and NLL-test."""
-    try:
-        device = get_device(args.device)
-        dataset = load_text_dataset(args.dataset, args.test_file)
-        config = build_text_config(args, dataset)
-        out = Path(args.out or f"runs/text-{dataset.name}-seed{args.seed}")
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
-    print(
-        f"SeqGAN on text: dataset={dataset.name} ({dataset.train.shape[0]} train / {len(dataset.test_sentences)} "
-        f"test sentences, V={len(dataset.vocab)}, T={dataset.seq_len}) reward={config.adversarial.reward} "
+        f"SeqGAN {args.algo}: {task.describe()} preset={config.preset} reward={config.adversarial.reward} "
         f"device={device} threads={torch.get_num_threads()} iterations={config.adversarial.iterations} out={out}"
     )
     start = time.perf_counter()
     try:
-        result = run_text_training(config, dataset, out, device, resume=args.resume, progress=tqdm)
+        result = run_training(
+            config, out, device, task, resume=args.resume, pretrain_dir=args.pretrain_dir, progress=tqdm
+        )
     except (FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     s = result.summary
-    keys = ["eval/bleu2", "eval/bleu3", "eval/bleu4", "eval/bleu5", "eval/self_bleu2", "eval/self_bleu3",
-            "eval/self_bleu4", "eval/nll_test"]  # fmt: skip
+    keys = result.evaluator.report
     print(f"\ndone in {time.perf_counter() - start:.1f} s (this invocation). Results ({out}):")
-    print("  " + " " * 24 + "".join(f"{k.split('/')[1]:>11s}" for k in keys))
-    for label, m in (("after MLE", s["mle"]), (f"final (update {s['final']['iteration']})", s["final"])):
-        print(f"  {label:24s}" + "".join(f"{m[k]:11.3f}" for k in keys))
-    print("  Texygen (COCO): MLE BLEU-2/3 0.731/0.497, SeqGAN 0.745/0.498. Sample: python scripts/sample.py "
-          f"{out / 'generator_final.pt'} -n 10")  # fmt: skip
+    print("  " + " " * 28 + "".join(f"{k.split('/')[1]:>12s}" for k in keys))
+    rows = [("after MLE", s["mle"])]
+    if s["best"] is not None:
+        rows.append((f"best (update {s['best']['iteration']})", s["best"]))
+    rows.append((f"final (update {s['final']['iteration']})", s["final"]))
+    for label, m in rows:
+        print(f"  {label:28s}" + "".join(f"{m[k]:12.3f}" for k in keys))
+    if task.references:
+        print(f"  {task.references}")
+    if task.vocab is not None:
+        print(f"  Sample: python scripts/sample.py {out / 'generator_final.pt'} -n 10")
     return 0
 
 

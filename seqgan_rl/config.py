@@ -1,12 +1,15 @@
 """Frozen dataclass configs. Defaults are the SeqGAN reference values (REFERENCE.md §3).
 
 Every config validates itself in ``__post_init__`` and raises ``ValueError`` naming the bad field and
-the fix. Configs are plain data: ``dataclasses.asdict`` gives what is saved next to a run.
+the fix. Configs are plain data: ``dataclasses.asdict`` gives what is saved next to a run. The presets that fill
+them in live in ``seqgan_rl.presets``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from seqgan_rl.utils import check_temperature
 
 
 def _check_positive(obj: object, *names: str) -> None:
@@ -241,14 +244,16 @@ class ReinforceConfig:
     reduction: str = "sum"
     """``"sum"`` over the B x T tokens (paper) or ``"mean"``."""
     temperature: float = 1.0
-    """Sampling temperature of the generator while collecting (and of its log-probs in the loss)."""
+    """The policy's temperature: G's logits are divided by it when sampling, in the loss, in the rollouts
+    and for D's negatives."""
 
     def __post_init__(self) -> None:
-        if not (self.lr > 0 and self.grad_clip > 0 and self.batch_size >= 1 and self.temperature > 0):
+        if not (self.lr > 0 and self.grad_clip > 0 and self.batch_size >= 1):
             raise ValueError(
-                f"ReinforceConfig: lr, grad_clip, batch_size and temperature must be > 0, got {self.lr}, "
-                f"{self.grad_clip}, {self.batch_size}, {self.temperature}"
+                f"ReinforceConfig: lr, grad_clip and batch_size must be > 0, got {self.lr}, {self.grad_clip}, "
+                f"{self.batch_size}"
             )
+        check_temperature(self.temperature, "ReinforceConfig.temperature")
         if self.baseline not in BASELINES:
             raise ValueError(f"ReinforceConfig.baseline={self.baseline!r}: choose one of {BASELINES}")
         if self.reduction not in ("sum", "mean"):
@@ -256,6 +261,79 @@ class ReinforceConfig:
         if self.entropy_coef < 0:
             raise ValueError(f"ReinforceConfig.entropy_coef={self.entropy_coef} must be >= 0")
 
+    @property
+    def sequences_per_update(self) -> int:
+        return self.batch_size
+
+
+GAMMA_FOR_MODE = {"q": 0.0, "shaped": 1.0, "terminal": 1.0}
+"""The discount each reward mode of the environment needs (``seqgan_rl.envs.MCRolloutReward``)."""
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Stable-Baselines3 PPO's update for SeqGAN's generator (``seqgan_rl.agents.sb3_ppo``). One PPO iteration
+    collects one sequence per sub-env (``num_envs`` sequences of T tokens: ``n_steps = T``), the same budget
+    as one REINFORCE update.
+
+    Reward mode and discount go together: ``"q"`` with gamma 0 (each reward is SeqGAN's Q_t, already a
+    return estimate, so the advantage is Q_t - V(s_t)); ``"shaped"`` or ``"terminal"`` with gamma 1 (the
+    rewards sum to D(Y)). Other pairs are refused.
+    """
+
+    num_envs: int = 64
+    """Sequences generated per update (REINFORCE's batch size)."""
+    lr: float = 1e-3
+    """Adam learning rate (actor and critic)."""
+    n_epochs: int = 4
+    """Passes over each rollout."""
+    batch_size: int = 320
+    """Minibatch size in transitions (a rollout holds ``num_envs * T``)."""
+    clip_range: float = 0.2
+    gamma: float | None = None
+    """Discount; ``None`` picks the one the reward mode needs (``q``: 0, ``shaped``/``terminal``: 1)."""
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = True
+    reward_mode: str = "q"
+    """``"q"`` (SeqGAN's Q, gamma 0), ``"shaped"`` or ``"terminal"`` (gamma 1)."""
+    value_net: tuple[int, ...] = (64,)
+    """Hidden sizes of the critic's MLP head (on its own embedding + LSTM features)."""
+    target_kl: float | None = None
+    temperature: float = 1.0
+    """The policy's sampling temperature (its logits are divided by it; also in the rollouts)."""
+
+    def __post_init__(self) -> None:
+        if self.reward_mode not in GAMMA_FOR_MODE:
+            raise ValueError(f"PPOConfig.reward_mode={self.reward_mode!r}: choose one of {tuple(GAMMA_FOR_MODE)}")
+        need = GAMMA_FOR_MODE[self.reward_mode]
+        if self.gamma is not None and self.gamma != need:
+            raise ValueError(
+                f"PPOConfig: reward_mode={self.reward_mode!r} needs gamma={need:g}, got {self.gamma}: 'q' rewards are "
+                "already returns (gamma 0); 'shaped'/'terminal' rewards must be summed (gamma 1)"
+            )
+        if not (self.num_envs >= 1 and self.n_epochs >= 1 and self.batch_size >= 1):
+            raise ValueError("PPOConfig: num_envs, n_epochs and batch_size must be >= 1")
+        if not (self.lr > 0 and self.clip_range > 0 and self.max_grad_norm > 0):
+            raise ValueError("PPOConfig: lr, clip_range and max_grad_norm must be > 0")
+        check_temperature(self.temperature, "PPOConfig.temperature")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"PPOConfig.gae_lambda={self.gae_lambda} must be in [0, 1]")
+
+    @property
+    def discount(self) -> float:
+        return GAMMA_FOR_MODE[self.reward_mode] if self.gamma is None else float(self.gamma)
+
+    @property
+    def sequences_per_update(self) -> int:
+        return self.num_envs
+
+
+AGENT_CONFIGS: dict[str, type] = {"reinforce": ReinforceConfig, "ppo": PPOConfig}
+"""Each algorithm's config class, by the name ``TrainConfig.algo`` (and ``--algo``) uses; the agents
+themselves are in ``seqgan_rl.agents.AGENTS``."""
 
 REWARDS = ("mc", "constant")
 
@@ -280,7 +358,7 @@ class AdversarialConfig:
     )
     """The D retraining schedule each time it fires."""
     eval_every: int = 5
-    """Evaluate NLL-oracle and NLL-test every this many updates (and before the first)."""
+    """Evaluate every this many updates (and before the first)."""
     checkpoint_every: int = 5
     rollout_update_rate: float | None = None
     """``None``: rollouts use the current generator (what the reference code does). A float r keeps an
@@ -298,73 +376,34 @@ class AdversarialConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything ``scripts/train_agent.py`` runs: pre-training, then the adversarial phase."""
+    """Everything ``scripts/train_agent.py`` runs: pre-training, then the adversarial phase with one agent."""
 
     preset: str = "paper"
     seed: int = 0
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    agent: ReinforceConfig = field(default_factory=ReinforceConfig)
+    algo: str = "reinforce"
+    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"ppo"``); ``agent`` is its config."""
+    agent: ReinforceConfig | PPOConfig = field(default_factory=ReinforceConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def __post_init__(self) -> None:
         if self.pretrain.seed != self.seed:
             raise ValueError(f"TrainConfig.seed={self.seed} differs from pretrain.seed={self.pretrain.seed}")
-
-
-PRESETS = ("paper", "cpu")
-
-
-def resolve_preset(name: str, device_type: str) -> str:
-    """``"auto"`` -> ``"paper"`` on CUDA, ``"cpu"`` otherwise; other names are checked and returned."""
-    if name == "auto":
-        return "paper" if device_type == "cuda" else "cpu"
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}: choose 'auto' or one of {PRESETS}")
-    return name
-
-
-def pretrain_preset(name: str, seed: int = 0) -> PretrainConfig:
-    """Pre-training presets.
-
-    - ``paper``: the reference code exactly: 120 MLE epochs; the paper CNN; 50 rounds x (9,984 fresh
-      negatives, 3 epochs), Adam 1e-4 (about an hour of D training on a 2-core CPU).
-    - ``cpu``: the same MLE recipe stopped at 20 epochs (where NLL-oracle is already at the paper's MLE
-      level, REFERENCE.md section 9), the light CNN and 2,000 D steps at Adam 1e-3.
-    """
-    if name == "paper":
-        return PretrainConfig(seed=seed)
-    if name == "cpu":
-        return PretrainConfig(
-            seed=seed,
-            discriminator=DiscriminatorConfig.light(),
-            mle=MLEConfig(epochs=20),
-            d_pretrain=DiscriminatorTrainConfig(
-                rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
-            ),
-        )
-    raise ValueError(f"unknown preset {name!r}: choose one of {PRESETS}")
-
-
-def train_preset(name: str, seed: int = 0) -> TrainConfig:
-    """Whole-pipeline presets.
-
-    - ``paper``: the reference hyperparameters exactly (what a GPU user runs): 200 iterations, each one
-      generator update (64 x N 16, Adam 0.01, summed un-baselined loss) then 5 x (9,984 fresh
-      negatives, 3 D epochs) with the paper's CNN.
-    - ``cpu``: a schedule for 2 CPU cores found by experiment (README, "The cpu preset"): 20 MLE epochs,
-      the light CNN, 50 adversarial iterations each followed by one round of 50 D steps (Adam 1e-4, the
-      paper's D learning rate; 1,600 fresh negatives and as many real sequences).
-    """
-    pre = pretrain_preset(name, seed)
-    if name == "paper":
-        return TrainConfig(preset=name, seed=seed, pretrain=pre)
-    return TrainConfig(
-        preset=name,
-        seed=seed,
-        pretrain=pre,
-        agent=ReinforceConfig(),
-        adversarial=AdversarialConfig(
-            iterations=50,
-            d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-4, num_negatives=1600, max_steps_per_round=50),
-        ),
-    )
+        if self.algo not in AGENT_CONFIGS:
+            raise ValueError(f"TrainConfig.algo={self.algo!r}: choose one of {tuple(AGENT_CONFIGS)}")
+        if not isinstance(self.agent, AGENT_CONFIGS[self.algo]):
+            raise ValueError(
+                f"TrainConfig: algo={self.algo!r} needs a {AGENT_CONFIGS[self.algo].__name__}, "
+                f"got a {type(self.agent).__name__}"
+            )
+        adv = self.adversarial
+        if self.algo == "ppo":
+            if adv.reward != "mc":
+                raise ValueError(f"PPO trains on the discriminator's reward: reward={adv.reward!r} is for REINFORCE")
+            if adv.rollout_update_rate is not None:
+                raise ValueError("PPO uses the current generator for rollouts: rollout_update_rate must be None")
+            if self.pretrain.generator.eos_token is not None:
+                raise ValueError(
+                    "PPO runs on fixed-length sequences (the oracle benchmark): its policy finds the prefix by the pad "
+                    "token, which real text can generate; use algo='reinforce' for text"
+                )

@@ -102,6 +102,22 @@ def _atomic_write(path: str | os.PathLike, write) -> None:
         raise
 
 
+TEMPERATURE_RANGE = (1e-3, 1e3)
+"""Sampling temperatures accepted everywhere. Logits are divided by the temperature: below 1e-3 a logit
+of the paper generator's size (|logit| < 10) can exceed float32's exp range by far and sampling turns
+into an argmax that rounding decides; above 1e3 every distribution is uniform to within 1%."""
+
+
+def check_temperature(temperature: float, name: str = "temperature") -> float:
+    """Return ``temperature`` as a float if it is a number in ``TEMPERATURE_RANGE``; else raise ``ValueError``.
+
+    The one check every sampler, config and CLI uses."""
+    lo, hi = TEMPERATURE_RANGE
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not lo <= temperature <= hi:
+        raise ValueError(f"{name} must be > 0, in [{lo:g}, {hi:g}], got {temperature!r}")
+    return float(temperature)
+
+
 def check_token_batch(tokens: torch.Tensor, vocab_size: int, seq_len: int | None = None, name: str = "tokens") -> None:
     """Raise ``ValueError`` unless ``tokens`` is a ``(B, T)`` int64 tensor of ids in ``[0, vocab_size)``
     (and ``T == seq_len`` when given)."""

@@ -77,7 +77,7 @@ def screen():
 
 
 def test_schedule_screen_overrides(screen):
-    from seqgan_rl.config import train_preset
+    from seqgan_rl.presets import train_preset
 
     base = train_preset("cpu", 0)
     cfg = screen.apply_overrides(base, {"d_train.lr": 5e-5, "adversarial.iterations": 7, "agent.batch_size": 32})

@@ -1,4 +1,4 @@
-"""Configs validate themselves and name the bad field; presets hold the documented values."""
+"""Configs validate themselves and name the bad field."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from seqgan_rl.config import (
     GeneratorConfig,
     MLEConfig,
     OracleDataConfig,
+    PPOConfig,
     PretrainConfig,
     ReinforceConfig,
-    pretrain_preset,
-    resolve_preset,
-    train_preset,
+    TrainConfig,
 )
+from seqgan_rl.presets import train_preset
 
 BAD_FIELDS = [
     (GeneratorConfig, "vocab_size", 0),
@@ -95,61 +95,7 @@ def test_defaults_are_the_reference_values():
     assert (data.num_train, data.num_test, data.num_eval_samples) == (9984, 9984, 9984)
 
 
-def test_paper_preset():
-    cfg = pretrain_preset("paper", seed=3)
-    assert cfg == PretrainConfig(seed=3)
-    assert cfg.mle.epochs == 120
-    assert cfg.discriminator == DiscriminatorConfig.paper()
-    assert cfg.discriminator.total_filters == 1720
-    assert (cfg.d_pretrain.rounds, cfg.d_pretrain.epochs, cfg.d_pretrain.lr) == (50, 3, 1e-4)
-    assert cfg.d_pretrain.max_steps_per_round is None
-
-
-def test_cpu_preset():
-    cfg = pretrain_preset("cpu", seed=4)
-    assert cfg.seed == 4
-    assert cfg.generator == GeneratorConfig()
-    assert cfg.mle == MLEConfig(epochs=20)
-    assert cfg.discriminator == DiscriminatorConfig.light()
-    d = cfg.d_pretrain
-    assert (d.rounds, d.epochs, d.lr, d.max_steps_per_round, d.num_negatives) == (10, 1, 1e-3, 200, 6400)
-    assert d.rounds * d.max_steps_per_round == 2000  # REFERENCE.md section 9: 2,000 D pre-training steps
-    assert d.max_steps_per_round * d.batch_size == 2 * d.num_negatives  # one pass over balanced real + fake
-
-
-def test_cpu_train_preset_schedule():
-    cfg = train_preset("cpu", seed=2)
-    assert cfg.agent == ReinforceConfig()  # the paper's generator update, unchanged
-    adv = cfg.adversarial
-    assert (adv.iterations, adv.num_rollouts, adv.d_every, adv.eval_every, adv.reward) == (50, 16, 1, 5, "mc")
-    d = adv.d_train
-    # one round of 50 D steps per update at the paper's D learning rate (1e-4; 3e-4 was 0.04 worse over 10 seeds)
-    assert (d.rounds, d.epochs, d.lr, d.num_negatives, d.max_steps_per_round) == (1, 1, 1e-4, 1600, 50)
-    assert d.max_steps_per_round * d.batch_size == 2 * d.num_negatives
-
-
-def test_unknown_preset():
-    with pytest.raises(ValueError, match="unknown preset 'fast'"):
-        pretrain_preset("fast")
-    with pytest.raises(ValueError, match="unknown preset"):
-        pretrain_preset("auto")  # 'auto' must be resolved first
-
-
-@pytest.mark.parametrize(
-    ("name", "device_type", "expected"),
-    [("auto", "cuda", "paper"), ("auto", "cpu", "cpu"), ("paper", "cpu", "paper"), ("cpu", "cuda", "cpu")],
-)
-def test_resolve_preset(name, device_type, expected):
-    assert resolve_preset(name, device_type) == expected
-
-
-def test_resolve_unknown_preset():
-    with pytest.raises(ValueError, match="choose 'auto' or one of"):
-        resolve_preset("gpu", "cuda")
-
-
 def test_saved_config_check_accepts_configs_from_before_optional_fields(tmp_path):
-    from seqgan_rl.config import train_preset
     from seqgan_rl.utils import check_saved_config, config_differences
 
     requested = dataclasses.asdict(train_preset("cpu", seed=3).pretrain)
@@ -167,3 +113,30 @@ def test_saved_config_check_accepts_configs_from_before_optional_fields(tmp_path
     with_eos = json.loads(json.dumps(requested))
     with_eos["generator"]["eos_token"] = 2
     assert config_differences(old | {"mle": requested["mle"]}, with_eos) == ["generator.eos_token: (absent) -> 2"]
+
+
+def test_train_config_checks_the_agent_against_the_algorithm():
+    with pytest.raises(ValueError, match="algo='ppo' needs a PPOConfig"):
+        TrainConfig(algo="ppo")
+    with pytest.raises(ValueError, match="choose one of"):
+        TrainConfig(algo="trpo")
+    ppo = train_preset("cpu", algo="ppo")
+    assert isinstance(ppo.agent, PPOConfig) and ppo.agent.num_envs == ReinforceConfig().batch_size
+    with pytest.raises(ValueError, match="PPO trains on the discriminator's reward"):
+        dataclasses.replace(ppo, adversarial=dataclasses.replace(ppo.adversarial, reward="constant"))
+    with pytest.raises(ValueError, match="rollout_update_rate"):
+        dataclasses.replace(ppo, adversarial=dataclasses.replace(ppo.adversarial, rollout_update_rate=0.8))
+    with pytest.raises(ValueError, match="use algo='reinforce' for text"):
+        train_preset("text", algo="ppo", vocab_size=40, seq_len=12, start_token=1, eos_token=2, pad_token=0)
+
+
+@pytest.mark.parametrize("tau", [0, -1.0, 1e-30, float("inf"), float("nan"), 1e6, True, "1"])
+def test_temperatures_are_checked_in_one_place(tau):
+    from seqgan_rl.utils import check_temperature
+
+    with pytest.raises(ValueError, match="must be > 0, in"):
+        check_temperature(tau)
+    with pytest.raises(ValueError, match="ReinforceConfig.temperature"):
+        ReinforceConfig(temperature=tau)
+    with pytest.raises(ValueError, match="PPOConfig.temperature"):
+        PPOConfig(temperature=tau)

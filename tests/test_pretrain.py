@@ -23,7 +23,6 @@ from seqgan_rl.config import (
 from seqgan_rl.models import Discriminator, Generator, OracleLSTM
 from seqgan_rl.training.logger import MetricsLogger, read_metrics
 from seqgan_rl.training.pretrain import (
-    METRIC_FIELDS,
     discriminator_round,
     make_discriminator_optimizer,
     make_generator_optimizer,
@@ -32,6 +31,7 @@ from seqgan_rl.training.pretrain import (
     mle_step,
     run_pretraining,
 )
+from seqgan_rl.training.tasks import OracleTask
 from seqgan_rl.utils import make_rng
 
 V, T = 12, 8
@@ -72,7 +72,7 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 def run(config: PretrainConfig, out: Path, oracle: OracleLSTM, resume: bool = False):
     torch.manual_seed(0)  # what scripts/pretrain.py's seed_everything does at program start
-    return run_pretraining(config, out, CPU, oracle=oracle, resume=resume)
+    return run_pretraining(config, out, CPU, OracleTask(oracle), resume=resume)
 
 
 # ---------------------------------------------------------------------------------------------- MLE
@@ -168,13 +168,16 @@ def test_run_writes_the_run_folder(tmp_path, oracle):
     cfg = tiny_config()
     result = run(cfg, tmp_path / "run", oracle)
     out = tmp_path / "run"
-    assert {"config.json", "metrics.csv", "pretrained.pt", "data.pt", "pretrain_checkpoint.pt"} <= {
+    assert {"config.json", "metrics.csv", "pretrained.pt", "data.pt", "pretrain_checkpoint.pt", "generator_mle.pt"} <= {
         p.name for p in out.iterdir()
     }
     assert json.loads((out / "config.json").read_text()) == json.loads(json.dumps(dataclasses.asdict(cfg)))
 
     with (out / "metrics.csv").open(newline="") as f:
-        assert next(csv.reader(f)) == ["step", *METRIC_FIELDS]
+        assert next(csv.reader(f)) == [
+            "step", "phase", "epoch", "train/loss", "eval/nll_oracle", "eval/nll_test", "d/loss", "d/accuracy",
+            "time/elapsed_s",
+        ]  # fmt: skip
     rows = read_metrics(out / "metrics.csv")
     assert [(r["step"], r["phase"], r["epoch"]) for r in rows] == [
         ("0", "mle", "0"), ("1", "mle", "1"), ("2", "mle", "2"), ("3", "mle", "3"),

@@ -10,7 +10,7 @@ import torch
 from env_helpers import FirstTokenD, tiny_discriminator, tiny_generator
 
 from seqgan_rl.agents import ReinforceAgent, ReinforceConfig, RolloutBatch, compute_advantages, reinforce_loss
-from seqgan_rl.envs import TokenGenerationVectorEnv, mc_q_values
+from seqgan_rl.envs import ConstantReward, Reward, SeqGANReward, TokenGenerationVectorEnv, mc_q_values
 from seqgan_rl.utils import make_rng
 
 
@@ -42,7 +42,7 @@ def test_advantages_and_baselines():
 
 def test_one_update_raises_a_high_q_token_and_lowers_a_low_q_one():
     gen = tiny_generator()
-    agent = ReinforceAgent(gen, ReinforceConfig(lr=0.05, batch_size=2))
+    agent = ReinforceAgent(gen, ConstantReward(), ReinforceConfig(lr=0.05, batch_size=2))
     seqs = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 1, 2]])
     rewards = torch.zeros(2, 6)
     rewards[0, :] = 1.0  # high Q everywhere on sequence 0, zero on sequence 1
@@ -55,7 +55,7 @@ def test_one_update_raises_a_high_q_token_and_lowers_a_low_q_one():
     assert float(after[0].sum()) > float(before[0].sum())  # rewarded tokens became more likely
     # with signed advantages the un-rewarded sequence loses probability
     gen2 = tiny_generator()
-    agent2 = ReinforceAgent(gen2, ReinforceConfig(lr=0.05, batch_size=2, baseline="batch_mean"))
+    agent2 = ReinforceAgent(gen2, ConstantReward(), ReinforceConfig(lr=0.05, batch_size=2, baseline="batch_mean"))
     agent2.update(batch)
     with torch.no_grad():
         after2 = gen2.log_probs(seqs)
@@ -64,18 +64,43 @@ def test_one_update_raises_a_high_q_token_and_lowers_a_low_q_one():
 
 
 def test_collect_uses_the_environment_q():
+    """The batch's rewards are SeqGAN's Q of its sequences, drawn from the same stream after them."""
     gen, disc = tiny_generator(), tiny_discriminator()
-    agent = ReinforceAgent(gen, ReinforceConfig(batch_size=5))
-    batch = agent.collect(lambda y: mc_q_values(y, gen, disc, 3, make_rng(1)), make_rng(0))
+    agent = ReinforceAgent(gen, SeqGANReward(gen, disc, num_rollouts=3), ReinforceConfig(batch_size=5))
+    batch = agent.collect(make_rng(0))
     assert batch.sequences.shape == batch.rewards.shape == (5, 6)
     assert bool(((batch.rewards > 0) & (batch.rewards < 1)).all())
-    with pytest.raises(ValueError, match="reward_fn must return"):
-        agent.collect(lambda y: torch.zeros(5), make_rng(0))
+    rng = make_rng(0)
+    seqs = gen.sample(5, rng)
+    assert torch.equal(seqs, batch.sequences)
+    assert torch.equal(mc_q_values(seqs, gen, disc, 3, rng), batch.rewards)
+
+    class Broken(Reward):
+        def sequence_q(self, sequences, rng=None):
+            return torch.zeros(5)
+
+    with pytest.raises(ValueError, match="the reward must return"):
+        ReinforceAgent(gen, Broken(), ReinforceConfig(batch_size=5)).collect(make_rng(0))
+
+
+def test_temperature_reaches_sampling_loss_and_rollouts():
+    """At temperature 0.5 the sequences, the rollouts and the loss's log-probabilities all use G / 0.5."""
+    gen, disc = tiny_generator(), tiny_discriminator()
+    reward = SeqGANReward(gen, disc, num_rollouts=2, temperature=0.5)
+    agent = ReinforceAgent(gen, reward, ReinforceConfig(batch_size=4, temperature=0.5))
+    batch = agent.collect(make_rng(0))
+    rng = make_rng(0)
+    seqs = gen.sample(4, rng, temperature=0.5)
+    assert torch.equal(seqs, batch.sequences)
+    assert torch.equal(mc_q_values(seqs, gen, disc, 2, rng, temperature=0.5), batch.rewards)
+    with torch.no_grad():
+        want = float(-gen.log_probs(seqs, temperature=0.5).mean())  # before the update changes G
+    assert agent.update(batch)["train/sample_nll"] == pytest.approx(want, rel=1e-5)
 
 
 def test_collect_from_vector_env_gives_exact_q_with_a_deterministic_d():
     gen = tiny_generator()
-    agent = ReinforceAgent(gen, ReinforceConfig(batch_size=4))
+    agent = ReinforceAgent(gen, ConstantReward(), ReinforceConfig(batch_size=4))
     env = TokenGenerationVectorEnv(4, generator=gen, discriminator=FirstTokenD(), reward_mode="q", num_rollouts=2)
     batch = agent.collect_from_env(env, make_rng(0))
     expected = (batch.sequences[:, :1].double() + 1) / 11

@@ -1,11 +1,11 @@
 """SB3 PPO: the VecEnv adapter under SB3's checks, MLE weights in the policy, reward mode vs gamma,
-the callback adapter, and ``train_agent.py --algo ppo`` end to end."""
+the PPO agent (equal to SB3's own learn(), in the training loop with its callbacks), and
+``train_agent.py --algo ppo`` end to end."""
 
 from __future__ import annotations
 
 import importlib
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,15 +18,12 @@ from stable_baselines3.common.env_checker import check_env  # noqa: E402
 from stable_baselines3.common.utils import check_for_correct_spaces  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonitor  # noqa: E402
 
-from seqgan_rl.agents.sb3_ppo import (  # noqa: E402
-    PPOConfig,
-    SB3CallbackAdapter,
-    SB3VecEnvAdapter,
-    make_ppo,
-)
+from seqgan_rl.agents import make_agent  # noqa: E402
+from seqgan_rl.agents.sb3_ppo import PPOAgent, PPOConfig, SB3VecEnvAdapter, make_ppo  # noqa: E402
 from seqgan_rl.config import DiscriminatorTrainConfig  # noqa: E402
-from seqgan_rl.envs import TokenGenerationVectorEnv, make_token_generation_env  # noqa: E402
-from seqgan_rl.training.callbacks import Callback, CallbackList, DiscriminatorRetrainCallback  # noqa: E402
+from seqgan_rl.envs import SeqGANReward, TokenGenerationVectorEnv, make_token_generation_env  # noqa: E402
+from seqgan_rl.training.callbacks import Callback, DiscriminatorRetrainCallback  # noqa: E402
+from seqgan_rl.training.trainer import Trainer  # noqa: E402
 
 
 def test_single_env_passes_sb3_check_env():
@@ -184,35 +181,44 @@ class Recording(Callback):
         self.events.append("logged")
 
 
-def test_callback_adapter_fires_once_per_update_and_retrains_d():
-    g, venv, model = tiny_ppo()
-    view = venv.generator
-    d = venv.discriminator
-    trainer = SimpleNamespace(
-        generator=view, discriminator=d, d_optimizer=torch.optim.Adam(d.parameters(), lr=1e-2),
-        real_data=tiny_generator(seed=3).sample(32, torch.Generator().manual_seed(0)),
-        test_data=tiny_generator(seed=3).sample(32, torch.Generator().manual_seed(1)),
-        rng=torch.Generator().manual_seed(2), seed=0, device=torch.device("cpu"), iteration=0, pending_metrics={},
-    )  # fmt: skip
+def test_agent_collect_and_update_are_sb3s_own_learn():
+    """PPOAgent's collect/update in a loop is PPO.learn() step for step: the same weights after 3 updates."""
+    n, cfg = 4, PPOConfig(num_envs=4, batch_size=8, n_epochs=2)
+    g, d = tiny_generator(), tiny_discriminator()
+    agent = PPOAgent(g, SeqGANReward(g, d, num_rollouts=2), cfg, seed=3, total_updates=3)
+    for _ in range(3):
+        metrics = agent.update(agent.collect())
+    assert {"train/pg_loss", "train/value_loss", "train/approx_kl", "train/mean_q"} <= set(metrics)
+    venv = TokenGenerationVectorEnv(n, generator=g, discriminator=d, reward_mode="q", num_rollouts=2)
+    model = make_ppo(venv, g, cfg, seed=3)
+    model.learn(3 * n * T)
+    for (k, a), b in zip(agent.model.policy.state_dict().items(), model.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_agent_in_the_training_loop_fires_callbacks_once_per_update_and_retrains_d(tmp_path):
+    g, d = tiny_generator(), tiny_discriminator()
+    reward = SeqGANReward(g, d, num_rollouts=2)
+    agent = make_agent("ppo", PPOConfig(num_envs=4, batch_size=8, n_epochs=2), g, reward, total_updates=3)
+    assert reward.generator is agent.generator and agent.venv.discriminator is d  # one policy, one D
+    real = tiny_generator(seed=3).sample(32, torch.Generator().manual_seed(0))
+    heldout = tiny_generator(seed=3).sample(32, torch.Generator().manual_seed(1))
+    retrain = DiscriminatorRetrainCallback(
+        d, real, heldout, DiscriminatorTrainConfig(rounds=1, epochs=1, num_negatives=16)
+    )
     rec = Recording()
-    retrain = DiscriminatorRetrainCallback(DiscriminatorTrainConfig(rounds=1, epochs=1, num_negatives=16), envs=[venv])
     before = [p.detach().clone() for p in d.parameters()]
-    model.learn(4 * T * 3, callback=SB3CallbackAdapter(CallbackList([rec, retrain]), trainer))
-    assert rec.events == [("step", 1, True), "logged", ("step", 2, True), "logged", ("step", 3, True), "logged"]
+    trainer = Trainer(agent, reward, [rec, retrain], iterations=3, out_dir=tmp_path)
+    trainer.train()
+    assert rec.events == ["start"] + [e for i in (1, 2, 3) for e in (("step", i, True), "logged")]
     assert trainer.iteration == 3 and retrain.n_calls == 3
-    assert {"d/loss", "d/accuracy", "train/mean_q", "train/value_loss"} <= set(trainer.pending_metrics)
     assert any(not torch.equal(a, b) for a, b in zip(before, d.parameters(), strict=True))
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/value_loss", "train/clip_fraction", "d/loss", "d/p_fake"} <= set(header)
+    with pytest.raises(ValueError, match="discriminator's reward"):
+        from seqgan_rl.envs import ConstantReward
 
-
-def test_callback_returning_false_stops_ppo():
-    class StopAfterTwo(Callback):
-        def _on_step(self):
-            return self.trainer.iteration < 2
-
-    _, _, model = tiny_ppo()
-    trainer = SimpleNamespace(iteration=0, pending_metrics={})
-    model.learn(4 * T * 10, callback=SB3CallbackAdapter(StopAfterTwo(), trainer))
-    assert trainer.iteration == 2 and model.num_timesteps <= 4 * T * 3
+        PPOAgent(g, ConstantReward(), PPOConfig(num_envs=4))
 
 
 def test_missing_extra_names_the_pip_command(monkeypatch):
@@ -244,7 +250,8 @@ def test_train_agent_algo_ppo_runs_end_to_end(tmp_path, capsys):
     assert script.main(args) == 0
     assert "final (update 2)" in capsys.readouterr().out
     out = tmp_path / "r"
-    assert json.loads((out / "config.json").read_text())["ppo"]["reward_mode"] == "q"
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["algo"] == "ppo" and saved["agent"]["reward_mode"] == "q"
     rows = (out / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert "train/value_loss" in header and len(rows) == 4  # header + updates 0, 1, 2

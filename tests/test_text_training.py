@@ -15,6 +15,7 @@ from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.envs import TokenGenerationEnv, sample_prefix_completions
 from seqgan_rl.models import Generator
 from seqgan_rl.training.pretrain import mle_loss
+from seqgan_rl.training.run_folder import load_generator, save_generator
 from seqgan_rl.utils import make_rng
 
 V, T, EOS, PAD = 9, 7, 2, 0
@@ -151,4 +152,27 @@ def test_text_scripts_refuse_bad_input(text_files, tmp_path, capsys):
     assert sample.main([str(tmp_path / "missing.pt")]) == 2
     torch.save({"generator": {}}, tmp_path / "not_text.pt")
     assert sample.main([str(tmp_path / "not_text.pt")]) == 2
+    assert "not a generator checkpoint" in capsys.readouterr().err
+    save_generator(text_generator(), tmp_path / "oracle_like.pt")  # a generator without a vocabulary
+    assert sample.main([str(tmp_path / "oracle_like.pt")]) == 2
     assert "not a text generator checkpoint" in capsys.readouterr().err
+    assert train_agent.main(["--dataset", str(text_files[0]), "--eval-samples", "1"]) == 2
+    assert ">= 2 samples" in capsys.readouterr().err
+
+
+def test_text_checkpoint_vocabulary_fits_the_env(text_files, tmp_path):
+    """A text generator checkpoint carries every id's word, so its vocabulary renders in the env as is."""
+    from seqgan_rl.data import load_text_dataset
+
+    ds = load_text_dataset(text_files[0], text_files[1])
+    g = Generator(
+        GeneratorConfig(vocab_size=len(ds.vocab), seq_len=ds.seq_len, start_token=1, eos_token=2, pad_token=0)
+    )
+    save_generator(g, tmp_path / "g.pt", ds.vocab)
+    state = torch.load(tmp_path / "g.pt", weights_only=True)
+    env = TokenGenerationEnv(generator=g, vocab=state["vocab"], render_mode="ansi")
+    env.reset(seed=0)
+    env.step(ds.vocab.stoi["dog"])
+    assert env.render().endswith("dog")
+    loaded, vocab = load_generator(tmp_path / "g.pt")
+    assert vocab.itos == ds.vocab.itos and torch.equal(loaded.output.weight, g.output.weight)

@@ -106,17 +106,17 @@ def test_rollouts_continue_from_the_state_of_the_prefix(monkeypatch):
     """Every rollout starts from the LSTM state having read the start token and y_1..y_{t-1} (y_t is fed
     next): at the first step, after the generator changed mid-episode, and after an autoreset. (A cache
     rebuilt after the step's token was appended once read y_t twice.)"""
-    import seqgan_rl.envs.vector as vector
+    import seqgan_rl.envs.rollout as rollout
 
     gen = tiny_generator()
     seen = []
-    real = vector.rollout_completions
+    real = rollout.rollout_completions
 
     def spy(policy, tokens, prefix_len, state, *args, **kwargs):
         seen.append((tokens.clone(), prefix_len.clone(), state[0].clone()))
         return real(policy, tokens, prefix_len, state, *args, **kwargs)
 
-    monkeypatch.setattr(vector, "rollout_completions", spy)
+    monkeypatch.setattr(rollout, "rollout_completions", spy)
     env = TokenGenerationVectorEnv(2, generator=gen, discriminator=tiny_discriminator(), num_rollouts=2)
     env.reset(seed=0)
     rng = np.random.default_rng(0)

@@ -5,21 +5,24 @@ The paper's update (the default) is
     loss = - sum_{b,t} log G(y_bt | Y_b,1:t-1) * Q_bt
 
 summed over the batch's B x T tokens, with no baseline, no discount and no normalisation; Q comes from
-the environment (``seqgan_rl.envs.mc_q_values`` or the vector env). Options: a baseline (batch mean or
-per-position mean of Q), reward normalisation, an entropy bonus, a mean instead of a sum.
+the environment's reward code (``seqgan_rl.envs.SeqGANReward``, or the vector env step by step). Options: a
+baseline (batch mean or per-position mean of Q), reward normalisation, an entropy bonus, a mean instead of
+a sum, a temperature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
+from seqgan_rl.agents.base import Agent
 from seqgan_rl.config import BASELINES, ReinforceConfig
+from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 from seqgan_rl.models.generator import Generator
+from seqgan_rl.utils import valid_mask
 
 
 class RolloutBatch(NamedTuple):
@@ -85,32 +88,35 @@ def reinforce_loss(
     return total if reduction == "sum" else total / m.sum().clamp(min=1)
 
 
-class ReinforceAgent:
-    """Samples batches from the generator, gets their Q from the environment, updates the generator.
+class ReinforceAgent(Agent):
+    """Samples batches from the generator, gets their Q from the reward, updates the generator.
 
     Args:
-        generator: the policy (trained in place).
+        generator: the policy (trained in place). With real text (an end token in its config), positions
+            after the end token are masked out of the loss.
+        reward: scores a batch: ``reward.sequence_q(sequences, rng) -> (B, T)`` (``SeqGANReward``,
+            ``ConstantReward``).
         config: the update's hyperparameters.
-        eos_token: with real text, positions after it are masked out of the loss.
     """
 
-    def __init__(self, generator: Generator, config: ReinforceConfig | None = None, eos_token: int | None = None):
-        self.generator = generator
+    metric_fields = ("train/pg_loss", "train/grad_norm", "train/mean_q", "train/sample_nll")
+
+    def __init__(self, generator: Generator, reward: Reward, config: ReinforceConfig | None = None) -> None:
+        self.generator, self.reward = generator, reward
         self.config = config or ReinforceConfig()
-        self.eos_token = eos_token
+        self.temperature = self.config.temperature
+        self.sequences_per_update = self.config.batch_size
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr)
 
     @torch.no_grad()
-    def collect(
-        self, reward_fn: Callable[[torch.Tensor], torch.Tensor], rng: torch.Generator | None = None
-    ) -> RolloutBatch:
-        """Sample ``batch_size`` sequences and score every token with ``reward_fn(sequences) -> (B, T)``
-        (for SeqGAN: ``lambda y: mc_q_values(y, G, D, N, rng)``)."""
+    def collect(self, rng: torch.Generator | None = None) -> RolloutBatch:
+        """Sample ``batch_size`` sequences and score every token with the reward (one draw from ``rng`` after
+        the other: the sequences, then their rollouts)."""
         self.generator.eval()
         seqs = self.generator.sample(self.config.batch_size, rng, temperature=self.config.temperature)
-        rewards = reward_fn(seqs).to(seqs.device, torch.float32)
+        rewards = self.reward.sequence_q(seqs, rng).to(seqs.device, torch.float32)
         if rewards.shape != seqs.shape:
-            raise ValueError(f"reward_fn must return (B, T) = {tuple(seqs.shape)}, got {tuple(rewards.shape)}")
+            raise ValueError(f"the reward must return (B, T) = {tuple(seqs.shape)}, got {tuple(rewards.shape)}")
         return RolloutBatch(seqs, rewards, self._mask(seqs))
 
     @torch.no_grad()
@@ -162,8 +168,13 @@ class ReinforceAgent:
             "train/sample_nll": float(-(log_probs.detach() * m).sum() / m.sum().clamp(min=1)),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
     def _mask(self, seqs: torch.Tensor) -> torch.Tensor:
-        if self.eos_token is None:
-            return torch.ones_like(seqs, dtype=torch.bool)
-        ended_before = (seqs == self.eos_token).long().cumsum(dim=1) - (seqs == self.eos_token).long()
-        return ended_before == 0  # positions up to and including the first end token
+        """Positions up to and including each row's first end token (all of them without one)."""
+        return valid_mask(seqs, self.generator.config.eos_token)

@@ -12,9 +12,10 @@ Four pieces, each usable on its own:
   SB3's orthogonal init overwrites linear layers) and exposes itself as a live
   :class:`~seqgan_rl.models.Generator` (:meth:`SeqGANPolicy.generator_view`) for rollouts, D training
   and evaluation. The critic has its own embedding + LSTM (also started from G) and an MLP head.
-- :class:`SB3CallbackAdapter`: an SB3 ``BaseCallback`` that drives this package's callbacks
-  (``DiscriminatorRetrainCallback``, ``EvalCallback``, ``CheckpointCallback``) once per PPO update.
-- :class:`PPOTrainer`: the adversarial phase with PPO in place of REINFORCE, for ``run_training``.
+- :func:`make_ppo`: an SB3 ``PPO`` on the batched env, its policy started from a generator.
+- :class:`PPOAgent`: PPO as an agent of the training loop: ``collect`` is one SB3 rollout (one sequence per
+  sub-env), ``update`` one ``PPO.train()``; the loop's callbacks (D retraining, evaluation, checkpoints)
+  run between them, exactly where SB3's own ``learn()`` would start its next rollout.
 
 Reward mode and discount go together (``PPOConfig`` refuses the other combinations):
 
@@ -28,8 +29,6 @@ Reward mode and discount go together (``PPOConfig`` refuses the other combinatio
 from __future__ import annotations
 
 import dataclasses
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +37,6 @@ from torch import nn
 
 try:
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.distributions import CategoricalDistribution
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.policies import ActorCriticPolicy
@@ -48,70 +46,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError('seqgan_rl.agents.sb3_ppo needs Stable-Baselines3: pip install "seqgan-rl[sb3]"') from exc
 from gymnasium import spaces
 
-from seqgan_rl.config import GeneratorConfig, TrainConfig
-from seqgan_rl.data.oracle_data import OracleData
+from seqgan_rl.agents.base import Agent
+from seqgan_rl.config import GAMMA_FOR_MODE, GeneratorConfig, PPOConfig
+from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
-from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator
-from seqgan_rl.models.oracle import OracleLSTM
-from seqgan_rl.training.adversarial import METRIC_FIELDS, AdversarialTrainer
-from seqgan_rl.training.callbacks import Callback, CallbackList, DiscriminatorRetrainCallback
-from seqgan_rl.training.logger import MetricsLogger
-from seqgan_rl.training.pretrain import _bar
-from seqgan_rl.utils import derive_seed
+from seqgan_rl.utils import check_temperature
 
-GAMMA_FOR_MODE = {"q": 0.0, "shaped": 1.0, "terminal": 1.0}
-"""The discount each reward mode needs (module docstring)."""
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO's update for SeqGAN's generator. One PPO iteration collects one sequence per sub-env
-    (``num_envs`` sequences of T tokens: ``n_steps = T``), the same budget as one REINFORCE update."""
-
-    num_envs: int = 64
-    """Sequences generated per update (REINFORCE's batch size)."""
-    lr: float = 1e-3
-    """Adam learning rate (actor and critic)."""
-    n_epochs: int = 4
-    """Passes over each rollout."""
-    batch_size: int = 320
-    """Minibatch size in transitions (a rollout holds ``num_envs * T``)."""
-    clip_range: float = 0.2
-    gamma: float | None = None
-    """Discount; ``None`` picks the one the reward mode needs (``q``: 0, ``shaped``/``terminal``: 1)."""
-    gae_lambda: float = 1.0
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    normalize_advantage: bool = True
-    reward_mode: str = "q"
-    """``"q"`` (SeqGAN's Q, gamma 0), ``"shaped"`` or ``"terminal"`` (gamma 1)."""
-    value_net: tuple[int, ...] = (64,)
-    """Hidden sizes of the critic's MLP head (on its own embedding + LSTM features)."""
-    target_kl: float | None = None
-    temperature: float = 1.0
-    """The policy's sampling temperature (its logits are divided by it)."""
-
-    def __post_init__(self) -> None:
-        if self.reward_mode not in GAMMA_FOR_MODE:
-            raise ValueError(f"PPOConfig.reward_mode={self.reward_mode!r}: choose one of {tuple(GAMMA_FOR_MODE)}")
-        need = GAMMA_FOR_MODE[self.reward_mode]
-        if self.gamma is not None and self.gamma != need:
-            raise ValueError(
-                f"PPOConfig: reward_mode={self.reward_mode!r} needs gamma={need:g}, got {self.gamma}: 'q' rewards are "
-                "already returns (gamma 0); 'shaped'/'terminal' rewards must be summed (gamma 1)"
-            )
-        if not (self.num_envs >= 1 and self.n_epochs >= 1 and self.batch_size >= 1):
-            raise ValueError("PPOConfig: num_envs, n_epochs and batch_size must be >= 1")
-        if not (self.lr > 0 and self.clip_range > 0 and self.max_grad_norm > 0 and self.temperature > 0):
-            raise ValueError("PPOConfig: lr, clip_range, max_grad_norm and temperature must be > 0")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError(f"PPOConfig.gae_lambda={self.gae_lambda} must be in [0, 1]")
-
-    @property
-    def discount(self) -> float:
-        return GAMMA_FOR_MODE[self.reward_mode] if self.gamma is None else float(self.gamma)
+__all__ = ["GAMMA_FOR_MODE", "PPOAgent", "PPOConfig", "SB3VecEnvAdapter", "SeqGANPolicy", "make_ppo"]
 
 
 # ---------------------------------------------------------------------------------------------- the env
@@ -243,9 +185,7 @@ class SeqGANPolicy(ActorCriticPolicy):
     ) -> None:
         if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != generator_config.vocab_size:
             raise ValueError(f"action space {action_space} does not match V={generator_config.vocab_size}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.generator_config, self.temperature = generator_config, float(temperature)
+        self.generator_config, self.temperature = generator_config, check_temperature(temperature)
         kwargs.setdefault("net_arch", {"pi": [], "vf": list(value_net)})
         kwargs.setdefault("share_features_extractor", False)
         super().__init__(
@@ -341,7 +281,7 @@ def make_ppo(
     return model
 
 
-# ---------------------------------------------------------------------------------------------- callbacks
+# ---------------------------------------------------------------------------------------------- the agent
 SB3_METRICS = {
     "train/policy_gradient_loss": "train/pg_loss",
     "train/value_loss": "train/value_loss",
@@ -349,157 +289,93 @@ SB3_METRICS = {
     "train/clip_fraction": "train/clip_fraction",
     "train/entropy_loss": "train/entropy_loss",
 }
+"""SB3's logged values -> this package's metric names."""
 
 
-class SB3CallbackAdapter(BaseCallback):
-    """Runs this package's callbacks under SB3: once per PPO update it advances ``trainer.iteration``,
-    puts the update's metrics in ``trainer.pending_metrics`` and calls ``callback.on_step()`` (False
-    stops training), then ``trainer.log_iteration()`` if the trainer has one and
-    ``callback.on_iteration_logged()``.
+class PPOAgent(Agent):
+    """SB3 PPO as an agent of the training loop, on the batched env with SeqGAN's reward.
 
-    SB3 has no hook right after an update: the update of iteration k is detected at the start of
-    rollout k+1 (and at the end of training), through the model's update counter.
+    ``collect`` runs one SB3 rollout (``PPO.collect_rollouts``: ``num_envs`` sequences of T tokens, each
+    token's reward from the env's MC rollouts scored by the reward's D); ``update`` runs one ``PPO.train()``.
+    That is SB3's own ``learn()`` loop with the training loop's callbacks between an update and the next
+    rollout. The agent's ``generator`` is the policy's actor (:meth:`SeqGANPolicy.generator_view`), so the
+    env's rollouts, D's negatives, the evaluation and ``generator_final.pt`` all use the live policy.
 
     Args:
-        callback: e.g. ``CallbackList([DiscriminatorRetrainCallback(...), EvalCallback(...)])``; it is
-            initialised with ``trainer`` unless ``init=False``.
-        trainer: what the callbacks read: ``generator``, ``discriminator``, ``d_optimizer``, ``real_data``,
-            ``test_data``, ``rng``, ``seed``, ``device``, ``iteration``, ``pending_metrics`` (an
-            ``AdversarialTrainer``, or any object with those).
+        generator: the MLE checkpoint to start from (copied into the policy, not modified).
+        reward: its ``discriminator`` and ``num_rollouts`` make the env's reward; its rollout policy
+            becomes the live policy.
+        config: PPO's settings (``reward_mode`` picks the env's reward mode).
+        seed: SB3's seed (action sampling and minibatch order through the global generators, the env's reset).
+        device: where the policy and the env's state live.
+        total_updates: the planned number of updates (SB3's progress, for schedules).
+
+    Resuming restores the policy, its optimizer and the step count, but not the env's rollout stream or SB3's
+    NumPy minibatch order: unlike REINFORCE, a resumed PPO run is not bit-identical to a straight one.
     """
 
-    def __init__(self, callback: Callback, trainer: Any, init: bool = True) -> None:
-        super().__init__()
-        self.callback, self.trainer = callback, trainer
-        if init:
-            callback.init_callback(trainer)
-        self._seen_updates = 0
-        self._rollout_metrics: dict[str, float] = {}
-        self._continue = True
-
-    def _init_callback(self) -> None:
-        self._seen_updates = self.model._n_updates
-
-    def _on_step(self) -> bool:
-        return self._continue
-
-    def _on_rollout_start(self) -> None:
-        self._after_update()
-
-    def _on_rollout_end(self) -> None:
-        buf = self.model.rollout_buffer
-        self._rollout_metrics = {
-            "train/mean_q": float(np.mean(buf.rewards)),
-            "train/sample_nll": float(-np.mean(buf.log_probs)),
-        }
-
-    def _on_training_end(self) -> None:
-        self._after_update()
-
-    def _after_update(self) -> None:
-        if self.model._n_updates == self._seen_updates:
-            return
-        self._seen_updates = self.model._n_updates
-        tr = self.trainer
-        tr.iteration += 1
-        values = self.model.logger.name_to_value
-        tr.pending_metrics.update({ours: float(values[k]) for k, ours in SB3_METRICS.items() if k in values})
-        tr.pending_metrics.update(self._rollout_metrics)
-        self._continue = bool(self.callback.on_step())
-        if hasattr(tr, "log_iteration"):
-            tr.log_iteration()
-        self.callback.on_iteration_logged()
-
-
-# ---------------------------------------------------------------------------------------------- the trainer
-class PPOTrainer(AdversarialTrainer):
-    """The adversarial phase with SB3 PPO on the batched env instead of REINFORCE.
-
-    The trainer's ``generator`` is the policy's actor (:meth:`SeqGANPolicy.generator_view`), so the
-    env's rollouts, D's negatives, the evaluation and ``generator_final.pt`` all use the live policy.
-    Pass it to ``run_training`` as ``trainer_factory=functools.partial(PPOTrainer, ppo_config=...)``.
-
-    Resuming restores the weights, both optimizers, D and torch's global RNG (SB3's action sampling), but
-    not the env's rollout stream or SB3's NumPy minibatch order: unlike REINFORCE, a resumed PPO run is
-    not bit-identical to a straight one.
-    """
-
-    metric_fields = METRIC_FIELDS + ["train/value_loss", "train/approx_kl", "train/clip_fraction", "train/entropy_loss"]
+    metric_fields = (
+        "train/pg_loss", "train/mean_q", "train/sample_nll", "train/value_loss", "train/approx_kl",
+        "train/clip_fraction", "train/entropy_loss",
+    )  # fmt: skip
 
     def __init__(
         self,
         generator: Generator,
-        discriminator: Discriminator,
-        oracle: OracleLSTM,
-        data: OracleData,
-        config: TrainConfig,
-        device: torch.device,
-        out_dir,
-        ppo_config: PPOConfig | None = None,
+        reward: Reward,
+        config: PPOConfig | None = None,
+        *,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        total_updates: int | None = None,
     ) -> None:
-        super().__init__(generator, discriminator, oracle, data, config, device, out_dir)
-        adv = config.adversarial
-        if adv.reward != "mc":
-            raise ValueError(f"PPO trains on the discriminator's reward: reward={adv.reward!r} is for REINFORCE")
-        if adv.rollout_update_rate is not None:
-            raise ValueError("PPO uses the current generator for rollouts: rollout_update_rate must be None")
-        self.ppo_config = ppo_config or PPOConfig()
-        c = self.ppo_config
+        c = self.config = config or PPOConfig()
+        if reward.discriminator is None:
+            raise ValueError("PPO trains on the discriminator's reward: give it a SeqGANReward, not a constant one")
         self.venv = TokenGenerationVectorEnv(
-            c.num_envs, generator=generator, discriminator=discriminator, reward_mode=c.reward_mode,
-            num_rollouts=adv.num_rollouts, temperature=c.temperature, device=device,
+            c.num_envs, generator=generator, discriminator=reward.discriminator, reward_mode=c.reward_mode,
+            num_rollouts=reward.num_rollouts, temperature=c.temperature, device=device,
         )  # fmt: skip
-        self.model = make_ppo(self.venv, generator, c, seed=derive_seed(config.seed, "ppo") % 2**31, device=device)
+        self.model = make_ppo(self.venv, generator, c, seed=seed % 2**31, device=device)
         self.generator = self.venv.generator  # the policy's actor (shared parameters)
-        self._bar = None
-        self._t_update = time.perf_counter()
-        self._started = time.perf_counter()
+        reward.set_generator(self.generator)
+        self.temperature, self.sequences_per_update = c.temperature, c.num_envs
+        steps = c.num_envs * self.venv.seq_len
+        self.total_timesteps = (total_updates if total_updates is not None else 1) * steps
+        self._sb3_callback = None
+        self._resumed_timesteps = 0
 
-    def train(self, callback: Callback | None = None, progress=None) -> None:
-        callback = callback or CallbackList([])
-        for cb in callback.callbacks if isinstance(callback, CallbackList) else [callback]:
-            if isinstance(cb, DiscriminatorRetrainCallback) and self.venv not in cb.envs:
-                cb.envs.append(self.venv)
-        callback.init_callback(self)
-        if self.logger is None:
-            self.logger = MetricsLogger(
-                self.out_dir / "metrics.csv", self.metric_fields, tensorboard_dir=self.out_dir / "tb"
-            )
-        self._started = time.perf_counter() - self.elapsed
-        callback.on_training_start()
-        if self.pending_metrics:  # the evaluation before the first update
-            self.logger.log(self.iteration, {**self.pending_metrics, "time/elapsed_s": 0.0})
-            self.pending_metrics = {}
-        self._bar = _bar(progress, self.total_iterations, "adversarial (PPO)", self.iteration)
-        remaining = self.total_iterations - self.iteration
-        if remaining > 0:
-            self._t_update = time.perf_counter()
-            steps = remaining * self.ppo_config.num_envs * self.venv.seq_len
-            self.model.learn(total_timesteps=steps, callback=SB3CallbackAdapter(callback, self, init=False))
-        self._bar.close()
-        callback.on_training_end()
-        self.logger.close()
+    @classmethod
+    def build(cls, generator, reward, config, *, seed=0, device="cpu", total_updates=None) -> PPOAgent:
+        return cls(generator, reward, config, seed=seed, device=device, total_updates=total_updates)
 
-    def log_iteration(self) -> None:
-        """Write the iteration's metrics row (called by the adapter after the callbacks' ``on_step``)."""
-        now = time.perf_counter()
-        self.elapsed = now - self._started
-        self.pending_metrics["time/update_s"] = round(now - self._t_update, 3)
-        self.pending_metrics["time/elapsed_s"] = round(self.elapsed, 2)
-        self.logger.log(self.iteration, self.pending_metrics)
-        self.pending_metrics = {}
-        self._t_update = now
-        if self._bar is not None:
-            self._bar.update(1)
+    def collect(self, rng: torch.Generator | None = None) -> dict[str, float]:
+        """One SB3 rollout into the model's buffer (SB3 draws from its own seeded streams, not ``rng``);
+        returns the rollout's ``train/mean_q`` and ``train/sample_nll``."""
+        m = self.model
+        if self._sb3_callback is None:  # what PPO.learn() does before its first rollout
+            _, self._sb3_callback = m._setup_learn(max(self.total_timesteps, 1), callback=None)
+            m.num_timesteps = self._resumed_timesteps
+            self._sb3_callback.on_training_start(locals(), globals())
+        m.collect_rollouts(m.env, self._sb3_callback, m.rollout_buffer, n_rollout_steps=m.n_steps)
+        m._update_current_progress_remaining(m.num_timesteps, m._total_timesteps)
+        buf = m.rollout_buffer
+        return {"train/mean_q": float(np.mean(buf.rewards)), "train/sample_nll": float(-np.mean(buf.log_probs))}
+
+    def update(self, batch: dict[str, float]) -> dict[str, float]:
+        """One ``PPO.train()`` (``n_epochs`` passes of minibatches over the rollout)."""
+        self.model.train()
+        values = self.model.logger.name_to_value
+        return {**{ours: float(values[k]) for k, ours in SB3_METRICS.items() if k in values}, **batch}
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["ppo_policy"] = self.model.policy.state_dict()
-        state["ppo_optim"] = self.model.policy.optimizer.state_dict()
-        return state
+        policy = self.model.policy
+        return {
+            "policy": policy.state_dict(), "optimizer": policy.optimizer.state_dict(),
+            "num_timesteps": self.model.num_timesteps,
+        }  # fmt: skip
 
-    def load_checkpoint(self, path) -> None:
-        super().load_checkpoint(path)
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.policy.load_state_dict(state["ppo_policy"])
-        self.model.policy.optimizer.load_state_dict(state["ppo_optim"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.policy.load_state_dict(state["policy"])
+        self.model.policy.optimizer.load_state_dict(state["optimizer"])
+        self._resumed_timesteps = int(state["num_timesteps"])

@@ -1,6 +1,16 @@
-"""Gymnasium environments: token generation, the MC-rollout Q reward, and the batched vector env."""
+"""Gymnasium environments: token generation, SeqGAN's MC-rollout Q reward, and the batched vector env."""
 
-from seqgan_rl.envs.rollout import EMARolloutPolicy, mc_q_values, rollout_completions, sample_prefix_completions
+from seqgan_rl.envs.rollout import (
+    ConstantReward,
+    EMARolloutPolicy,
+    PrefixStateCache,
+    Reward,
+    SeqGANReward,
+    mc_q_values,
+    prefix_q_values,
+    rollout_completions,
+    sample_prefix_completions,
+)
 from seqgan_rl.envs.token_generation import (
     REWARD_MODES,
     MCRolloutReward,
@@ -12,14 +22,7 @@ from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 ENV_ID = "seqgan_rl/TokenGeneration-v0"
 
 __all__ = [
-    "ENV_ID",
-    "REWARD_MODES",
-    "EMARolloutPolicy",
-    "MCRolloutReward",
-    "TokenGenerationEnv",
-    "TokenGenerationVectorEnv",
-    "make_token_generation_env",
-    "mc_q_values",
-    "rollout_completions",
-    "sample_prefix_completions",
-]
+    "ENV_ID", "REWARD_MODES", "ConstantReward", "EMARolloutPolicy", "MCRolloutReward", "PrefixStateCache", "Reward",
+    "SeqGANReward", "TokenGenerationEnv", "TokenGenerationVectorEnv", "make_token_generation_env", "mc_q_values",
+    "prefix_q_values", "rollout_completions", "sample_prefix_completions",
+]  # fmt: skip

@@ -1,4 +1,4 @@
-"""SeqGAN's Monte-Carlo Q estimate, batched.
+"""SeqGAN's Monte-Carlo Q estimate, batched: the one home of the reward.
 
     Q(Y_{1:t-1}, y_t) = mean_n D(Y^n_{1:T}),  Y^n ~ MC^{G_beta}(Y_{1:t}; N)   for t < T
     Q(Y_{1:T-1}, y_T) = D(Y_{1:T})
@@ -7,17 +7,23 @@ Every rollout continues from the cached LSTM state of its prefix (no prefix is r
 rollouts of all rows and positions advance together as one batch, and D(Y) is evaluated once per
 sequence. Rows are ordered by the number of tokens they still need, so the rows still sampling at each
 step form one contiguous slice: no row is computed for nothing.
+
+Two entry points share ``rollout_completions``: ``mc_q_values`` scores every prefix of whole sequences at
+once (what the REINFORCE agent uses, through ``SeqGANReward``), and ``prefix_q_values`` scores the current
+prefixes of episodes in progress from a ``PrefixStateCache`` (what the environment and the vector
+environment use at every step).
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator, State
-from seqgan_rl.utils import check_token_batch
+from seqgan_rl.utils import check_temperature, check_token_batch
 
 
 @torch.no_grad()
@@ -161,6 +167,193 @@ def mc_q_values(
         completions = sample_prefix_completions(policy, sequences, num_rollouts, rng, temperature)
     d_comp, d_full = discriminator.prob_real_rollouts(sequences, completions)  # (T-1, N, B), (B,)
     return torch.cat([d_comp.mean(dim=1).T, d_full.unsqueeze(1)], dim=1)  # (B, T)
+
+
+@torch.no_grad()
+def prefix_q_values(
+    policy: Generator,
+    discriminator: Any,
+    tokens: torch.Tensor,
+    prefix_len: torch.Tensor,
+    state: State,
+    num_rollouts: int,
+    rng: torch.Generator | None = None,
+    temperature: float = 1.0,
+    eos_token: int | None = None,
+    pad_token: int | None = None,
+) -> torch.Tensor:
+    """Q of each row's prefix: the mean of D over ``num_rollouts`` completions sampled from ``policy``.
+
+    Args:
+        tokens: ``(R, T)``; row r's first ``prefix_len[r]`` tokens are its prefix Y_{1:t}.
+        prefix_len: ``(R,)`` prefix lengths t in ``1..T-1``.
+        state: ``(h, c)``, each ``(R, H)``: the policy's state having read the start token and y_1..y_{t-1}
+            (a ``PrefixStateCache``'s); y_t is fed next.
+        rng, temperature, eos_token, pad_token: as for ``rollout_completions``.
+
+    Returns:
+        ``(R,)`` float64 on ``tokens.device``.
+    """
+    r, n = tokens.shape[0], num_rollouts
+    rep = torch.arange(r, device=tokens.device).repeat(n)  # rows ordered (n, r)
+    comp = rollout_completions(
+        policy, tokens[rep], prefix_len[rep], (state[0][rep], state[1][rep]), rng, temperature, eos_token, pad_token
+    )
+    scores = discriminator.prob_real(comp.to(model_device(discriminator)))  # (N * R,)
+    return scores.to(tokens.device, torch.float64).view(n, r).mean(dim=0)
+
+
+class PrefixStateCache:
+    """The rollout policy's LSTM state after each row's prefix: where every rollout from it starts.
+
+    Row r's state has read the start token and the first ``lengths[r]`` tokens of the row. It is advanced
+    one token per step (``advance``), reset per row (``reset_rows``), and rebuilt from the tokens in one
+    batched pass only when the policy's weights have changed or the lengths asked for are not the ones it
+    holds.
+    """
+
+    def __init__(self) -> None:
+        self.state: State | None = None
+        self.lengths: torch.Tensor | None = None
+        self._key: tuple[int, int] | None = None
+
+    def clear(self) -> None:
+        self.state, self.lengths, self._key = None, None, None
+
+    @torch.no_grad()
+    def get(self, policy: Generator, tokens: torch.Tensor, lengths: torch.Tensor) -> State:
+        """The states after ``lengths`` tokens of each row of ``tokens`` ``(R, T)``; ``(h, c)`` each ``(R, H)``."""
+        key = (id(policy), param_version(policy))
+        if self.state is None or self._key != key or not torch.equal(self.lengths, lengths):
+            t = tokens.clone()
+            beyond = torch.arange(t.shape[1], device=t.device) >= lengths.unsqueeze(1)
+            t[beyond] = 0  # not read by the states asked for: any id will do
+            h, c = policy.prefix_states(torch.cat([t, t[:, -1:]], dim=1))  # index k: read start, y_1..y_k
+            ar = torch.arange(t.shape[0], device=t.device)
+            self.state, self.lengths, self._key = (h[ar, lengths], c[ar, lengths]), lengths.clone(), key
+        return self.state
+
+    @torch.no_grad()
+    def advance(self, policy: Generator, rows: torch.Tensor, tokens: torch.Tensor) -> None:
+        """Feed ``tokens`` ``(len(rows),)`` to the states of ``rows``."""
+        h, c = self.state
+        h[rows], c[rows] = policy.advance(tokens, (h[rows], c[rows]))
+        self.lengths[rows] += 1
+        self._key = (id(policy), param_version(policy))
+
+    @torch.no_grad()
+    def reset_rows(self, policy: Generator, mask: torch.Tensor) -> None:
+        """Rows in ``mask`` start a new sequence: their state is the one after the start token."""
+        if self.state is None or not bool(mask.any()):
+            return
+        n = int(mask.sum())
+        h, c = policy.advance(policy.start_tokens(n), policy.initial_state(n))
+        self.state[0][mask], self.state[1][mask] = h, c
+        self.lengths[mask] = 0
+
+
+def param_version(module: torch.nn.Module) -> int:
+    """Changes whenever a parameter is modified in place (optimizer steps, load_state_dict)."""
+    return sum(p._version for p in module.parameters())
+
+
+def model_device(model: Any) -> torch.device:
+    """Where a model takes its inputs: its ``device`` attribute, else its first parameter's, else the CPU."""
+    device = getattr(model, "device", None)
+    if device is not None:
+        return torch.device(device)
+    params = getattr(model, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return first.device if first is not None else torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------------------------- rewards
+class Reward:
+    """What an agent's collection asks of a reward: per-token returns for a batch of whole sequences.
+
+    ``sequence_q(sequences, rng) -> (B, T)``; ``after_update()`` runs after every generator update (the EMA
+    rollout policy moves then); ``state_dict`` / ``load_state_dict`` hold what a checkpoint needs.
+    """
+
+    discriminator: Any = None
+    num_rollouts: int = 0
+    temperature: float = 1.0
+
+    def sequence_q(self, sequences: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def set_generator(self, generator: Generator) -> None:
+        """The policy whose samples are scored changed (an agent that wraps the generator, e.g. PPO)."""
+
+    def after_update(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class SeqGANReward(Reward):
+    """SeqGAN's reward: the Monte-Carlo Q of every token of a batch of sequences (``mc_q_values``).
+
+    Args:
+        generator: the policy being trained; the rollout policy is this generator (what the reference code
+            does), or, with ``rollout_update_rate``, an EMA copy of it (a deviation, for study).
+        discriminator: D, trained in place by the discriminator callback.
+        num_rollouts: N.
+        temperature: the rollout policy's sampling temperature (the agent's).
+        rollout_update_rate: ``None`` or r in [0, 1) for the EMA copy ``beta <- r beta + (1 - r) theta``.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Any,
+        num_rollouts: int = 16,
+        temperature: float = 1.0,
+        rollout_update_rate: float | None = None,
+    ) -> None:
+        if num_rollouts < 1:
+            raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
+        self.generator, self.discriminator = generator, discriminator
+        self.num_rollouts, self.temperature = int(num_rollouts), check_temperature(temperature)
+        self.ema = EMARolloutPolicy(generator, rollout_update_rate) if rollout_update_rate is not None else None
+
+    @property
+    def policy(self) -> Generator:
+        """The rollout policy."""
+        return self.ema.policy if self.ema is not None else self.generator
+
+    def set_generator(self, generator: Generator) -> None:
+        self.generator = generator
+
+    def sequence_q(self, sequences: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        return mc_q_values(sequences, self.policy, self.discriminator, self.num_rollouts, rng, self.temperature)
+
+    def after_update(self) -> None:
+        if self.ema is not None:
+            self.ema.update(self.generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "discriminator": self.discriminator.state_dict(),
+            "ema": self.ema.policy.state_dict() if self.ema is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.policy.load_state_dict(state["ema"])
+
+
+class ConstantReward(Reward):
+    """A control: every token gets ``value`` (no discriminator, no rollouts): what self-sharpening alone does."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        self.value = float(value)
+
+    def sequence_q(self, sequences: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        return torch.full(sequences.shape, self.value, device=sequences.device)
 
 
 class EMARolloutPolicy:

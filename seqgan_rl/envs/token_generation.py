@@ -11,8 +11,9 @@ import torch
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from seqgan_rl.envs.rollout import EMARolloutPolicy, rollout_completions
+from seqgan_rl.envs.rollout import EMARolloutPolicy, PrefixStateCache, model_device, prefix_q_values
 from seqgan_rl.models.generator import Generator, State
+from seqgan_rl.utils import check_temperature
 
 REWARD_MODES = ("q", "terminal", "shaped")
 
@@ -186,8 +187,8 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
         """D(Y) for a ``(B, T)`` array of sequences."""
         if self.discriminator is None:
             raise RuntimeError("no discriminator set: pass discriminator=... or call set_discriminator(D)")
-        device = getattr(self.discriminator, "device", "cpu")
-        return self.discriminator.prob_real(torch.as_tensor(tokens, dtype=torch.long, device=device)).tolist()
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=model_device(self.discriminator))
+        return self.discriminator.prob_real(tokens).tolist()
 
     def _get_obs(self) -> np.ndarray:
         return self._tokens.copy()
@@ -245,8 +246,7 @@ class MCRolloutReward(gym.Wrapper):
         self._ema: EMARolloutPolicy | None = None
         self._ema_rate = rollout_update_rate
         self._rng: torch.Generator | None = None
-        self._state: State | None = None
-        self._state_key: tuple[int, int, int] | None = None
+        self._cache = PrefixStateCache()
         self._prev_q = 0.0
 
     @property
@@ -276,7 +276,8 @@ class MCRolloutReward(gym.Wrapper):
         device = self.base.generator.device if self.base.generator is not None else torch.device("cpu")
         self._rng = torch.Generator(device=device)
         self._rng.manual_seed(int(self.base.np_random.integers(2**62)))
-        self._state, self._state_key, self._prev_q = None, None, 0.0
+        self._cache.clear()
+        self._prev_q = 0.0
         return obs, info
 
     def step(self, action):
@@ -294,35 +295,24 @@ class MCRolloutReward(gym.Wrapper):
         return obs, float(reward), terminated, truncated, info
 
     # ------------------------------------------------------------------ internals
-    @torch.no_grad()
     def _prefix_state(self, length: int) -> State:
-        """The rollout policy's state after the start token and the first ``length`` tokens, cached."""
+        """The rollout policy's state after the start token and the first ``length`` tokens (cached)."""
         policy = self.rollout_policy()
-        key = (id(policy), _param_version(policy), length)
-        if self._state is not None and self._state_key == key:
-            return self._state
-        tokens = torch.as_tensor(self.base.sequence[None], device=policy.device).clone()  # (1, T)
-        tokens[:, length:] = 0  # padding: not read by the state we need
-        h, c = policy.prefix_states(tokens)  # index k holds the state after the start token and y_1..y_k
-        state = (h[:, length], c[:, length])
-        self._state, self._state_key = state, key
-        return state
+        tokens = torch.as_tensor(self.base.sequence[None], device=policy.device)  # (1, T)
+        return self._cache.get(policy, tokens, torch.tensor([length], device=policy.device))
 
-    @torch.no_grad()
     def _mc_q(self, length: int, state_t: State) -> float:
-        """Mean D over N completions of the current prefix (length ``length`` >= 1, < T)."""
-        base, policy, n = self.base, self.rollout_policy(), self.num_rollouts
-        seq = torch.as_tensor(base.sequence, device=policy.device).unsqueeze(0).expand(n, -1)  # (N, T)
-        lengths = torch.full((n,), length, device=policy.device)
-        states = (state_t[0].expand(n, -1), state_t[1].expand(n, -1))
-        comp = rollout_completions(
-            policy, seq, lengths, states, self._rng, self.temperature, base.eos_token, base.pad_token
-        )
-        # advance the cached state by the token just taken (the next step's state_t)
-        last = seq[:1, length - 1]
-        self._state = policy.advance(last, state_t)
-        self._state_key = (id(policy), _param_version(policy), length)
-        return float(np.mean(base.score(comp.cpu().numpy())))
+        """Mean D over N completions of the current prefix (length ``length`` >= 1, < T); advances the
+        cached state by the token just taken (the next step's state)."""
+        base, policy = self.base, self.rollout_policy()
+        tokens = torch.as_tensor(base.sequence[None], device=policy.device)  # (1, T)
+        prefix_len = torch.tensor([length], device=policy.device)
+        q = prefix_q_values(
+            policy, base.discriminator, tokens, prefix_len, state_t, self.num_rollouts, self._rng, self.temperature,
+            base.eos_token, base.pad_token,
+        )  # fmt: skip
+        self._cache.advance(policy, torch.tensor([0], device=policy.device), tokens[:, length - 1])
+        return float(q[0])
 
 
 def check_reward_settings(reward_mode: str, num_rollouts: int, temperature: float) -> None:
@@ -331,8 +321,7 @@ def check_reward_settings(reward_mode: str, num_rollouts: int, temperature: floa
         raise ValueError(f"reward_mode={reward_mode!r}: choose one of {REWARD_MODES}")
     if num_rollouts < 1:
         raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    check_temperature(temperature)
 
 
 def as_token(action: Any, vocab_size: int) -> int:
@@ -366,11 +355,6 @@ def _check_model(name: str, model: Any, vocab_size: int, seq_len: int) -> None:
         raise ValueError(f"{name} has vocab_size={v}, but the environment's is {vocab_size}")
     if name == "discriminator" and t != seq_len:
         raise ValueError(f"{name} scores sequences of length {t}, but the environment's seq_len is {seq_len}")
-
-
-def _param_version(module: torch.nn.Module) -> int:
-    """Changes whenever a parameter is modified in place (optimizer steps, load_state_dict)."""
-    return sum(p._version for p in module.parameters())
 
 
 def make_token_generation_env(

@@ -11,8 +11,8 @@ from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from seqgan_rl.envs.rollout import rollout_completions
-from seqgan_rl.envs.token_generation import TokenGenerationEnv, _param_version, check_reward_settings
+from seqgan_rl.envs.rollout import PrefixStateCache, model_device, prefix_q_values
+from seqgan_rl.envs.token_generation import TokenGenerationEnv, check_reward_settings
 from seqgan_rl.models.generator import Generator, State
 
 
@@ -76,7 +76,7 @@ class TokenGenerationVectorEnv(VectorEnv):
         self.action_space = batch_space(t.action_space, self.num_envs)
         self.observation_space = batch_space(t.observation_space, self.num_envs)
         if device is None:
-            device = generator.device if generator is not None else getattr(discriminator, "device", "cpu")
+            device = generator.device if generator is not None else model_device(discriminator)
         self.device = torch.device(device)
 
         n = self.num_envs
@@ -84,8 +84,7 @@ class TokenGenerationVectorEnv(VectorEnv):
         self._lengths = torch.zeros(n, dtype=torch.long, device=self.device)
         self._needs_reset = torch.zeros(n, dtype=torch.bool, device=self.device)
         self._prev_q = torch.zeros(n, dtype=torch.float64, device=self.device)
-        self._state: State | None = None
-        self._state_key: tuple[int, int] | None = None
+        self._cache = PrefixStateCache()
         self._rng = torch.Generator(device=self.device)
         self._started = False
 
@@ -100,7 +99,7 @@ class TokenGenerationVectorEnv(VectorEnv):
 
     def set_generator(self, generator: Generator | None) -> None:
         self.template.set_generator(generator)
-        self._state, self._state_key = None, None
+        self._cache.clear()
 
     def set_discriminator(self, discriminator: Any | None) -> None:
         self.template.set_discriminator(discriminator)
@@ -127,8 +126,9 @@ class TokenGenerationVectorEnv(VectorEnv):
         acts = self._check_actions(actions)  # (n,) on device
         resetting = self._needs_reset.clone()
         self._reset_rows(resetting)
-        if self.discriminator is not None and self.reward_mode != "terminal" and self.generator is not None:
-            self._prefix_states()  # the rollouts start from the state before this step's tokens: rebuild it now
+        mc = self.discriminator is not None and self.reward_mode != "terminal"
+        if mc and self.generator is not None:
+            self._prefix_states()  # rollouts start from the state before this step's tokens
         moving = ~resetting
         rows = moving.nonzero().squeeze(1)
         self._tokens[rows, self._lengths[rows]] = acts[rows]
@@ -143,13 +143,13 @@ class TokenGenerationVectorEnv(VectorEnv):
         if d is not None:
             ended = terminated.nonzero().squeeze(1)
             if ended.numel():
-                q[ended] = d.prob_real(self._tokens[ended].to(d.device)).to(self.device, torch.float64)
+                q[ended] = d.prob_real(self._tokens[ended].to(model_device(d))).to(self.device, torch.float64)
             if self.reward_mode == "terminal":
                 rewards = q.clone()
             else:
                 cont = (moving & ~terminated).nonzero().squeeze(1)
                 if cont.numel():
-                    q[cont] = self._mc_q(cont, acts)
+                    q[cont] = self._mc_q(cont, acts[cont])
                 rewards = torch.where(moving, q if self.reward_mode == "q" else q - self._prev_q, rewards)
                 self._prev_q = torch.where(moving, q, self._prev_q)
         self._needs_reset = terminated
@@ -198,50 +198,25 @@ class TokenGenerationVectorEnv(VectorEnv):
         self._lengths[mask] = 0
         self._needs_reset[mask] = False
         self._prev_q[mask] = 0.0
-        if self._state is not None:
-            h, c = self._initial_state(int(mask.sum()))
-            self._state[0][mask], self._state[1][mask] = h, c
-
-    @torch.no_grad()
-    def _initial_state(self, n: int) -> State:
-        g = self._policy()
-        return g.advance(g.start_tokens(n), g.initial_state(n))  # state after the start token
+        if self._cache.state is not None:
+            self._cache.reset_rows(self._policy(), mask)
 
     def _policy(self) -> Generator:
         if self.generator is None:
             raise RuntimeError("reward_mode 'q'/'shaped' needs a generator for rollouts: pass generator=...")
         return self.generator
 
-    @torch.no_grad()
     def _prefix_states(self) -> State:
-        """Every sub-env's state after the start token and its tokens so far; rebuilt if G changed."""
-        g = self._policy()
-        key = (id(g), _param_version(g))
-        if self._state is None or self._state_key != key:
-            tokens = self._tokens.clone()
-            if self.pad_token >= self.vocab_size:  # the out-of-vocabulary pad is never read: any id will do
-                tokens[tokens == self.pad_token] = 0
-            h, c = g.prefix_states(torch.cat([tokens, tokens[:, -1:]], dim=1))  # index k: after y_1..y_k
-            idx = self._lengths.clamp(max=self.seq_len)
-            ar = torch.arange(self.num_envs, device=self.device)
-            self._state, self._state_key = (h[ar, idx], c[ar, idx]), key
-        return self._state
+        """Every sub-env's state after the start token and its tokens so far (rebuilt if G changed)."""
+        return self._cache.get(self._policy(), self._tokens, self._lengths)
 
-    @torch.no_grad()
-    def _mc_q(self, rows: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
-        """Q for sub-envs ``rows`` that just took ``acts[rows]`` and did not end; advances their state."""
-        g, d, n = self._policy(), self.discriminator, self.num_rollouts
-        h, c = self._state  # built in step() before y_t was appended: it has read y_1..y_{t-1}
-        # rollouts feed y_t next
-        length_before = self._lengths[rows] - 1
-        h_r, c_r = h[rows], c[rows]
-        rep = rows.repeat(n)  # rows ordered (n, env)
-        comp = rollout_completions(
-            g, self._tokens[rep], length_before.repeat(n) + 1, (h_r.repeat(n, 1), c_r.repeat(n, 1)),
+    def _mc_q(self, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Q for sub-envs ``rows`` that just took ``tokens`` and did not end; advances their cached state
+        (built in ``step`` before the tokens were appended: it has read y_1..y_{t-1})."""
+        g, (h, c) = self._policy(), self._cache.state
+        q = prefix_q_values(
+            g, self.discriminator, self._tokens[rows], self._lengths[rows], (h[rows], c[rows]), self.num_rollouts,
             self._rng, self.temperature, self.eos_token, self.pad_token,
         )  # fmt: skip
-        scores = d.prob_real(comp.to(d.device)).to(self.device, torch.float64).view(n, rows.numel())
-        h_new, c_new = g.advance(acts[rows], (h_r, c_r))
-        h[rows], c[rows] = h_new, c_new
-        self._state_key = (id(g), _param_version(g))
-        return scores.mean(dim=0)
+        self._cache.advance(g, rows, tokens)
+        return q

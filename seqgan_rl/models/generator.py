@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models.sampling import sample_categorical
-from seqgan_rl.utils import check_token_batch, pad_after_eos, valid_mask
+from seqgan_rl.utils import check_temperature, check_token_batch, pad_after_eos, valid_mask
 
 State = tuple[torch.Tensor, torch.Tensor]
 """LSTM state ``(h, c)``, each ``(B, H)``."""
@@ -73,14 +73,14 @@ class Generator(nn.Module):
         """``log G(y_t | y_<t)`` for each position: ``(B, T)``, at the given sampling temperature."""
         logits = self(tokens)
         if temperature != 1.0:
-            logits = logits / _check_temperature(temperature)
+            logits = logits / check_temperature(temperature)
         return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
     def sequence_nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> torch.Tensor:
         """Per-sequence mean NLL in nats, ``(B,)``, computed in chunks (small: cache) without gradients.
         With an end token (real text), the mean is over the positions up to and including it."""
-        _check_temperature(temperature)
+        check_temperature(temperature)
         out = []
         for i in range(0, tokens.shape[0], batch_size):
             chunk = tokens[i : i + batch_size].to(self.device)
@@ -166,7 +166,7 @@ class Generator(nn.Module):
         """Sample ``(B,)`` tokens (``(B, S)`` with ``num_samples``) from ``(B, V)`` logits at ``temperature``
         (exactly; see ``sampling``)."""
         if temperature != 1.0:
-            logits = logits / _check_temperature(temperature)
+            logits = logits / check_temperature(temperature)
             bound = None if bound is None else bound / temperature
         return sample_categorical(logits, rng, num_samples=num_samples, max_abs_logit=bound)
 
@@ -234,9 +234,3 @@ class Generator(nn.Module):
         if self.config.eos_token is None:
             return tokens
         return pad_after_eos(tokens, self.config.eos_token, self.config.pad_token)
-
-
-def _check_temperature(temperature: float) -> float:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    return float(temperature)

@@ -1,1 +1,1 @@
-"""Pre-training, the adversarial loop, callbacks, metrics and logging."""
+"""Pre-training, the training loop and its callbacks, evaluators and tasks, the pipeline, metrics and logging."""

@@ -1,8 +1,14 @@
-"""Callbacks for the adversarial loop, in Stable-Baselines3's template-method style.
+"""Callbacks for the training loop, in Stable-Baselines3's template-method style.
 
 The trainer calls the public hooks (``on_training_start``, ``on_step``, ``on_iteration_logged``,
 ``on_training_end``); subclasses override the underscored ones. ``_on_step`` returning False stops
-training. Callbacks add metrics for the current iteration to ``trainer.pending_metrics``.
+training. Callbacks add metrics for the current iteration to ``trainer.pending_metrics`` (their keys are
+``metric_fields``), keep their own state (``state_dict``: saved in every checkpoint, as SB3's callbacks keep
+``best_mean_reward``) and may show a few values on the progress bar (``progress``).
+
+What a callback reads of the trainer: ``agent`` (its ``generator`` and ``temperature``), ``rng`` (the run's
+stream), ``seed``, ``device``, ``iteration``, ``total_iterations``, ``pending_metrics`` and
+``save_checkpoint()``.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from seqgan_rl.config import DiscriminatorTrainConfig
-from seqgan_rl.training.metrics import evaluate
-from seqgan_rl.training.pretrain import discriminator_round
+from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.training.evaluators import Evaluator
+from seqgan_rl.training.pretrain import discriminator_round, make_discriminator_optimizer
 from seqgan_rl.utils import derive_seed, make_rng
 
 if TYPE_CHECKING:
-    from seqgan_rl.training.adversarial import AdversarialTrainer
+    from seqgan_rl.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +34,13 @@ log = logging.getLogger(__name__)
 class Callback:
     """Base class. ``self.trainer`` is set by ``init_callback``; ``n_calls`` counts ``on_step`` calls."""
 
+    metric_fields: tuple[str, ...] = ()
+
     def __init__(self) -> None:
-        self.trainer: AdversarialTrainer | None = None
+        self.trainer: Trainer | None = None
         self.n_calls = 0
 
-    def init_callback(self, trainer: AdversarialTrainer) -> None:
+    def init_callback(self, trainer: Trainer) -> None:
         self.trainer = trainer
 
     def on_training_start(self) -> None:
@@ -49,6 +58,15 @@ class Callback:
     def on_training_end(self) -> None:
         self._on_training_end()
 
+    def progress(self) -> dict[str, str]:
+        """Values for the progress bar (none by default)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
     def _on_training_start(self) -> None: ...
 
     def _on_step(self) -> bool:
@@ -62,9 +80,13 @@ class Callback:
 class CallbackList(Callback):
     def __init__(self, callbacks: list[Callback]) -> None:
         super().__init__()
-        self.callbacks = callbacks
+        self.callbacks = list(callbacks)
 
-    def init_callback(self, trainer: AdversarialTrainer) -> None:
+    @property
+    def metric_fields(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(f for cb in self.callbacks for f in cb.metric_fields)
+
+    def init_callback(self, trainer: Trainer) -> None:
         super().init_callback(trainer)
         for cb in self.callbacks:
             cb.init_callback(trainer)
@@ -84,32 +106,70 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_training_end()
 
+    def progress(self) -> dict[str, str]:
+        return {k: v for cb in self.callbacks for k, v in cb.progress().items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {f"{i}:{type(cb).__name__}": cb.state_dict() for i, cb in enumerate(self.callbacks)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        keys = [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self.callbacks)]
+        if sorted(state) != sorted(keys):
+            raise ValueError(f"the checkpoint holds the state of callbacks {sorted(state)}, this run has {keys}")
+        for key, cb in zip(keys, self.callbacks, strict=True):
+            cb.load_state_dict(state[key])
+
 
 class DiscriminatorRetrainCallback(Callback):
-    """Every ``every`` generator updates: ``schedule.rounds`` x (fresh negatives, ``schedule.epochs``)
-    of D training on the trainer's real data, then pushes D into ``envs`` (anything with
-    ``set_discriminator``), so environments score with the new D. The paper: every update, 5 x 3.
+    """Every ``every`` generator updates: ``schedule.rounds`` x (fresh negatives from the agent's policy,
+    ``schedule.epochs`` passes over real + generated) of D training, then pushes D into ``envs`` (anything
+    with ``set_discriminator``: environments of the user's that hold another reference). The paper: every
+    update, 5 x 3. The callback owns D's optimizer (Adam at ``schedule.lr``), saved with its state.
+
+    Args:
+        discriminator: D, trained in place (the reward scores with the same object).
+        real_data: ``(N, T)`` real sequences (the training set).
+        heldout_data: ``(M, T)`` real sequences D never trains on, for the diagnostics.
+        schedule: rounds, epochs, negatives, steps, learning rate.
+        every: retrain after every this many updates.
+        envs: more objects to push D into after each retraining.
     """
 
-    def __init__(self, schedule: DiscriminatorTrainConfig, every: int = 1, envs: list[Any] | None = None) -> None:
+    metric_fields = ("d/loss", "d/accuracy", "d/p_real_train", "d/p_real_heldout", "d/p_fake")
+
+    def __init__(
+        self,
+        discriminator: Discriminator,
+        real_data: torch.Tensor,
+        heldout_data: torch.Tensor,
+        schedule: DiscriminatorTrainConfig,
+        every: int = 1,
+        envs: list[Any] | None = None,
+    ) -> None:
         super().__init__()
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
+        self.discriminator, self.real_data, self.heldout_data = discriminator, real_data, heldout_data
         self.schedule, self.every, self.envs = schedule, every, list(envs or [])
+        self.optimizer = make_discriminator_optimizer(discriminator, schedule.lr, schedule.weight_decay)
 
     def _on_step(self) -> bool:
         tr = self.trainer
         if tr.iteration % self.every:
             return True
+        agent = tr.agent
         stats = [
-            discriminator_round(tr.discriminator, tr.d_optimizer, tr.real_data, tr.generator, self.schedule, tr.rng)
+            discriminator_round(
+                self.discriminator, self.optimizer, self.real_data, agent.generator, self.schedule, tr.rng,
+                agent.temperature,
+            )
             for _ in range(self.schedule.rounds)
-        ]
+        ]  # fmt: skip
         tr.pending_metrics["d/loss"] = sum(s["d/loss"] for s in stats) / len(stats)
         tr.pending_metrics["d/accuracy"] = sum(s["d/accuracy"] for s in stats) / len(stats)
         tr.pending_metrics.update(self._diagnostics())
         for env in self.envs:
-            env.set_discriminator(tr.discriminator)
+            env.set_discriminator(self.discriminator)
         return True
 
     @torch.no_grad()
@@ -118,26 +178,50 @@ class DiscriminatorRetrainCallback(Callback):
         alone cannot tell a discriminator that learned the data from one that memorised its training set."""
         tr = self.trainer
         rng = make_rng(derive_seed(tr.seed, "d-diagnostics", tr.iteration), tr.device)
-        fake = tr.generator.sample(n, rng)
-        d = tr.discriminator
+        fake = tr.agent.generator.sample(n, rng, temperature=tr.agent.temperature)
+        d = self.discriminator
         return {
-            "d/p_real_train": float(d.prob_real(tr.real_data[:n]).mean()),
-            "d/p_real_heldout": float(d.prob_real(tr.test_data[:n]).mean()),
+            "d/p_real_train": float(d.prob_real(self.real_data[:n]).mean()),
+            "d/p_real_heldout": float(d.prob_real(self.heldout_data[:n]).mean()),
             "d/p_fake": float(d.prob_real(fake).mean()),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
 
 class EvalCallback(Callback):
-    """NLL-oracle and NLL-test every ``every`` updates (and before the first), tracking the best
-    NLL-oracle and the NLL-test at that point. Each evaluation draws from its own seeded stream, so an
-    interrupted and resumed run evaluates on the same samples."""
+    """Evaluates the agent's policy (at its temperature) every ``every`` updates and before the first, and
+    keeps the evaluations: ``start`` (before the first update), ``last``, and ``best`` (lowest
+    ``evaluator.select_key``; ``None`` for an evaluator without model selection). Each evaluation draws from
+    its own seeded stream, so an interrupted and resumed run evaluates on the same samples.
 
-    def __init__(self, every: int = 5, num_samples: int = 9984) -> None:
+    Args:
+        evaluator: what to measure (``OracleEvaluator``, ``TextEvaluator``).
+        every: evaluate every this many updates (and at the last).
+    """
+
+    def __init__(self, evaluator: Evaluator, every: int = 5) -> None:
         super().__init__()
-        self.every, self.num_samples = every, num_samples
+        self.evaluator, self.every = evaluator, every
+        self.start: dict[str, float] | None = None
+        self.last: dict[str, float] | None = None
+        self.best: dict[str, float] | None = None
+
+    @property
+    def best_field(self) -> str | None:
+        key = self.evaluator.select_key
+        return None if key is None else f"eval/best_{key.split('/', 1)[1]}"
+
+    @property
+    def metric_fields(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (*self.evaluator.fields, *([self.best_field] if self.best_field else []))
 
     def _on_training_start(self) -> None:
-        if self.trainer.iteration == 0 and self.trainer.best is None:
+        if self.trainer.iteration == 0 and self.last is None:
             self._evaluate()
 
     def _on_step(self) -> bool:
@@ -147,18 +231,30 @@ class EvalCallback(Callback):
         return True
 
     def _evaluate(self) -> None:
-        tr = self.trainer
-        rng = make_rng(derive_seed(tr.seed, "adv-eval", tr.iteration), tr.device)
-        m = evaluate(tr.generator, tr.oracle, tr.test_data, self.num_samples, rng)
-        tr.last_eval = {"iteration": tr.iteration, **m}
-        if tr.best is None or m["eval/nll_oracle"] < tr.best["eval/nll_oracle"]:
-            tr.best = dict(tr.last_eval)
+        tr, ev = self.trainer, self.evaluator
+        rng = make_rng(derive_seed(tr.seed, ev.streams["adversarial"], tr.iteration), tr.device)
+        m = ev.evaluate(tr.agent.generator, rng, tr.agent.temperature)
+        self.last = {"iteration": tr.iteration, **m}
+        key = ev.select_key
+        if key is not None and (self.best is None or m[key] < self.best[key]):
+            self.best = dict(self.last)
         tr.pending_metrics.update(m)
-        tr.pending_metrics["eval/best_nll_oracle"] = tr.best["eval/nll_oracle"]
+        if key is not None:
+            tr.pending_metrics[self.best_field] = self.best[key]
         if tr.iteration == 0:
-            tr.start_eval = dict(tr.last_eval)
-        if not math.isfinite(m["eval/nll_oracle"]):
-            log.warning("NLL-oracle is not finite at iteration %d", tr.iteration)
+            self.start = dict(self.last)
+        bad = [k for k, v in m.items() if not math.isfinite(v)]
+        if bad:
+            log.warning("evaluation at iteration %d is not finite: %s", tr.iteration, bad)
+
+    def progress(self) -> dict[str, str]:
+        return {} if self.last is None else self.evaluator.postfix(self.last, self.best)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "last": self.last, "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.start, self.last, self.best = state["start"], state["last"], state["best"]
 
 
 class CheckpointCallback(Callback):

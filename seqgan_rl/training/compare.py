@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import json
 import logging
 import math
@@ -31,14 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqgan_rl.config import TrainConfig
+from seqgan_rl.config import PPOConfig, TrainConfig
 from seqgan_rl.data.oracle_data import OracleData
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
-from seqgan_rl.training.adversarial import run_training
+from seqgan_rl.presets import with_seed
 from seqgan_rl.training.logger import read_metrics
 from seqgan_rl.training.metrics import evaluate
-from seqgan_rl.utils import atomic_write_text, check_saved_config, derive_seed, make_rng
+from seqgan_rl.training.pipeline import run_training
+from seqgan_rl.training.pretrain import run_pretraining
+from seqgan_rl.training.tasks import OracleTask
+from seqgan_rl.utils import atomic_write_text, check_saved_config, check_temperature, derive_seed, make_rng
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +56,16 @@ NLL_TEST_MARGINS = (0.05, 0.1, 0.2)
 """NLL-test levels of the matched table, in nats above the seed's MLE generator at temperature 1."""
 
 
-def algo_run(algo: str, base: TrainConfig) -> tuple[TrainConfig, dict[str, Any], int]:
-    """The config, extra ``run_training`` arguments and sequences per update of one algorithm."""
+def algo_run(algo: str, base: TrainConfig) -> TrainConfig:
+    """The config of one row, from the REINFORCE ``base`` (every row generates as many sequences per update)."""
     if algo == "reinforce":
-        return base, {}, base.agent.batch_size
+        return base
     if algo == "reinforce_baseline":
-        agent = dataclasses.replace(base.agent, baseline="position_mean")
-        return dataclasses.replace(base, agent=agent), {}, base.agent.batch_size
+        return dataclasses.replace(base, agent=dataclasses.replace(base.agent, baseline="position_mean"))
     if algo == "constant":
-        adv = dataclasses.replace(base.adversarial, reward="constant")
-        return dataclasses.replace(base, adversarial=adv), {}, base.agent.batch_size
+        return dataclasses.replace(base, adversarial=dataclasses.replace(base.adversarial, reward="constant"))
     if algo == "ppo":
-        from seqgan_rl.agents.sb3_ppo import PPOConfig, PPOTrainer
-
-        ppo = PPOConfig(num_envs=base.agent.batch_size)
-        kwargs = {
-            "trainer_factory": functools.partial(PPOTrainer, ppo_config=ppo),
-            "extra_config": {"algo": "ppo", "ppo": dataclasses.asdict(ppo)},
-        }
-        return base, kwargs, ppo.num_envs
+        return dataclasses.replace(base, algo="ppo", agent=PPOConfig(num_envs=base.agent.batch_size))
     raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
 
 
@@ -127,25 +120,23 @@ def run_one(
     pdir = root / f"pretrain-s{seed}"
     run_dir = root / f"{algo}-s{seed}"
     record_path = run_dir / "compare.json"
-    cfg = dataclasses.replace(base, seed=seed, pretrain=dataclasses.replace(base.pretrain, seed=seed))
+    cfg = with_seed(base, seed)
     # a reused pre-training or row must have been made with the requested settings (a clear error if not)
     check_saved_config(pdir / "config.json", dataclasses.asdict(cfg.pretrain))
     if algo != "mle":
-        run_cfg, kwargs, seqs_per_update = algo_run(algo, cfg)
-        check_saved_config(
-            run_dir / "config.json", {**dataclasses.asdict(run_cfg), **(kwargs.get("extra_config") or {})}
-        )
+        run_cfg = algo_run(algo, cfg)
+        seqs_per_update = run_cfg.agent.sequences_per_update
+        check_saved_config(run_dir / "config.json", dataclasses.asdict(run_cfg))
     if record_path.exists():
         if not resume:
             raise FileExistsError(f"{run_dir} already holds a finished comparison row: pass --resume to reuse it")
         record = json.loads(record_path.read_text())
         if record["temperatures"] == list(temperatures) and record["sweep_samples"] == sweep_samples:
             return record
+    task = OracleTask(oracle)
     if algo == "mle":
-        from seqgan_rl.training.pretrain import run_pretraining
-
         done = (pdir / "pretrained.pt").exists() or (pdir / "pretrain_checkpoint.pt").exists()
-        pre = run_pretraining(cfg.pretrain, pdir, device, oracle=oracle, resume=done)
+        pre = run_pretraining(cfg.pretrain, pdir, device, task, resume=done)
         generator, data = pre.generator, pre.data
         summary = {"mle": pre.mle_metrics, "best": {"iteration": 0, **pre.mle_metrics}, "adversarial_wall_s": 0.0}
         summary["final"] = summary["best"]
@@ -155,8 +146,7 @@ def run_one(
             summary = json.loads((run_dir / "summary.json").read_text())
         else:
             again = resume and (run_dir / "config.json").exists()
-            summary = run_training(run_cfg, run_dir, device, oracle=oracle, resume=again, pretrain_dir=pdir, **kwargs)
-            summary = summary.summary
+            summary = run_training(run_cfg, run_dir, device, task, resume=again, pretrain_dir=pdir).summary
         generator = Generator(cfg.pretrain.generator).to(device)
         generator.load_state_dict(torch.load(run_dir / "generator_final.pt", weights_only=True)["generator"])
         data = OracleData(**torch.load(pdir / "data.pt", weights_only=True, map_location=device))
@@ -199,8 +189,10 @@ def run_comparison(
     for algo in algos:
         if algo not in ALGOS:
             raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
-    if not temperatures or any(t <= 0 for t in temperatures):
-        raise ValueError(f"temperatures must be > 0, got {list(temperatures)}")
+    if not temperatures:
+        raise ValueError("temperatures: give at least one")
+    for t in temperatures:
+        check_temperature(t, "each of --temperatures")
     root = Path(root)
     n = sweep_samples or base.pretrain.data.num_eval_samples
     path = root / "results.json"

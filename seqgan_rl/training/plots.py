@@ -9,28 +9,43 @@ from seqgan_rl.training.logger import read_metrics
 PAPER_SEQGAN = 8.736
 """The paper's SeqGAN NLL-oracle (Table 1)."""
 
+LABELS = {
+    "eval/nll_oracle": "NLL-oracle (nats/token, lower = better quality)",
+    "eval/nll_test": "NLL-test (nats/token, lower = better coverage)",
+    "eval/bleu3": "BLEU-3 (higher = closer to the test set)",
+}
+
 
 def plot_training_curves(
-    metrics_csv: str | os.PathLike, png: str | os.PathLike, mle: dict[str, float] | None = None, title: str = ""
+    metrics_csv: str | os.PathLike,
+    png: str | os.PathLike,
+    mle: dict[str, float] | None = None,
+    title: str = "",
+    keys: tuple[str, str] = ("eval/nll_oracle", "eval/nll_test"),
+    paper_line: bool = True,
 ) -> None:
-    """NLL-oracle and NLL-test against the generator update, from a metrics CSV, to a PNG."""
+    """Two evaluation metrics against the generator update, from a metrics CSV, to a PNG.
+
+    Args:
+        mle: the MLE generator's metrics, drawn as horizontal lines.
+        keys: the two metrics (NLL-oracle and NLL-test for the oracle benchmark).
+        paper_line: draw the paper's SeqGAN NLL-oracle on the NLL-oracle panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in read_metrics(metrics_csv) if r.get("eval/nll_oracle")]
+    rows = [r for r in read_metrics(metrics_csv) if r.get(keys[0])]
     steps = [int(r["step"]) for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(steps, [float(r["eval/nll_oracle"]) for r in rows], "o-", label="SeqGAN run")
-    ax1.axhline(PAPER_SEQGAN, color="gray", ls="--", label=f"paper SeqGAN {PAPER_SEQGAN}")
-    ax2.plot(steps, [float(r["eval/nll_test"]) for r in rows], "o-", color="C1", label="SeqGAN run")
-    if mle:
-        ax1.axhline(mle["eval/nll_oracle"], color="C2", ls=":", label="after MLE")
-        ax2.axhline(mle["eval/nll_test"], color="C2", ls=":", label="after MLE")
-    ax1.set(xlabel="generator update", ylabel="NLL-oracle (nats/token, lower = better quality)")
-    ax2.set(xlabel="generator update", ylabel="NLL-test (nats/token, lower = better coverage)")
-    for ax in (ax1, ax2):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, color in zip(axes, keys, ("C0", "C1"), strict=True):
+        ax.plot(steps, [float(r[key]) for r in rows], "o-", color=color, label="adversarial run")
+        if key == "eval/nll_oracle" and paper_line:
+            ax.axhline(PAPER_SEQGAN, color="gray", ls="--", label=f"paper SeqGAN {PAPER_SEQGAN}")
+        if mle and key in mle:
+            ax.axhline(mle[key], color="C2", ls=":", label="after MLE")
+        ax.set(xlabel="generator update", ylabel=LABELS.get(key, key))
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(title)

@@ -1,34 +1,33 @@
 """Pre-training: maximum likelihood for the generator, and the discriminator's schedule.
 
 The pieces are small and composable (one step, one epoch, one discriminator round) so that scripts can
-show progress, evaluate and checkpoint between them. All randomness comes from explicit generators.
+show progress, evaluate and checkpoint between them; ``run_pretraining`` puts them together for any task
+(the oracle benchmark, real text), resumable from atomic checkpoints. All randomness comes from explicit
+generators, except D's dropout (torch's global generator, whose state every checkpoint saves).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch.nn import functional as F
 
 from seqgan_rl.config import DiscriminatorTrainConfig, MLEConfig, PretrainConfig
-from seqgan_rl.data.oracle_data import OracleData, iterate_minibatches, make_oracle_data, random_permutation
+from seqgan_rl.data.oracle_data import iterate_minibatches, random_permutation
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator
-from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.logger import MetricsLogger
-from seqgan_rl.training.metrics import evaluate
+from seqgan_rl.training.run_folder import prepare_run_folder, save_generator
+from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.utils import (
     atomic_torch_save,
-    atomic_write_text,
-    check_saved_config,
     derive_seed,
     global_rng_state,
     make_rng,
@@ -151,36 +150,38 @@ def discriminator_round(
 class PretrainResult(NamedTuple):
     generator: Generator
     discriminator: Discriminator
-    oracle: OracleLSTM
-    data: OracleData
+    data: Any
+    """The task's training and test tokens (``.train``, ``.test``)."""
     mle_metrics: dict[str, float]
-    """NLL-oracle and NLL-test of the final MLE generator."""
+    """The evaluation of the final MLE generator."""
+    evaluator: Evaluator
+    """The task's evaluator (what the adversarial phase evaluates with too)."""
 
 
 CHECKPOINT = "pretrain_checkpoint.pt"
 """Resumable state, rewritten atomically after every evaluation and every D round."""
 FINAL = "pretrained.pt"
 """Final generator and discriminator (what the adversarial phase loads)."""
-METRIC_FIELDS = [
-    "phase", "epoch", "train/loss", "eval/nll_oracle", "eval/nll_test", "d/loss", "d/accuracy", "time/elapsed_s",
-]  # fmt: skip
+MLE_GENERATOR = "generator_mle.pt"
+"""The MLE generator alone, in ``save_generator``'s format (``scripts/sample.py`` reads it)."""
 
 
 def run_pretraining(
     config: PretrainConfig,
     out_dir: str | os.PathLike,
     device: torch.device,
-    oracle: OracleLSTM | None = None,
+    task: Task | None = None,
     resume: bool = False,
     progress: Callable[..., Any] | None = None,
 ) -> PretrainResult:
     """MLE pre-training of G, then D pre-training, with evaluation, CSV metrics and atomic checkpoints.
 
     Args:
-        config: what to run (``pretrain_preset`` gives the presets).
-        out_dir: run folder: ``config.json``, ``data.pt``, ``metrics.csv``, checkpoints.
+        config: what to run (``seqgan_rl.presets.pretrain_preset`` gives the presets).
+        out_dir: run folder: ``config.json``, ``data.pt`` (oracle samples), ``metrics.csv``, checkpoints,
+            ``generator_mle.pt``.
         device: where the models live.
-        oracle: the data source; ``None`` loads the paper's oracle.
+        task: the data and its evaluator; ``None``: the paper's oracle benchmark.
         resume: continue from ``out_dir``'s checkpoint. Without it, a folder that already holds a
             checkpoint is an error (nothing is overwritten).
         progress: a tqdm-like factory ``progress(total=..., desc=...)``; ``None`` shows nothing.
@@ -189,28 +190,13 @@ def run_pretraining(
         A ``PretrainResult``. When ``out_dir`` already holds a finished pre-training and ``resume`` is
         set, it is loaded instead of recomputed.
     """
-    out = Path(out_dir)
+    task = task if task is not None else OracleTask()
+    task.check(config)
+    out = prepare_run_folder(out_dir, dataclasses.asdict(config), resume, (CHECKPOINT, FINAL), what="pre-training run")
     ckpt_path, final_path = out / CHECKPOINT, out / FINAL
-    if not resume and (ckpt_path.exists() or final_path.exists()):
-        raise FileExistsError(
-            f"{out} already holds a pre-training run: pass resume=True (--resume) to continue it, "
-            "or choose another output folder"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    config_text = json.dumps(dataclasses.asdict(config), indent=2)
-    if resume:
-        check_saved_config(out / "config.json", dataclasses.asdict(config))
-    atomic_write_text(config_text, out / "config.json")
-
-    oracle = (oracle or OracleLSTM.paper()).to(device)
-    g_cfg = config.generator
-    if (oracle.vocab_size, oracle.seq_len) != (g_cfg.vocab_size, g_cfg.seq_len):
-        raise ValueError(
-            f"oracle (V={oracle.vocab_size}, T={oracle.seq_len}) does not match the generator config "
-            f"(V={g_cfg.vocab_size}, T={g_cfg.seq_len})"
-        )
-    data = _load_or_make_data(oracle, config, out / "data.pt")
-    generator = Generator(g_cfg).to(device)
+    data = task.load_data(config, out, device)
+    evaluator = task.evaluator(config, data, device)
+    generator = Generator(config.generator).to(device)
     generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
     generator.to(device)
     discriminator = Discriminator(config.discriminator)
@@ -225,7 +211,7 @@ def run_pretraining(
         state = torch.load(final_path, map_location=device, weights_only=True)
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
-        return PretrainResult(generator, discriminator, oracle, data, state["mle_metrics"])
+        return PretrainResult(generator, discriminator, data, state["mle_metrics"], evaluator)
 
     epoch, d_round, elapsed, mle_metrics = 0, 0, 0.0, {}
     resume_step = None
@@ -241,7 +227,8 @@ def run_pretraining(
         mle_metrics = state["mle_metrics"]
         resume_step = state["step"]
         log.info("resuming pre-training at epoch %d, D round %d", epoch, d_round)
-    logger = MetricsLogger(out / "metrics.csv", METRIC_FIELDS, resume_step=resume_step if resume else None)
+    fields = ["phase", "epoch", "train/loss", *evaluator.fields, "d/loss", "d/accuracy", "time/elapsed_s"]
+    logger = MetricsLogger(out / "metrics.csv", fields, resume_step=resume_step if resume else None)
     started = time.perf_counter() - elapsed
 
     def checkpoint(step: int) -> None:
@@ -256,8 +243,8 @@ def run_pretraining(
         )  # fmt: skip
 
     def evaluate_now(train_loss: float | None) -> dict[str, float]:
-        eval_rng = make_rng(derive_seed(config.seed, "eval", epoch), device)
-        metrics = evaluate(generator, oracle, data.test, config.data.num_eval_samples, eval_rng)
+        eval_rng = make_rng(derive_seed(config.seed, evaluator.streams["mle"], epoch), device)
+        metrics = evaluator.evaluate(generator, eval_rng)
         row = {"phase": "mle", "epoch": epoch, **metrics, "time/elapsed_s": round(time.perf_counter() - started, 2)}
         if train_loss is not None:
             row["train/loss"] = train_loss
@@ -265,7 +252,7 @@ def run_pretraining(
         return metrics
 
     mle = config.mle
-    bar = _bar(progress, mle.epochs, "MLE", epoch)
+    bar = progress_bar(progress, mle.epochs, "MLE", epoch)
     if epoch == 0 and resume_step is None:
         mle_metrics = evaluate_now(None)
         checkpoint(0)
@@ -275,12 +262,12 @@ def run_pretraining(
         bar.update(1)
         if epoch % mle.eval_every == 0 or epoch == mle.epochs:
             mle_metrics = evaluate_now(loss)
-            bar.set_postfix({"nll_oracle": f"{mle_metrics['eval/nll_oracle']:.3f}", "loss": f"{loss:.3f}"})
+            bar.set_postfix({**evaluator.postfix(mle_metrics), "loss": f"{loss:.3f}"})
             checkpoint(epoch)
     bar.close()
 
     dcfg = config.d_pretrain
-    bar = _bar(progress, dcfg.rounds, "D pre-train", d_round)
+    bar = progress_bar(progress, dcfg.rounds, "D pre-train", d_round)
     while d_round < dcfg.rounds:
         stats = discriminator_round(discriminator, d_opt, data.train, generator, dcfg, rng)
         d_round += 1
@@ -297,20 +284,12 @@ def run_pretraining(
 
     atomic_torch_save(
         {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
-         "generator_config": dataclasses.asdict(g_cfg),
+         "generator_config": dataclasses.asdict(config.generator),
          "discriminator_config": dataclasses.asdict(config.discriminator), "mle_metrics": mle_metrics},
         final_path,
     )  # fmt: skip
-    return PretrainResult(generator, discriminator, oracle, data, mle_metrics)
-
-
-def _load_or_make_data(oracle: OracleLSTM, config: PretrainConfig, path: Path) -> OracleData:
-    if path.exists():
-        saved = torch.load(path, weights_only=True)
-        return OracleData(saved["train"], saved["test"])
-    data = make_oracle_data(oracle, config.data, config.seed)
-    atomic_torch_save({"train": data.train, "test": data.test}, path)
-    return data
+    save_generator(generator, out / MLE_GENERATOR, task.vocab)
+    return PretrainResult(generator, discriminator, data, mle_metrics, evaluator)
 
 
 class _NoBar:
@@ -319,5 +298,6 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def _bar(progress: Callable[..., Any] | None, total: int, desc: str, initial: int) -> Any:
+def progress_bar(progress: Callable[..., Any] | None, total: int, desc: str, initial: int) -> Any:
+    """``progress(total=, desc=, initial=)`` (e.g. tqdm), or a bar that shows nothing."""
     return progress(total=total, desc=desc, initial=initial) if progress is not None else _NoBar()

@@ -1,4 +1,4 @@
-"""The adversarial loop: callbacks on schedule, end-to-end script, interrupt + resume = straight run."""
+"""The training loop and the pipeline: callbacks on schedule, end-to-end script, interrupt + resume = straight run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 from env_helpers import tiny_generator
 
+from seqgan_rl.agents.reinforce import ReinforceAgent
 from seqgan_rl.config import (
     AdversarialConfig,
     DiscriminatorConfig,
@@ -23,9 +24,9 @@ from seqgan_rl.config import (
     TrainConfig,
 )
 from seqgan_rl.models import OracleLSTM
-from seqgan_rl.training import adversarial
-from seqgan_rl.training.adversarial import run_training
 from seqgan_rl.training.callbacks import CallbackList, DiscriminatorRetrainCallback
+from seqgan_rl.training.pipeline import run_training
+from seqgan_rl.training.tasks import OracleTask
 
 ROOT = Path(__file__).resolve().parents[1]
 V, T = 20, 6
@@ -34,6 +35,11 @@ V, T = 20, 6
 @pytest.fixture(scope="module")
 def oracle() -> OracleLSTM:
     return OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3)
+
+
+@pytest.fixture(scope="module")
+def task(oracle) -> OracleTask:
+    return OracleTask(oracle)
 
 
 def tiny_train_config(seed=0, iterations=4, reward="mc") -> TrainConfig:
@@ -60,14 +66,13 @@ def rows_without_time(path):
 
 
 def test_retrain_callback_fires_on_schedule_and_pushes_d():
+    from types import SimpleNamespace
+
+    from env_helpers import tiny_discriminator
+
     class FakeTrainer:
         def __init__(self):
-            from env_helpers import tiny_discriminator
-
-            self.generator, self.discriminator = tiny_generator(), tiny_discriminator()
-            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=1e-3)
-            self.real_data = self.generator.sample(32, torch.Generator().manual_seed(0))
-            self.test_data = self.generator.sample(32, torch.Generator().manual_seed(2))
+            self.agent = SimpleNamespace(generator=tiny_generator(), temperature=1.0)
             self.seed, self.device = 0, torch.device("cpu")
             self.rng = torch.Generator().manual_seed(1)
             self.iteration, self.pending_metrics = 0, {}
@@ -79,13 +84,14 @@ def test_retrain_callback_fires_on_schedule_and_pushes_d():
         def set_discriminator(self, d):
             self.received.append(d)
 
-    tr, env = FakeTrainer(), RecordingEnv()
-    cb = DiscriminatorRetrainCallback(
-        DiscriminatorTrainConfig(rounds=2, epochs=1, num_negatives=16), every=3, envs=[env]
-    )
+    tr, env, d = FakeTrainer(), RecordingEnv(), tiny_discriminator()
+    real = tr.agent.generator.sample(32, torch.Generator().manual_seed(0))
+    heldout = tr.agent.generator.sample(32, torch.Generator().manual_seed(2))
+    schedule = DiscriminatorTrainConfig(rounds=2, epochs=1, num_negatives=16, lr=1e-3)
+    cb = DiscriminatorRetrainCallback(d, real, heldout, schedule, every=3, envs=[env])
     cbs = CallbackList([cb])
     cbs.init_callback(tr)
-    before = [p.clone() for p in tr.discriminator.parameters()]
+    before = [p.clone() for p in d.parameters()]
     fired = []
     for it in range(1, 8):
         tr.iteration = it
@@ -96,12 +102,13 @@ def test_retrain_callback_fires_on_schedule_and_pushes_d():
             fired_keys = set(tr.pending_metrics)
     assert fired == [False, False, True, False, False, True, False]
     assert {"d/p_real_train", "d/p_real_heldout", "d/p_fake"} <= fired_keys
-    assert env.received == [tr.discriminator, tr.discriminator]
-    assert any(not torch.equal(a, b) for a, b in zip(before, tr.discriminator.parameters(), strict=True))
+    assert env.received == [d, d]
+    assert any(not torch.equal(a, b) for a, b in zip(before, d.parameters(), strict=True))
+    assert set(cbs.state_dict()) == {"0:DiscriminatorRetrainCallback"}  # its optimizer, for checkpoints
 
 
-def test_run_training_writes_everything(tmp_path, oracle):
-    res = run_training(tiny_train_config(), tmp_path / "run", torch.device("cpu"), oracle=oracle)
+def test_run_training_writes_everything(tmp_path, task):
+    res = run_training(tiny_train_config(), tmp_path / "run", torch.device("cpu"), task)
     out = tmp_path / "run"
     for name in (
         "config.json",
@@ -117,22 +124,22 @@ def test_run_training_writes_everything(tmp_path, oracle):
     steps = [int(r["step"]) for r in rows_without_time(out / "metrics.csv")]
     assert steps == [0, 1, 2, 3, 4]
     with pytest.raises(FileExistsError, match="--resume"):
-        run_training(tiny_train_config(), out, torch.device("cpu"), oracle=oracle)
+        run_training(tiny_train_config(), out, torch.device("cpu"), task)
 
 
-def test_constant_reward_control_needs_no_discriminator_training(tmp_path, oracle):
-    res = run_training(tiny_train_config(reward="constant"), tmp_path / "c", torch.device("cpu"), oracle=oracle)
+def test_constant_reward_control_needs_no_discriminator_training(tmp_path, task):
+    res = run_training(tiny_train_config(reward="constant"), tmp_path / "c", torch.device("cpu"), task)
     rows = rows_without_time(tmp_path / "c" / "metrics.csv")
-    assert all(r["d/loss"] == "" for r in rows)
+    assert all("d/loss" not in r for r in rows)
     assert all(float(r["train/mean_q"]) == 1.0 for r in rows[1:])
     assert res.summary["reward"] == "constant"
 
 
-def test_interrupt_and_resume_equals_a_straight_run(tmp_path, oracle, monkeypatch):
-    straight = run_training(tiny_train_config(iterations=5), tmp_path / "a", torch.device("cpu"), oracle=oracle)
+def test_interrupt_and_resume_equals_a_straight_run(tmp_path, task, monkeypatch):
+    straight = run_training(tiny_train_config(iterations=5), tmp_path / "a", torch.device("cpu"), task)
 
     calls = {"n": 0}
-    real_update = adversarial.ReinforceAgent.update
+    real_update = ReinforceAgent.update
 
     def dying_update(self, batch):
         calls["n"] += 1
@@ -141,12 +148,10 @@ def test_interrupt_and_resume_equals_a_straight_run(tmp_path, oracle, monkeypatc
         return real_update(self, batch)
 
     with monkeypatch.context() as mp:
-        mp.setattr(adversarial.ReinforceAgent, "update", dying_update)
+        mp.setattr(ReinforceAgent, "update", dying_update)
         with pytest.raises(KeyboardInterrupt):
-            run_training(tiny_train_config(iterations=5), tmp_path / "b", torch.device("cpu"), oracle=oracle)
-    resumed = run_training(
-        tiny_train_config(iterations=5), tmp_path / "b", torch.device("cpu"), oracle=oracle, resume=True
-    )
+            run_training(tiny_train_config(iterations=5), tmp_path / "b", torch.device("cpu"), task)
+    resumed = run_training(tiny_train_config(iterations=5), tmp_path / "b", torch.device("cpu"), task, resume=True)
     assert resumed.summary["iterations"] == straight.summary["iterations"] == 5
     assert rows_without_time(tmp_path / "a" / "metrics.csv") == rows_without_time(tmp_path / "b" / "metrics.csv")
     for x, y in zip(straight.generator.state_dict().values(), resumed.generator.state_dict().values(), strict=True):
@@ -198,7 +203,7 @@ def test_train_agent_rejects_invalid_options_before_any_work(extra, message, cap
 
 
 def test_paper_preset_is_the_reference():
-    from seqgan_rl.config import train_preset
+    from seqgan_rl.presets import train_preset
 
     cfg = train_preset("paper")
     adv = cfg.adversarial

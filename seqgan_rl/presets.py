@@ -1,0 +1,128 @@
+"""The presets: every named set of hyperparameters, in one place.
+
+- ``paper``: the reference code's hyperparameters exactly (what a GPU user runs).
+- ``cpu``: a schedule for 2 CPU cores found by experiment (``docs/reproducing.md``): the oracle benchmark's
+  default on a CPU.
+- ``text``: real text (COCO captions or a user's sentences) on 2 CPU cores.
+
+A preset is filled in for the data it runs on through ``dims``: the vocabulary size, the sequence length and,
+for text, the start, end and padding tokens (``seqgan_rl.training.tasks`` gives them for each dataset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from seqgan_rl.config import (
+    AGENT_CONFIGS,
+    AdversarialConfig,
+    DiscriminatorConfig,
+    DiscriminatorTrainConfig,
+    GeneratorConfig,
+    MLEConfig,
+    OracleDataConfig,
+    PretrainConfig,
+    TrainConfig,
+)
+
+PRESETS = ("paper", "cpu", "text")
+
+
+def resolve_preset(name: str, device_type: str, text: bool = False) -> str:
+    """``"auto"`` -> ``"text"`` for real text, else ``"paper"`` on CUDA and ``"cpu"`` otherwise; other names
+    are checked against the data (text runs use the ``text`` preset, the oracle benchmark the others)."""
+    if name == "auto":
+        return "text" if text else ("paper" if device_type == "cuda" else "cpu")
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose 'auto' or one of {PRESETS}")
+    if text != (name == "text"):
+        raise ValueError(
+            f"preset {name!r} is for {'real text' if name == 'text' else 'the oracle benchmark'}: "
+            f"use {'text' if text else 'paper or cpu'} (or auto) for this data"
+        )
+    return name
+
+
+def pretrain_preset(name: str, seed: int = 0, **dims: int | None) -> PretrainConfig:
+    """Pre-training presets.
+
+    - ``paper``: the reference code exactly: 120 MLE epochs; the paper CNN; 50 rounds x (9,984 fresh
+      negatives, 3 epochs), Adam 1e-4 (about an hour of D training on a 2-core CPU).
+    - ``cpu``: the same MLE recipe stopped at 20 epochs (where NLL-oracle is already at the paper's MLE
+      level, REFERENCE.md section 9), the light CNN and 2,000 D steps at Adam 1e-3.
+    - ``text``: Texygen's SeqGAN generator (embedding 32, hidden 32), 15 MLE epochs evaluated every 5, the
+      light CNN with 5 x 200 D steps over 6,400 fresh negatives and as many real sentences at Adam 1e-3;
+      BLEU from 1,000 samples.
+
+    Args:
+        dims: ``vocab_size``, ``seq_len`` (default: the paper's 5000 and 20) and, for text, ``start_token``,
+            ``eos_token`` and ``pad_token``.
+    """
+    g = GeneratorConfig(**dims)
+    v, t = g.vocab_size, g.seq_len
+    if name == "paper":
+        return PretrainConfig(seed=seed, generator=g, discriminator=DiscriminatorConfig.paper(v, t))
+    if name == "cpu":
+        return PretrainConfig(
+            seed=seed,
+            generator=g,
+            discriminator=DiscriminatorConfig.light(v, t),
+            mle=MLEConfig(epochs=20),
+            d_pretrain=DiscriminatorTrainConfig(
+                rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
+            ),
+        )
+    if name == "text":
+        if g.eos_token is None:
+            raise ValueError("the text preset needs the dataset's eos_token and pad_token")
+        return PretrainConfig(
+            seed=seed,
+            generator=g,
+            discriminator=DiscriminatorConfig.light(v, t),
+            data=OracleDataConfig(num_eval_samples=1000),
+            mle=MLEConfig(epochs=15, eval_every=5),
+            d_pretrain=DiscriminatorTrainConfig(
+                rounds=5, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
+            ),
+        )
+    raise ValueError(f"unknown preset {name!r}: choose one of {PRESETS}")
+
+
+def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int | None) -> TrainConfig:
+    """Whole-pipeline presets (pre-training as in ``pretrain_preset``, then the adversarial phase).
+
+    - ``paper``: the reference hyperparameters exactly: 200 iterations, each one generator update (64 x N 16,
+      Adam 0.01, summed un-baselined loss) then 5 x (9,984 fresh negatives, 3 D epochs) with the paper's CNN.
+    - ``cpu``: 50 adversarial iterations each followed by one round of 50 light-CNN D steps (Adam 1e-4, the
+      paper's D learning rate; 1,600 fresh negatives and as many real sequences).
+    - ``text``: 20 updates of 64 sentences with N 16 (the paper's loss), each followed by 50 D steps (1,600
+      negatives, Adam 3e-4), evaluated every 10 updates. About 15 minutes per seed on one CPU thread.
+
+    Args:
+        algo: the agent (``"reinforce"`` or ``"ppo"``) with its default config; PPO generates as many
+            sequences per update as REINFORCE (64).
+        dims: as for ``pretrain_preset``.
+    """
+    if algo not in AGENT_CONFIGS:
+        raise ValueError(f"unknown algorithm {algo!r}: choose one of {tuple(AGENT_CONFIGS)}")
+    pre = pretrain_preset(name, seed, **dims)
+    agent = AGENT_CONFIGS[algo]()
+    if name == "paper":
+        adv = AdversarialConfig()
+    elif name == "cpu":
+        adv = AdversarialConfig(
+            iterations=50,
+            d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-4, num_negatives=1600, max_steps_per_round=50),
+        )
+    else:
+        adv = AdversarialConfig(
+            iterations=20,
+            eval_every=10,
+            d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=3e-4, num_negatives=1600, max_steps_per_round=50),
+        )
+    return TrainConfig(preset=name, seed=seed, pretrain=pre, algo=algo, agent=agent, adversarial=adv)
+
+
+def with_seed(config: TrainConfig, seed: int) -> TrainConfig:
+    """The same run for another seed."""
+    return replace(config, seed=seed, pretrain=replace(config.pretrain, seed=seed))

@@ -1,0 +1,156 @@
+"""Tasks: a dataset to train on and the evaluator that scores it. One pipeline runs them all.
+
+- ``OracleTask``: the paper's synthetic benchmark (or any oracle LSTM): training and test sequences drawn
+  from the oracle (saved in the pre-training folder's ``data.pt``), NLL-oracle and NLL-test.
+- ``TextTask``: real text (COCO captions or a user's sentence files): encoded sentences, BLEU/Self-BLEU
+  and NLL-test; the run folder also gets ``vocab.json`` and the generator checkpoints carry the vocabulary.
+
+A new dataset is a new task (a data source and an evaluator), not a new loop.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqgan_rl.config import PretrainConfig
+from seqgan_rl.data.oracle_data import OracleData, make_oracle_data
+from seqgan_rl.data.text import COCO, TextDataset, Vocabulary
+from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.training.bleu import BleuReferences
+from seqgan_rl.training.evaluators import BLEU_ORDERS, Evaluator, OracleEvaluator, TextEvaluator
+from seqgan_rl.utils import atomic_torch_save, atomic_write_text
+
+
+class Task:
+    """A dataset and its evaluator. Subclasses implement the methods below."""
+
+    name: str = ""
+    vocab: Vocabulary | None = None
+    """The words of the token ids (text), or ``None``."""
+    references: str | None = None
+    """A line of published figures this task's results compare with (printed by the CLI), or ``None``."""
+
+    def dims(self) -> dict[str, int | None]:
+        """The generator's data dimensions: ``vocab_size``, ``seq_len`` and, for text, the special tokens
+        (what the presets take, ``seqgan_rl.presets.train_preset(name, **task.dims())``)."""
+        raise NotImplementedError
+
+    def check(self, config: PretrainConfig) -> None:
+        """Raise ``ValueError`` when ``config`` does not fit this data."""
+        g, want = config.generator, self.dims()
+        got = {k: getattr(g, k) for k in want}
+        if got != want:
+            raise ValueError(
+                f"the config's generator ({_fmt(got)}) does not match the {self.describe()} ({_fmt(want)}): "
+                "build the config with seqgan_rl.presets.train_preset(name, **task.dims())"
+            )
+
+    def describe(self) -> str:
+        return self.name
+
+    def load_data(self, config: PretrainConfig, folder: Path, device: torch.device) -> Any:
+        """The training and test tokens (``.train``, ``.test``; ``(N, T)`` int64 on the CPU)."""
+        raise NotImplementedError
+
+    def evaluator(self, config: PretrainConfig, data: Any, device: torch.device) -> Evaluator:
+        raise NotImplementedError
+
+    def write_files(self, out: Path) -> None:
+        """Files a run folder of this task holds besides the common ones."""
+
+    def summary(self) -> dict[str, Any]:
+        """What ``summary.json`` records about the data."""
+        return {"task": self.name}
+
+
+class OracleTask(Task):
+    """The synthetic benchmark: an oracle LSTM plays the real data.
+
+    Args:
+        oracle: the oracle; ``None`` loads the paper's (V 5000, T 20), whose published figures are the
+            ``references``.
+    """
+
+    name = "oracle"
+
+    def __init__(self, oracle: OracleLSTM | None = None) -> None:
+        self.paper = oracle is None
+        self.oracle = OracleLSTM.paper() if oracle is None else oracle
+        self.references = (
+            "paper: MLE 9.038, SeqGAN 8.736; oracle floor 5.75. Lower NLL-test = more diverse (covers the data)."
+            if self.paper
+            else None
+        )
+
+    def dims(self) -> dict[str, int | None]:
+        return {"vocab_size": self.oracle.vocab_size, "seq_len": self.oracle.seq_len}
+
+    def describe(self) -> str:
+        return f"{'paper' if self.paper else 'custom'} oracle (V={self.oracle.vocab_size}, T={self.oracle.seq_len})"
+
+    def load_data(self, config: PretrainConfig, folder: Path, device: torch.device) -> OracleData:
+        """Oracle samples drawn from streams derived from the seed, saved as ``folder/data.pt`` (reused)."""
+        path = folder / "data.pt"
+        if path.exists():
+            return OracleData(**torch.load(path, weights_only=True))
+        data = make_oracle_data(self.oracle.to(device), config.data, config.seed)
+        atomic_torch_save({"train": data.train, "test": data.test}, path)
+        return data
+
+    def evaluator(self, config: PretrainConfig, data: Any, device: torch.device) -> OracleEvaluator:
+        return OracleEvaluator(self.oracle.to(device), data.test, config.data.num_eval_samples)
+
+
+class TextTask(Task):
+    """Real text: the sentences of a ``TextDataset`` (``seqgan_rl.data.load_text_dataset``)."""
+
+    def __init__(self, dataset: TextDataset) -> None:
+        self.dataset, self.name, self.vocab = dataset, dataset.name, dataset.vocab
+        if dataset.name == COCO:
+            self.references = "Texygen (COCO): MLE BLEU-2/3 0.731/0.497, SeqGAN 0.745/0.498."
+        self._references: BleuReferences | None = None
+
+    def dims(self) -> dict[str, int | None]:
+        v = self.vocab
+        return {
+            "vocab_size": len(v), "seq_len": self.dataset.seq_len, "start_token": v.bos_id, "eos_token": v.eos_id,
+            "pad_token": v.pad_id,
+        }  # fmt: skip
+
+    def describe(self) -> str:
+        d = self.dataset
+        return (
+            f"dataset={d.name} ({d.train.shape[0]} train / {len(d.test_sentences)} test sentences, "
+            f"V={len(d.vocab)}, T={d.seq_len})"
+        )
+
+    def load_data(self, config: PretrainConfig, folder: Path, device: torch.device) -> TextDataset:
+        return self.dataset
+
+    def evaluator(self, config: PretrainConfig, data: Any, device: torch.device) -> TextEvaluator:
+        if self._references is None:  # built once (0.4 s for COCO's 10,000 references)
+            self._references = BleuReferences(self.dataset.test_sentences, max(BLEU_ORDERS))
+        return TextEvaluator(self.vocab, self._references, self.dataset.test, config.data.num_eval_samples)
+
+    def check(self, config: PretrainConfig) -> None:
+        super().check(config)
+        if config.data.num_eval_samples < 2:
+            raise ValueError(
+                f"text evaluation needs >= 2 samples (Self-BLEU compares them), got {config.data.num_eval_samples}"
+            )
+
+    def write_files(self, out: Path) -> None:
+        d = self.dataset
+        atomic_write_text(json.dumps({"dataset": d.name, "words": d.vocab.words, "stats": d.stats}), out / "vocab.json")
+
+    def summary(self) -> dict[str, Any]:
+        return {"task": "text", "dataset": self.dataset.name, "data_stats": self.dataset.stats}
+
+
+def _fmt(dims: dict[str, Any]) -> str:
+    short = {"vocab_size": "V", "seq_len": "T", "start_token": "start", "eos_token": "eos", "pad_token": "pad"}
+    return ", ".join(f"{short[k]}={v}" for k, v in dims.items())

@@ -1,0 +1,141 @@
+"""The training loop, written once for every agent, reward and dataset (as SB3's ``learn()`` is):
+
+    for each iteration:
+        batch = agent.collect(rng)           # sequences from the policy, scored by the reward
+        metrics = agent.update(batch)        # one policy-gradient update
+        reward.after_update()                # the rollout policy follows (EMA option)
+        callbacks.on_step()                  # D retraining, evaluation, ... (False stops)
+        log one metrics row; callbacks.on_iteration_logged()   # checkpoints
+
+Everything a resumed run needs is in ``state_dict``: the agent's, the reward's (D's weights) and the
+callbacks' states, the run's random stream and torch's global generator (D's dropout).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seqgan_rl.agents.base import Agent
+from seqgan_rl.envs.rollout import Reward
+from seqgan_rl.training.callbacks import Callback, CallbackList
+from seqgan_rl.training.logger import MetricsLogger
+from seqgan_rl.training.pretrain import progress_bar
+from seqgan_rl.utils import atomic_torch_save, derive_seed, global_rng_state, make_rng, set_global_rng_state
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "adversarial_checkpoint.pt"
+TIME_FIELDS = ("time/update_s", "time/elapsed_s")
+
+
+class Trainer:
+    """Runs an agent for ``iterations`` updates with callbacks, writing ``metrics.csv`` and checkpoints.
+
+    Args:
+        agent: the algorithm (``seqgan_rl.agents``).
+        reward: what the agent's batches are scored by (its ``after_update`` runs after every update).
+        callbacks: e.g. ``[DiscriminatorRetrainCallback(...), EvalCallback(...), CheckpointCallback()]``.
+        iterations: generator updates to run.
+        seed: the run's seed: the loop's random stream (sampling, rollouts, D's data order) derives from it.
+        device: where the stream lives.
+        out_dir: where ``metrics.csv`` (and TensorBoard events, when installed) and the checkpoint go.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        reward: Reward,
+        callbacks: Sequence[Callback] = (),
+        *,
+        iterations: int,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        out_dir: str | os.PathLike = ".",
+    ) -> None:
+        self.agent, self.reward = agent, reward
+        self.callback = CallbackList(list(callbacks))
+        self.total_iterations = iterations
+        self.seed, self.device, self.out_dir = seed, torch.device(device), Path(out_dir)
+        self.rng = make_rng(derive_seed(seed, "adversarial"), self.device)
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.pending_metrics: dict[str, Any] = {}
+        self.logger: MetricsLogger | None = None
+        self.callback.init_callback(self)
+
+    @property
+    def generator(self):
+        return self.agent.generator
+
+    @property
+    def metric_fields(self) -> list[str]:
+        """Columns of ``metrics.csv``: the agent's, the callbacks', then the timings."""
+        return [*self.agent.metric_fields, *self.callback.metric_fields, *TIME_FIELDS]
+
+    def train(self, progress: Callable[..., Any] | None = None) -> None:
+        """Run the remaining iterations (all of them, or those after a loaded checkpoint)."""
+        out = self.out_dir
+        if self.logger is None:
+            self.logger = MetricsLogger(out / "metrics.csv", self.metric_fields, tensorboard_dir=out / "tb")
+        started = time.perf_counter() - self.elapsed
+        self.callback.on_training_start()
+        if self.pending_metrics:  # the evaluation before the first update
+            self.logger.log(self.iteration, {**self.pending_metrics, "time/elapsed_s": 0.0})
+            self.pending_metrics = {}
+        bar = progress_bar(progress, self.total_iterations, "adversarial", self.iteration)
+        while self.iteration < self.total_iterations:
+            t0 = time.perf_counter()
+            batch = self.agent.collect(self.rng)
+            self.pending_metrics.update(self.agent.update(batch))
+            self.reward.after_update()
+            self.iteration += 1
+            keep_going = self.callback.on_step()
+            self.elapsed = time.perf_counter() - started
+            self.pending_metrics["time/update_s"] = round(time.perf_counter() - t0, 3)
+            self.pending_metrics["time/elapsed_s"] = round(self.elapsed, 2)
+            self.logger.log(self.iteration, self.pending_metrics)
+            self.pending_metrics = {}
+            self.callback.on_iteration_logged()
+            bar.update(1)
+            if postfix := self.callback.progress():
+                bar.set_postfix(postfix)
+            if not keep_going:
+                break
+        bar.close()
+        self.callback.on_training_end()
+        self.logger.close()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration, "elapsed": self.elapsed, "agent": self.agent.state_dict(),
+            "reward": self.reward.state_dict(), "callbacks": self.callback.state_dict(), "rng": self.rng.get_state(),
+            "global_rng": global_rng_state(),
+        }  # fmt: skip
+
+    def save_checkpoint(self) -> None:
+        atomic_torch_save(self.state_dict(), self.out_dir / CHECKPOINT)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore a checkpoint written by ``save_checkpoint``; the metrics rows after it are dropped."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.agent.load_state_dict(state["agent"])
+        self.reward.load_state_dict(state["reward"])
+        self.callback.load_state_dict(state["callbacks"])
+        self.rng.set_state(state["rng"])
+        set_global_rng_state(state["global_rng"])
+        self.iteration, self.elapsed = state["iteration"], state["elapsed"]
+        self.logger = MetricsLogger(
+            self.out_dir / "metrics.csv",
+            self.metric_fields,
+            resume_step=self.iteration,
+            tensorboard_dir=self.out_dir / "tb",
+        )
+        log.info("resuming the adversarial phase at iteration %d", self.iteration)

@@ -1,0 +1,90 @@
+"""The presets hold the documented values, for every dataset's dimensions."""
+
+from __future__ import annotations
+
+import pytest
+
+from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig, MLEConfig, PretrainConfig, ReinforceConfig
+from seqgan_rl.presets import pretrain_preset, resolve_preset, train_preset, with_seed
+
+
+def test_paper_preset():
+    cfg = pretrain_preset("paper", seed=3)
+    assert cfg == PretrainConfig(seed=3)
+    assert cfg.mle.epochs == 120
+    assert cfg.discriminator == DiscriminatorConfig.paper()
+    assert cfg.discriminator.total_filters == 1720
+    assert (cfg.d_pretrain.rounds, cfg.d_pretrain.epochs, cfg.d_pretrain.lr) == (50, 3, 1e-4)
+    assert cfg.d_pretrain.max_steps_per_round is None
+
+
+def test_cpu_preset():
+    cfg = pretrain_preset("cpu", seed=4)
+    assert cfg.seed == 4
+    assert cfg.generator == GeneratorConfig()
+    assert cfg.mle == MLEConfig(epochs=20)
+    assert cfg.discriminator == DiscriminatorConfig.light()
+    d = cfg.d_pretrain
+    assert (d.rounds, d.epochs, d.lr, d.max_steps_per_round, d.num_negatives) == (10, 1, 1e-3, 200, 6400)
+    assert d.rounds * d.max_steps_per_round == 2000  # REFERENCE.md section 9: 2,000 D pre-training steps
+    assert d.max_steps_per_round * d.batch_size == 2 * d.num_negatives  # one pass over balanced real + fake
+
+
+def test_cpu_train_preset_schedule():
+    cfg = train_preset("cpu", seed=2)
+    assert cfg.agent == ReinforceConfig()  # the paper's generator update, unchanged
+    adv = cfg.adversarial
+    assert (adv.iterations, adv.num_rollouts, adv.d_every, adv.eval_every, adv.reward) == (50, 16, 1, 5, "mc")
+    d = adv.d_train
+    # one round of 50 D steps per update at the paper's D learning rate (1e-4; 3e-4 was 0.04 worse over 10 seeds)
+    assert (d.rounds, d.epochs, d.lr, d.num_negatives, d.max_steps_per_round) == (1, 1, 1e-4, 1600, 50)
+    assert d.max_steps_per_round * d.batch_size == 2 * d.num_negatives
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        pretrain_preset("fast")
+    with pytest.raises(ValueError, match="unknown preset"):
+        pretrain_preset("auto")  # 'auto' must be resolved first
+
+
+@pytest.mark.parametrize(
+    ("name", "device_type", "text", "expected"),
+    [
+        ("auto", "cuda", False, "paper"), ("auto", "cpu", False, "cpu"), ("paper", "cpu", False, "paper"),
+        ("cpu", "cuda", False, "cpu"), ("auto", "cuda", True, "text"), ("text", "cpu", True, "text"),
+    ],
+)  # fmt: skip
+def test_resolve_preset(name, device_type, text, expected):
+    assert resolve_preset(name, device_type, text) == expected
+
+
+def test_resolve_unknown_or_mismatched_preset():
+    with pytest.raises(ValueError, match="choose 'auto' or one of"):
+        resolve_preset("gpu", "cuda")
+    with pytest.raises(ValueError, match="preset 'paper' is for the oracle benchmark"):
+        resolve_preset("paper", "cpu", text=True)
+    with pytest.raises(ValueError, match="preset 'text' is for real text"):
+        resolve_preset("text", "cpu", text=False)
+
+
+def test_presets_take_the_data_dimensions():
+    cfg = train_preset("paper", seed=5, vocab_size=300, seq_len=12)
+    assert (cfg.pretrain.generator.vocab_size, cfg.pretrain.generator.seq_len) == (300, 12)
+    assert cfg.pretrain.discriminator == DiscriminatorConfig.paper(300, 12)  # widths 15 and 20 dropped
+    assert max(cfg.pretrain.discriminator.filter_sizes) == 10
+    assert with_seed(cfg, 7).seed == with_seed(cfg, 7).pretrain.seed == 7
+
+
+def test_text_preset():
+    cfg = train_preset("text", seed=1, vocab_size=70, seq_len=38, start_token=1, eos_token=2, pad_token=0)
+    g = cfg.pretrain.generator
+    assert (g.vocab_size, g.seq_len, g.start_token, g.eos_token, g.pad_token) == (70, 38, 1, 2, 0)
+    assert (g.embed_dim, g.hidden_dim) == (32, 32)  # Texygen's SeqGAN generator
+    assert cfg.pretrain.discriminator == DiscriminatorConfig.light(70, 38)
+    assert (cfg.pretrain.mle.epochs, cfg.pretrain.mle.eval_every, cfg.pretrain.data.num_eval_samples) == (15, 5, 1000)
+    adv = cfg.adversarial
+    assert (adv.iterations, adv.eval_every, adv.d_train.lr, adv.d_train.max_steps_per_round) == (20, 10, 3e-4, 50)
+    assert cfg.agent == ReinforceConfig()
+    with pytest.raises(ValueError, match="eos_token and pad_token"):
+        pretrain_preset("text", vocab_size=70, seq_len=38)
