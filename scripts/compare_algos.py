@@ -13,7 +13,6 @@ rows of a seed, <algo>-s<seed>/ per row); the tables and plots go to benchmarks/
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from seqgan_rl.models.oracle import OracleLSTM
-from seqgan_rl.presets import train_preset
+from seqgan_rl.presets import train_preset, with_options
 from seqgan_rl.training.compare import ALGOS, TEMPERATURES, run_comparison, write_outputs
 from seqgan_rl.utils import get_device, seed_everything
 
@@ -59,19 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def build_config(args: argparse.Namespace, oracle: OracleLSTM):
     """The preset with the oracle's sizes and the small overrides (tests use them for tiny runs)."""
     cfg = train_preset(args.preset, seed=args.seeds[0], vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-    pre = cfg.pretrain
-    changes = {}
-    if args.mle_epochs is not None:
-        changes["mle"] = dataclasses.replace(pre.mle, epochs=args.mle_epochs, eval_every=1)
-    if args.d_pretrain_rounds is not None:
-        changes["d_pretrain"] = dataclasses.replace(pre.d_pretrain, rounds=args.d_pretrain_rounds)
-    if args.eval_samples is not None:
-        changes["data"] = dataclasses.replace(pre.data, num_eval_samples=args.eval_samples)
-    adv = {k: v for k, v in (("iterations", args.iterations), ("num_rollouts", args.num_rollouts),
-                             ("eval_every", args.eval_every)) if v is not None}  # fmt: skip
-    return dataclasses.replace(
-        cfg, pretrain=dataclasses.replace(pre, **changes), adversarial=dataclasses.replace(cfg.adversarial, **adv)
-    )
+    keys = ("mle_epochs", "d_pretrain_rounds", "eval_samples", "iterations", "num_rollouts", "eval_every")
+    return with_options(cfg, **{k: getattr(args, k) for k in keys})
 
 
 def main(argv: list[str] | None = None) -> int:

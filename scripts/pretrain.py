@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
 from seqgan_rl.models.oracle import OracleLSTM
-from seqgan_rl.presets import pretrain_preset, resolve_preset
+from seqgan_rl.presets import resolve_preset, train_preset, with_options
 from seqgan_rl.training.pretrain import run_pretraining
 from seqgan_rl.training.tasks import OracleTask
 from seqgan_rl.utils import get_device, seed_everything
@@ -52,21 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         device = get_device(args.device)
         preset = resolve_preset(args.preset, device.type)
         task = OracleTask(OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else None)
-        config = pretrain_preset(preset, seed=args.seed, **task.dims())
-        d = config.discriminator
-        if args.discriminator is not None:
-            d = DiscriminatorConfig.preset(args.discriminator, d.vocab_size, d.seq_len)
-        mle = config.mle
-        if args.mle_epochs is not None:
-            mle = dataclasses.replace(mle, epochs=args.mle_epochs)
-        if args.eval_every is not None:
-            mle = dataclasses.replace(mle, eval_every=args.eval_every)
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        d_pre = (
-            config.d_pretrain if args.d_rounds is None else dataclasses.replace(config.d_pretrain, rounds=args.d_rounds)
-        )
-        config = dataclasses.replace(config, discriminator=d, mle=mle, d_pretrain=d_pre)
+        options = {"mle_epochs": args.mle_epochs, "mle_eval_every": args.eval_every, "d_pretrain_rounds": args.d_rounds}
+        config = with_options(train_preset(preset, seed=args.seed, **task.dims()), **options).pretrain
+        if args.discriminator is not None:
+            d = DiscriminatorConfig.preset(args.discriminator, config.generator.vocab_size, config.generator.seq_len)
+            config = dataclasses.replace(config, discriminator=d)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,6 @@ adversarial_checkpoint.pt, generator_final.pt, summary.json and curves.png to th
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -31,7 +30,7 @@ from seqgan_rl.agents import AGENTS
 from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, TrainConfig
 from seqgan_rl.data.text import load_text_dataset
 from seqgan_rl.models.oracle import OracleLSTM
-from seqgan_rl.presets import PRESETS, resolve_preset, train_preset
+from seqgan_rl.presets import PRESETS, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.tasks import OracleTask, Task, TextTask
 from seqgan_rl.training.trainer import CHECKPOINT
@@ -102,25 +101,22 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
     if args.algo != "ppo" and args.reward_mode is not None:
         raise ValueError("--reward-mode applies to --algo ppo (REINFORCE consumes SeqGAN's Q)")
     preset = resolve_preset(args.preset, device.type, text=isinstance(task, TextTask))
-    cfg = train_preset(preset, seed=args.seed, algo=args.algo, **task.dims())
-    pre = cfg.pretrain
-    if args.mle_epochs is not None:
-        pre = dataclasses.replace(pre, mle=dataclasses.replace(pre.mle, epochs=args.mle_epochs))
-    if args.d_pretrain_rounds is not None:
-        pre = dataclasses.replace(pre, d_pretrain=dataclasses.replace(pre.d_pretrain, rounds=args.d_pretrain_rounds))
-    if args.eval_samples is not None:
-        pre = dataclasses.replace(pre, data=dataclasses.replace(pre.data, num_eval_samples=args.eval_samples))
-    adv = {"reward": args.reward}
-    adv.update({k: v for k, v in (("iterations", args.iterations), ("num_rollouts", args.num_rollouts),
-                                  ("eval_every", args.eval_every)) if v is not None})  # fmt: skip
-    agent = cfg.agent
-    if args.baseline is not None:
-        agent = dataclasses.replace(agent, baseline=args.baseline)
-    if args.reward_mode is not None:
-        agent = dataclasses.replace(agent, reward_mode=args.reward_mode)
-    cfg = dataclasses.replace(cfg, pretrain=pre, agent=agent, adversarial=dataclasses.replace(cfg.adversarial, **adv))
+    cfg = with_options(
+        train_preset(preset, seed=args.seed, algo=args.algo, **task.dims()),
+        **{k: getattr(args, k) for k in ("mle_epochs", "d_pretrain_rounds", "eval_samples", "iterations",
+                                         "num_rollouts", "eval_every", "reward", "baseline", "reward_mode")},
+    )  # fmt: skip
     task.check(cfg.pretrain)
     return cfg
+
+
+def display_name(key: str) -> str:
+    """``eval/nll_oracle`` -> ``NLL-oracle``, ``eval/self_bleu2`` -> ``Self-BLEU-2``."""
+    name = key.split("/", 1)[1]
+    for short, full in (("self_bleu", "Self-BLEU-"), ("bleu", "BLEU-"), ("nll_", "NLL-")):
+        if name.startswith(short):
+            return full + name[len(short) :]
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     s = result.summary
     keys = result.evaluator.report
     print(f"\ndone in {time.perf_counter() - start:.1f} s (this invocation). Results ({out}):")
-    print("  " + " " * 28 + "".join(f"{k.split('/')[1]:>12s}" for k in keys))
+    print("  " + " " * 28 + "".join(f"{display_name(k):>12s}" for k in keys))
     rows = [("after MLE", s["mle"])]
     if s["best"] is not None:
         rows.append((f"best (update {s['best']['iteration']})", s["best"]))

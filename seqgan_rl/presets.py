@@ -12,6 +12,7 @@ for text, the start, end and padding tokens (``seqgan_rl.training.tasks`` gives 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from seqgan_rl.config import (
     AGENT_CONFIGS,
@@ -126,3 +127,38 @@ def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int 
 def with_seed(config: TrainConfig, seed: int) -> TrainConfig:
     """The same run for another seed."""
     return replace(config, seed=seed, pretrain=replace(config.pretrain, seed=seed))
+
+
+def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
+    """``config`` with the command-line overrides that are not ``None`` (the CLIs' one way to build a config).
+
+    Args:
+        options: ``mle_epochs``, ``mle_eval_every``, ``d_pretrain_rounds``, ``eval_samples`` (pre-training);
+            ``iterations``, ``num_rollouts``, ``eval_every``, ``reward`` (the adversarial phase); ``baseline``
+            (REINFORCE), ``reward_mode`` (PPO).
+
+    Raises:
+        ValueError: for an unknown option, or a value the configs refuse (naming the field).
+    """
+    o = {k: v for k, v in options.items() if v is not None}
+    unknown = set(o) - {*_PRETRAIN_OPTIONS, *_ADVERSARIAL_OPTIONS, "baseline", "reward_mode"}
+    if unknown:
+        raise ValueError(f"unknown options {sorted(unknown)}")
+    pre = config.pretrain
+    for key, (section, name) in _PRETRAIN_OPTIONS.items():
+        if key in o:
+            pre = replace(pre, **{section: replace(getattr(pre, section), **{name: o[key]})})
+    adv = replace(config.adversarial, **{k: o[k] for k in _ADVERSARIAL_OPTIONS if k in o})
+    agent_options = {k: o[k] for k in ("baseline", "reward_mode") if k in o}
+    try:
+        agent = replace(config.agent, **agent_options)
+    except TypeError as exc:
+        raise ValueError(f"{type(config.agent).__name__} takes none of {sorted(agent_options)}") from exc
+    return replace(config, pretrain=pre, adversarial=adv, agent=agent)
+
+
+_PRETRAIN_OPTIONS = {
+    "mle_epochs": ("mle", "epochs"), "mle_eval_every": ("mle", "eval_every"),
+    "d_pretrain_rounds": ("d_pretrain", "rounds"), "eval_samples": ("data", "num_eval_samples"),
+}  # fmt: skip
+_ADVERSARIAL_OPTIONS = ("iterations", "num_rollouts", "eval_every", "reward")

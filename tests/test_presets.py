@@ -88,3 +88,22 @@ def test_text_preset():
     assert cfg.agent == ReinforceConfig()
     with pytest.raises(ValueError, match="eos_token and pad_token"):
         pretrain_preset("text", vocab_size=70, seq_len=38)
+
+
+def test_command_line_options_override_the_preset():
+    from seqgan_rl.presets import with_options
+
+    base = train_preset("cpu", seed=1)
+    cfg = with_options(base, mle_epochs=3, d_pretrain_rounds=2, eval_samples=64, iterations=7, num_rollouts=4,
+                       eval_every=1, reward="constant", baseline="position_mean", reward_mode=None)  # fmt: skip
+    assert (cfg.pretrain.mle.epochs, cfg.pretrain.d_pretrain.rounds, cfg.pretrain.data.num_eval_samples) == (3, 2, 64)
+    adv = cfg.adversarial
+    assert (adv.iterations, adv.num_rollouts, adv.eval_every, adv.reward) == (7, 4, 1, "constant")
+    assert cfg.agent.baseline == "position_mean" and cfg.pretrain.mle.lr == base.pretrain.mle.lr
+    assert with_options(base) == base  # None means: the preset's value
+    with pytest.raises(ValueError, match="unknown options"):
+        with_options(base, epochs=3)
+    with pytest.raises(ValueError, match="PPOConfig takes none of"):
+        with_options(train_preset("cpu", algo="ppo"), baseline="batch_mean")
+    with pytest.raises(ValueError, match="iterations"):
+        with_options(base, iterations=-1)

@@ -128,7 +128,7 @@ def test_train_agent_on_a_text_file_then_sample(text_files, tmp_path, capsys):
     ]  # fmt: skip
     assert train_agent.main(args) == 0
     printed = capsys.readouterr().out
-    assert "dataset=train" in printed and "bleu2" in printed
+    assert "dataset=train" in printed and "Self-BLEU-2" in printed and "BLEU-5" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == 2 and 0.0 <= summary["final"]["eval/bleu2"] <= 1.0
     assert {"generator_final.pt", "vocab.json", "metrics.csv", "config.json"} <= {p.name for p in out.iterdir()}

@@ -176,7 +176,7 @@ def test_train_agent_main_runs_in_process(tmp_path, oracle, capsys):
     ]  # fmt: skip
     assert script.main(args) == 0
     out = capsys.readouterr().out
-    assert "after MLE" in out and "best (update" in out and "final (update 2)" in out
+    assert "after MLE" in out and "best (update" in out and "final (update 2)" in out and "NLL-oracle" in out
     assert (tmp_path / "r" / "curves.png").exists()
     # running again without --resume is refused, with the fix in the message
     assert script.main(args) == 2
@@ -212,3 +212,26 @@ def test_paper_preset_is_the_reference():
     assert (cfg.agent.lr, cfg.agent.grad_clip, cfg.agent.batch_size, cfg.agent.baseline) == (0.01, 5.0, 64, "none")
     assert cfg.pretrain.discriminator.total_filters == 1720 and cfg.pretrain.mle.epochs == 120
     assert dataclasses.asdict(cfg)["agent"]["reduction"] == "sum"
+
+
+def test_a_callback_returning_false_stops_training(tmp_path):
+    from env_helpers import tiny_discriminator
+
+    from seqgan_rl.envs import SeqGANReward
+    from seqgan_rl.training.callbacks import Callback
+    from seqgan_rl.training.trainer import Trainer
+
+    class StopAfterTwo(Callback):
+        metric_fields = ("train/seen",)
+
+        def _on_step(self):
+            self.trainer.pending_metrics["train/seen"] = self.trainer.iteration
+            return self.trainer.iteration < 2
+
+    g = tiny_generator()
+    reward = SeqGANReward(g, tiny_discriminator(), num_rollouts=2)
+    agent = ReinforceAgent(g, reward, ReinforceConfig(batch_size=4))
+    trainer = Trainer(agent, reward, [StopAfterTwo()], iterations=10, out_dir=tmp_path)
+    trainer.train()
+    assert trainer.iteration == 2
+    assert [r["train/seen"] for r in rows_without_time(tmp_path / "metrics.csv")] == ["1", "2"]
