@@ -8,15 +8,14 @@ pre-training, SeqGAN updates) in ``runs/coco-text-seed<seed>`` (a finished seed 
 MLE generator (after pre-training) and the SeqGAN generator (after the last update) on the same protocol:
 1,000 sampled sentences, BLEU-n against all 10,000 test captions (nltk sentence_bleu, method1, uniform
 weights, averaged), Self-BLEU-n leave-one-out among the 1,000, NLL-test per token (``<eos>`` included).
-Writes ``benchmarks/results/coco_seqgan.md`` and ``.csv`` (rewritten after every seed) next to Texygen's
-published table.
+Writes ``<out>.md`` and ``.csv`` (rewritten after every seed; default ``runs/coco_seqgan``, the committed
+tables: ``--out benchmarks/results/coco_seqgan``) next to Texygen's published table.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from seqgan_rl.presets import train_preset
 from seqgan_rl.training.bleu import BleuReferences
 from seqgan_rl.training.evaluators import TextEvaluator
 from seqgan_rl.training.pipeline import run_training
-from seqgan_rl.training.run_folder import load_generator
+from seqgan_rl.training.run_folder import load_generator, read_json_file
 from seqgan_rl.training.tasks import TextTask
 from seqgan_rl.utils import derive_seed, make_rng
 
@@ -129,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", default="runs", help="folder of the per-seed run folders")
-    p.add_argument("--out", default="benchmarks/results/coco_seqgan", help="results path without extension")
+    p.add_argument("--out", default="runs/coco_seqgan", help="results path without extension")
     p.add_argument("--temperatures", type=float, nargs="*", default=[0.9, 0.8], help="MLE temperature controls")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         run = Path(args.runs) / f"coco-text-seed{seed}"
         t0 = time.perf_counter()
         if (run / "summary.json").exists():
-            summary = json.loads((run / "summary.json").read_text())
+            summary = read_json_file(run / "summary.json")
         else:
             config = train_preset("text", seed=seed, **task.dims())
             summary = run_training(config, run, torch.device("cpu"), task, resume=run.exists()).summary

@@ -10,7 +10,8 @@ For each seed (same data, same MLE checkpoint for all three rows of a seed):
     python benchmarks/repro_oracle.py --preset cpu --seeds 0 1 2 3 4 --jobs 2 --threads 1
     python benchmarks/repro_oracle.py --preset cpu --seeds 5 6 7 8 9 --jobs 2 --threads 1  # adds to the table
 
-Writes benchmarks/results/repro_oracle_<preset>.md and .csv (and keeps the runs under --out).
+Writes repro_oracle_<preset>.md and .csv to --results-dir (default: the runs folder <out>-<preset>; the
+committed tables: --results-dir benchmarks/results) and keeps the runs under <out>-<preset>.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | None) -> dict:
     import torch
@@ -35,6 +34,7 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
     from seqgan_rl.presets import train_preset
     from seqgan_rl.training.metrics import evaluate
     from seqgan_rl.training.pipeline import run_training
+    from seqgan_rl.training.run_folder import load_torch_file
     from seqgan_rl.utils import derive_seed, make_rng, seed_everything
 
     torch.set_num_threads(threads)
@@ -57,13 +57,13 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
     constant = run_training(const_cfg, root / f"constant-s{seed}", device, pretrain_dir=pre_dir, resume=resume).summary
 
     # MLE + temperature, matched to SeqGAN's best NLL-oracle
-    state = torch.load(pre_dir / "pretrained.pt", weights_only=True)
+    state = load_torch_file(pre_dir / "pretrained.pt")
     gen = Generator(cfg.pretrain.generator)
     gen.load_state_dict(state["generator"])
     from seqgan_rl.data.oracle_data import OracleData
     from seqgan_rl.models import OracleLSTM
 
-    data = OracleData(**torch.load(pre_dir / "data.pt", weights_only=True))
+    data = OracleData(**load_torch_file(pre_dir / "data.pt"))
     oracle = OracleLSTM.paper()
     target = seqgan["best"]["eval/nll_oracle"]
 
@@ -103,8 +103,9 @@ def fmt(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def write_tables(results: list[dict], preset: str) -> tuple[Path, Path]:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_tables(results: list[dict], preset: str, results_dir: str | Path) -> tuple[Path, Path]:
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in sorted(results, key=lambda r: r["seed"]):
         s, c, t = r["seqgan"], r["constant"], r["temperature"]
@@ -122,7 +123,7 @@ def write_tables(results: list[dict], preset: str) -> tuple[Path, Path]:
                 "wall_s": r["wall_s"], "threads": r["threads"],
             }
         )  # fmt: skip
-    csv_path = RESULTS / f"repro_oracle_{preset}.csv"
+    csv_path = results_dir / f"repro_oracle_{preset}.csv"
     with csv_path.open("w", newline="") as f:
         w = csv.DictWriter(f, list(rows[0]))
         w.writeheader()
@@ -160,7 +161,7 @@ def write_tables(results: list[dict], preset: str) -> tuple[Path, Path]:
         f"| {fmt(col('temp_tau'))} → {fmt(col('temp_nll_oracle'))} / {fmt(col('temp_nll_test'))} "
         f"| {fmt(col('seqgan_minus_temp_nll_test'))} | {fmt(col('wall_s'), 0)} |"
     )
-    md_path = RESULTS / f"repro_oracle_{preset}.md"
+    md_path = results_dir / f"repro_oracle_{preset}.md"
     md_path.write_text("\n".join(lines) + "\n")
     return md_path, csv_path
 
@@ -174,13 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=None, help="override the preset's generator updates")
     p.add_argument("--out", default="runs/repro", help="where the runs are kept (resumable)")
     p.add_argument("--tables-only", action="store_true", help="rewrite the tables from <out>-<preset>/results.json")
+    p.add_argument("--results-dir", default=None, help="where the tables go (default <out>-<preset>)")
     args = p.parse_args(argv)
+    out = f"{args.out}-{args.preset}"
+    results_dir = args.results_dir or out
     if args.tables_only:
-        md, _ = write_tables(json.loads(Path(f"{args.out}-{args.preset}", "results.json").read_text()), args.preset)
+        md, _ = write_tables(json.loads(Path(out, "results.json").read_text()), args.preset, results_dir)
         print(md.read_text())
         return 0
     threads = args.threads or max(1, 2 // args.jobs)
-    out = f"{args.out}-{args.preset}"
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_seed, args.preset, s, out, threads, args.iterations) for s in args.seeds]
         results = []
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     earlier = json.loads(path.read_text()) if path.exists() else []
     results = sorted({r["seed"]: r for r in [*earlier, *results]}.values(), key=lambda r: r["seed"])
     path.write_text(json.dumps(results, indent=2))
-    md, csv_path = write_tables(results, args.preset)
+    md, csv_path = write_tables(results, args.preset, results_dir)
     print(md.read_text())
     print(f"written: {md} and {csv_path}")
     return 0

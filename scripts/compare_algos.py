@@ -7,13 +7,13 @@
 Rows (seqgan_rl/training/compare.py): MLE only, REINFORCE as in the paper, REINFORCE with a per-position
 baseline, SB3 PPO, and REINFORCE with a constant reward; every final model is then swept over sampling
 temperatures. Runs are kept under --out (default runs/compare-<preset>: pretrain-s<seed>/ shared by the
-rows of a seed, <algo>-s<seed>/ per row); the tables and plots go to benchmarks/results/<name>*.
+rows of a seed, <algo>-s<seed>/ per row, results.json); the tables and plots go to <out>/tables/<name>*
+(--results-dir benchmarks/results rewrites the committed ones).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -24,9 +24,8 @@ import torch
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import train_preset, with_options
 from seqgan_rl.training.compare import ALGOS, TEMPERATURES, run_comparison, write_outputs
-from seqgan_rl.utils import get_device, seed_everything
-
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+from seqgan_rl.training.run_folder import read_json_file
+from seqgan_rl.utils import NonFiniteError, get_device, seed_everything
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
     p.add_argument("--out", default=None, help="runs folder (default runs/compare-<preset>)")
-    p.add_argument("--results-dir", default=str(RESULTS), help="where tables and plots go")
+    p.add_argument(
+        "--results-dir", default=None,
+        help="where tables and plots go (default <out>/tables; the committed ones: --results-dir benchmarks/results)",
+    )  # fmt: skip
     p.add_argument("--name", default=None, help="file name stem of the outputs (default compare_<preset>)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (use 1 on a shared machine)")
     p.add_argument("--device", default="cpu")
@@ -67,12 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = Path(args.out or f"runs/compare-{args.preset}")
     name = args.name or f"compare_{args.preset}"
+    results_dir = Path(args.results_dir) if args.results_dir is not None else out / "tables"
     if args.tables_only:
         path = out / "results.json"
         if not path.exists():
             print(f"error: {path} does not exist: run the comparison first", file=sys.stderr)
             return 2
-        for p in write_outputs(json.loads(path.read_text()), args.results_dir, name):
+        try:
+            records = read_json_file(path)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for p in write_outputs(records, results_dir, name):
             print(f"written: {p}")
         return 0
     try:
@@ -103,13 +111,16 @@ def main(argv: list[str] | None = None) -> int:
             base, args.seeds, out, device, oracle, args.algos, args.temperatures, args.sweep_samples,
             resume=args.resume, on_record=report,
         )  # fmt: skip
-    except (FileExistsError, ValueError) as exc:
+    except NonFiniteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for p in write_outputs(records, args.results_dir, name):
+    for p in write_outputs(records, results_dir, name):
         print(f"written: {p}")
-    print((Path(args.results_dir) / f"{name}.md").read_text())
-    print((Path(args.results_dir) / f"{name}_frontier.md").read_text())
+    print((results_dir / f"{name}.md").read_text())
+    print((results_dir / f"{name}_frontier.md").read_text())
     return 0
 
 

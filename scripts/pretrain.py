@@ -26,7 +26,7 @@ from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import resolve_preset, train_preset, with_options
 from seqgan_rl.training.pretrain import run_pretraining
 from seqgan_rl.training.tasks import OracleTask
-from seqgan_rl.utils import get_device, seed_everything
+from seqgan_rl.utils import NonFiniteError, get_device, seed_everything
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run folder (default runs/pretrain-<preset>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no pre-training")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--mle-epochs", type=int, default=None, help="override the preset's MLE epochs")
     p.add_argument("--eval-every", type=int, default=None, help="evaluate every N MLE epochs (default 5)")
@@ -69,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pre-training: preset={preset} device={device} threads={torch.get_num_threads()} out={out}")
     start = time.perf_counter()
     try:
-        result = run_pretraining(config, out, device, task, resume=args.resume, progress=tqdm)
-    except (FileExistsError, ValueError) as exc:
+        result = run_pretraining(config, out, device, task, resume=args.resume, progress=tqdm, force=args.force)
+    except NonFiniteError as exc:
+        print(f"error: {exc}. The last checkpoint in {out} is intact: --resume continues from it.", file=sys.stderr)
+        return 1
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = result.mle_metrics

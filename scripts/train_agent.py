@@ -33,8 +33,7 @@ from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import PRESETS, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.tasks import OracleTask, Task, TextTask
-from seqgan_rl.training.trainer import CHECKPOINT
-from seqgan_rl.utils import get_device, seed_everything
+from seqgan_rl.utils import NonFiniteError, get_device, seed_everything
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,6 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run folder (default runs/<algo>-<preset>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no run of this kind")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--reward", choices=REWARDS, default="mc", help="mc: SeqGAN's Q; constant: the control")
     p.add_argument("--num-rollouts", type=int, default=None, help="N rollouts per Q (default 16)")
@@ -96,6 +96,8 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
         raise ValueError("--resume needs --out: the run folder to continue")
     if args.resume and not Path(args.out).is_dir():
         raise ValueError(f"--resume: {args.out} does not exist, nothing to resume (drop --resume to start it)")
+    if args.resume and args.force:
+        raise ValueError("--force starts a run in a folder that holds none: it does not go with --resume")
     if args.algo == "ppo" and (args.reward != "mc" or args.baseline is not None):
         raise ValueError("--algo ppo trains on SeqGAN's reward with a learned critic: no --reward constant/--baseline")
     if args.algo != "ppo" and args.reward_mode is not None:
@@ -128,8 +130,6 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(args, task, device)
         default = f"text-{task.name}" if isinstance(task, TextTask) else f"{args.algo}-{config.preset}"
         out = Path(args.out or f"runs/{default}-seed{args.seed}")
-        if not args.resume and (out / CHECKPOINT).exists():
-            raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -143,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         result = run_training(
-            config, out, device, task, resume=args.resume, pretrain_dir=args.pretrain_dir, progress=tqdm
-        )
-    except (FileExistsError, ValueError) as exc:
+            config, out, device, task, resume=args.resume, pretrain_dir=args.pretrain_dir, progress=tqdm,
+            force=args.force,
+        )  # fmt: skip
+    except NonFiniteError as exc:
+        print(f"error: {exc}. The last checkpoint in {out} is intact: --resume continues from it.", file=sys.stderr)
+        return 1
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     s = result.summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import random
 import tempfile
@@ -83,7 +85,12 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     """Write text atomically (temporary file + rename)."""
-    _atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write_bytes(text.encode(), path)
+
+
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write bytes atomically (temporary file + rename)."""
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def _atomic_write(path: str | os.PathLike, write) -> None:
@@ -116,6 +123,63 @@ def check_temperature(temperature: float, name: str = "temperature") -> float:
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not lo <= temperature <= hi:
         raise ValueError(f"{name} must be > 0, in [{lo:g}, {hi:g}], got {temperature!r}")
     return float(temperature)
+
+
+class NonFiniteError(ArithmeticError):
+    """A NaN or infinite value where training needs finite ones (a loss, a gradient, a reward, a model's
+    output, a metric, a checkpoint), or a model that has diverged: the run stops before anything non-finite
+    is written, and the last good checkpoint stays as it was."""
+
+
+DIVERGED_NLL = 100.0
+"""Nats per token beyond which a model's NLL (the MLE loss, NLL-test, NLL-oracle) means it has diverged: a
+uniform model over 5,000 tokens scores 8.5, the paper's oracle 5.75 (a learning rate of 1e9 gives 1e8)."""
+
+
+def check_nll(name: str, value: Any) -> None:
+    """``check_finite``, and ``NonFiniteError`` when the per-token NLL exceeds ``DIVERGED_NLL``."""
+    check_finite(name, value)
+    v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    if v > DIVERGED_NLL:
+        raise NonFiniteError(f"{name} is {v:.4g} nats per token (> {DIVERGED_NLL:g}): the model has diverged")
+
+
+@contextlib.contextmanager
+def located(where: str):
+    """Prefix a ``NonFiniteError`` raised inside with where it happened (once: the innermost place wins)."""
+    try:
+        yield
+    except NonFiniteError as exc:
+        if getattr(exc, "where", None):
+            raise
+        err = NonFiniteError(f"{where}: {exc}")
+        err.where = where
+        raise err from None
+
+
+def check_finite(name: str, value: Any) -> None:
+    """Raise ``NonFiniteError`` naming ``name`` unless ``value`` (a number or a tensor) is finite everywhere."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = value[~torch.isfinite(value)].flatten()[:3].tolist()
+            raise NonFiniteError(f"{name} is not finite ({len(bad)}+ values such as {bad})")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise NonFiniteError(f"{name} is {value}")
+
+
+def assert_finite_state(state: Any, where: str, prefix: str = "") -> None:
+    """``check_finite`` on every tensor and float of a (nested) state dict; the error names the entry."""
+    if isinstance(state, dict):
+        for key, value in state.items():
+            assert_finite_state(value, where, f"{prefix}{key}.")
+    elif isinstance(state, list | tuple):
+        for i, value in enumerate(state):
+            assert_finite_state(value, where, f"{prefix}{i}.")
+    else:
+        try:
+            check_finite(prefix.rstrip(".") or "value", state)
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"refusing to write {where}: {exc}") from None
 
 
 def check_token_batch(tokens: torch.Tensor, vocab_size: int, seq_len: int | None = None, name: str = "tokens") -> None:
@@ -172,15 +236,21 @@ def config_differences(saved: Any, requested: Any, prefix: str = "") -> list[str
     return [] if same else [f"{prefix.rstrip('.')}: {saved!r} -> {requested!r}"]
 
 
-def check_saved_config(path: str | os.PathLike, requested: dict[str, Any]) -> None:
+def check_saved_config(path: str | os.PathLike, requested: dict[str, Any], ignore: tuple[str, ...] = ()) -> None:
     """Raise ``ValueError`` naming the differing fields when ``path`` (a run's ``config.json``) exists and
-    does not match ``requested``; do nothing when it does not exist."""
+    does not match ``requested`` (top-level keys in ``ignore`` aside); do nothing when it does not exist."""
     import json
 
     path = Path(path)
     if not path.exists():
         return
-    diffs = config_differences(json.loads(path.read_text()), requested)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not readable JSON ({type(exc).__name__}: {exc})") from exc
+    if isinstance(saved, dict):
+        saved = {k: v for k, v in saved.items() if k not in ignore}
+    diffs = config_differences(saved, {k: v for k, v in requested.items() if k not in ignore})
     if diffs:
         shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
         raise ValueError(

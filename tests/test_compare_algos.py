@@ -99,14 +99,17 @@ def test_comparison_runs_every_row_resumes_and_rebuilds_tables(tmp_path, capsys)
     md = (res / "cmp_frontier.md").read_text()
     assert "MLE + temperature" in md and "SB3 PPO" in md
 
-    with pytest.raises(FileExistsError, match="--resume"):  # finished rows are not silently overwritten
+    with pytest.raises(ValueError, match="--resume"):  # finished rows are not silently overwritten
         run_comparison(tiny_config(), [0], runs, cpu, oracle, ["ppo"], (0.7, 1.0, 1.4), 64)
-    before = (runs / "ppo-s0" / "compare.json").stat().st_mtime_ns
+    before = (runs / "ppo-s0" / "summary.json").stat().st_mtime_ns
     again = run_comparison(tiny_config(), [0], runs, cpu, oracle, ["ppo", "mle"], (0.7, 1.0, 1.4), 64, resume=True)
-    assert (runs / "ppo-s0" / "compare.json").stat().st_mtime_ns == before  # reused as is
+    assert (runs / "ppo-s0" / "summary.json").stat().st_mtime_ns == before  # reused as is
     assert len(again) == len(json.loads((runs / "results.json").read_text())) == 5  # merged, nothing lost
+    swept = run_comparison(tiny_config(), [0], runs, cpu, oracle, ["ppo"], (0.8, 1.0), 64, resume=True)
+    assert (runs / "ppo-s0" / "summary.json").stat().st_mtime_ns == before  # a new sweep reuses the run
+    assert next(r for r in swept if r["algo"] == "ppo")["temperatures"] == [0.8, 1.0]
     changed = tiny_config(iterations=3)  # a different schedule must not silently reuse the finished rows
-    with pytest.raises(ValueError, match=r"adversarial\.iterations: 2 -> 3"):
+    with pytest.raises(ValueError, match=r"iterations: 2 -> 3"):
         run_comparison(changed, [0], runs, cpu, oracle, ["reinforce"], (0.7, 1.0, 1.4), 64, resume=True)
 
     script = load_script()

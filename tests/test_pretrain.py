@@ -171,7 +171,9 @@ def test_run_writes_the_run_folder(tmp_path, oracle):
     assert {"config.json", "metrics.csv", "pretrained.pt", "data.pt", "pretrain_checkpoint.pt", "generator_mle.pt"} <= {
         p.name for p in out.iterdir()
     }
-    assert json.loads((out / "config.json").read_text()) == json.loads(json.dumps(dataclasses.asdict(cfg)))
+    saved = json.loads((out / "config.json").read_text())
+    assert saved == json.loads(json.dumps({**dataclasses.asdict(cfg), "runtime": {"threads": 1, "device": "cpu"}}))
+    assert json.loads((out / "run.json").read_text())["kind"] == "pretrain"
 
     with (out / "metrics.csv").open(newline="") as f:
         assert next(csv.reader(f)) == [
@@ -188,7 +190,14 @@ def test_run_writes_the_run_folder(tmp_path, oracle):
     assert float(rows[3]["eval/nll_test"]) < float(rows[0]["eval/nll_test"])  # MLE learns
 
     saved = torch.load(out / "pretrained.pt", weights_only=True)
-    assert set(saved) == {"generator", "discriminator", "generator_config", "discriminator_config", "mle_metrics"}
+    assert set(saved) == {
+        "generator",
+        "discriminator",
+        "generator_config",
+        "discriminator_config",
+        "mle_metrics",
+        "global_rng",
+    }  # global_rng: a run that loads it continues as a straight run does
     g = Generator(GeneratorConfig(**saved["generator_config"]))
     g.load_state_dict(saved["generator"])
     assert_same_state(g, result.generator)
@@ -216,7 +225,7 @@ def test_run_is_reproducible_per_seed(tmp_path, oracle):
 
 def test_existing_folder_is_refused_without_resume(tmp_path, oracle):
     run(tiny_config(), tmp_path / "run", oracle)
-    with pytest.raises(FileExistsError, match="resume"):
+    with pytest.raises(ValueError, match="already holds a pre-training run.*--resume"):
         run(tiny_config(), tmp_path / "run", oracle)
 
 
@@ -285,15 +294,17 @@ def test_kill_during_mle_then_resume_equals_straight_run(tmp_path, monkeypatch, 
 def test_kill_between_metrics_row_and_checkpoint(tmp_path, monkeypatch, oracle):
     # epoch 3's metrics row is written, then the process dies before its checkpoint: the resumed run drops
     # that row and writes it again, once
-    real_save = pretrain.atomic_torch_save
+    from seqgan_rl.training.run_folder import RunFolder
+
+    real_save = RunFolder.save_torch
 
     def kill(mp):
-        def save(obj, path):
-            if Path(path).name == pretrain.CHECKPOINT and obj["step"] == 3:
+        def save(self, name, obj):
+            if name == pretrain.CHECKPOINT and obj["step"] == 3:
                 raise Killed
-            real_save(obj, path)
+            real_save(self, name, obj)
 
-        mp.setattr(pretrain, "atomic_torch_save", save)
+        mp.setattr(RunFolder, "save_torch", save)
 
     check_resume_equals_straight(tmp_path, monkeypatch, oracle, tiny_config(), kill)
 

@@ -69,7 +69,7 @@ def test_existing_out_dir_without_resume(pretrain_script, oracle_file, tmp_path,
     assert pretrain_script.main(tiny_args(oracle_file, out)) == 2
     assert (out / "pretrain_checkpoint.pt").read_bytes() == b"a killed run's checkpoint"  # untouched
     err = capsys.readouterr().err
-    assert "error:" in err and "already holds a pre-training run" in err and "--resume" in err
+    assert "error:" in err and "holds no seqgan-rl run (pretrain_checkpoint.pt)" in err  # a foreign file: refused
 
 
 def test_cuda_without_cuda(pretrain_script, oracle_file, tmp_path, capsys):

@@ -15,7 +15,7 @@ from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.envs import TokenGenerationEnv, sample_prefix_completions
 from seqgan_rl.models import Generator
 from seqgan_rl.training.pretrain import mle_loss
-from seqgan_rl.training.run_folder import load_generator, save_generator
+from seqgan_rl.training.run_folder import PlainFolder, load_generator, save_generator
 from seqgan_rl.utils import make_rng
 
 V, T, EOS, PAD = 9, 7, 2, 0
@@ -153,7 +153,7 @@ def test_text_scripts_refuse_bad_input(text_files, tmp_path, capsys):
     torch.save({"generator": {}}, tmp_path / "not_text.pt")
     assert sample.main([str(tmp_path / "not_text.pt")]) == 2
     assert "not a generator checkpoint" in capsys.readouterr().err
-    save_generator(text_generator(), tmp_path / "oracle_like.pt")  # a generator without a vocabulary
+    save_generator(text_generator(), PlainFolder(tmp_path), "oracle_like.pt")  # a generator without a vocabulary
     assert sample.main([str(tmp_path / "oracle_like.pt")]) == 2
     assert "not a text generator checkpoint" in capsys.readouterr().err
     assert train_agent.main(["--dataset", str(text_files[0]), "--eval-samples", "1"]) == 2
@@ -168,7 +168,7 @@ def test_text_checkpoint_vocabulary_fits_the_env(text_files, tmp_path):
     g = Generator(
         GeneratorConfig(vocab_size=len(ds.vocab), seq_len=ds.seq_len, start_token=1, eos_token=2, pad_token=0)
     )
-    save_generator(g, tmp_path / "g.pt", ds.vocab)
+    save_generator(g, PlainFolder(tmp_path), "g.pt", ds.vocab)
     state = torch.load(tmp_path / "g.pt", weights_only=True)
     env = TokenGenerationEnv(generator=g, vocab=state["vocab"], render_mode="ansi")
     env.reset(seed=0)

@@ -123,7 +123,7 @@ def test_run_training_writes_everything(tmp_path, task):
     assert s["iterations"] == 4 and s["best"]["eval/nll_oracle"] <= s["start"]["eval/nll_oracle"]
     steps = [int(r["step"]) for r in rows_without_time(out / "metrics.csv")]
     assert steps == [0, 1, 2, 3, 4]
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(ValueError, match="already holds an adversarial run.*--resume"):
         run_training(tiny_train_config(), out, torch.device("cpu"), task)
 
 

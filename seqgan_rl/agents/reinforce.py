@@ -22,7 +22,7 @@ from seqgan_rl.config import BASELINES, ReinforceConfig
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 from seqgan_rl.models.generator import Generator
-from seqgan_rl.utils import valid_mask
+from seqgan_rl.utils import check_finite, valid_mask
 
 
 class RolloutBatch(NamedTuple):
@@ -156,9 +156,11 @@ class ReinforceAgent(Agent):
         entropy = -(logp_all.exp() * logp_all).sum(-1) if c.entropy_coef else None
         adv = compute_advantages(batch.rewards, batch.mask, c.baseline, c.normalize)
         loss = reinforce_loss(log_probs, adv, batch.mask, entropy, c.entropy_coef, c.reduction)
+        check_finite("the REINFORCE loss", loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(g.parameters(), c.grad_clip)
+        check_finite("the policy gradient's norm", grad_norm)
         self.optimizer.step()
         m = batch.mask
         return {

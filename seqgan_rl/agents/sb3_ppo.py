@@ -51,7 +51,7 @@ from seqgan_rl.config import GAMMA_FOR_MODE, GeneratorConfig, PPOConfig
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 from seqgan_rl.models.generator import Generator
-from seqgan_rl.utils import check_temperature
+from seqgan_rl.utils import check_finite, check_temperature
 
 __all__ = ["GAMMA_FOR_MODE", "PPOAgent", "PPOConfig", "SB3VecEnvAdapter", "SeqGANPolicy", "make_ppo"]
 
@@ -366,7 +366,10 @@ class PPOAgent(Agent):
         """One ``PPO.train()`` (``n_epochs`` passes of minibatches over the rollout)."""
         self.model.train()
         values = self.model.logger.name_to_value
-        return {**{ours: float(values[k]) for k, ours in SB3_METRICS.items() if k in values}, **batch}
+        metrics = {**{ours: float(values[k]) for k, ours in SB3_METRICS.items() if k in values}, **batch}
+        for key, value in metrics.items():
+            check_finite(f"PPO's {key}", value)
+        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         policy = self.model.policy

@@ -23,7 +23,7 @@ import torch
 
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator, State
-from seqgan_rl.utils import check_temperature, check_token_batch
+from seqgan_rl.utils import check_finite, check_temperature, check_token_batch
 
 
 @torch.no_grad()
@@ -200,6 +200,7 @@ def prefix_q_values(
         policy, tokens[rep], prefix_len[rep], (state[0][rep], state[1][rep]), rng, temperature, eos_token, pad_token
     )
     scores = discriminator.prob_real(comp.to(model_device(discriminator)))  # (N * R,)
+    check_finite("the discriminator's scores of the rollouts", scores)
     return scores.to(tokens.device, torch.float64).view(n, r).mean(dim=0)
 
 
@@ -328,7 +329,9 @@ class SeqGANReward(Reward):
         self.generator = generator
 
     def sequence_q(self, sequences: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
-        return mc_q_values(sequences, self.policy, self.discriminator, self.num_rollouts, rng, self.temperature)
+        q = mc_q_values(sequences, self.policy, self.discriminator, self.num_rollouts, rng, self.temperature)
+        check_finite("the Q values (the discriminator's scores of the rollouts)", q)
+        return q
 
     def after_update(self) -> None:
         if self.ema is not None:

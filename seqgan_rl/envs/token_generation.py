@@ -13,7 +13,7 @@ from gymnasium.error import ResetNeeded
 
 from seqgan_rl.envs.rollout import EMARolloutPolicy, PrefixStateCache, model_device, prefix_q_values
 from seqgan_rl.models.generator import Generator, State
-from seqgan_rl.utils import check_temperature
+from seqgan_rl.utils import check_finite, check_temperature
 
 REWARD_MODES = ("q", "terminal", "shaped")
 
@@ -188,7 +188,9 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
         if self.discriminator is None:
             raise RuntimeError("no discriminator set: pass discriminator=... or call set_discriminator(D)")
         tokens = torch.as_tensor(tokens, dtype=torch.long, device=model_device(self.discriminator))
-        return self.discriminator.prob_real(tokens).tolist()
+        scores = self.discriminator.prob_real(tokens)
+        check_finite("the discriminator's score D(Y)", scores)
+        return scores.tolist()
 
     def _get_obs(self) -> np.ndarray:
         return self._tokens.copy()

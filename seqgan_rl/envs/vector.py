@@ -14,6 +14,7 @@ from gymnasium.vector.utils import batch_space
 from seqgan_rl.envs.rollout import PrefixStateCache, model_device, prefix_q_values
 from seqgan_rl.envs.token_generation import TokenGenerationEnv, check_reward_settings
 from seqgan_rl.models.generator import Generator, State
+from seqgan_rl.utils import check_finite
 
 
 class TokenGenerationVectorEnv(VectorEnv):
@@ -144,6 +145,7 @@ class TokenGenerationVectorEnv(VectorEnv):
             ended = terminated.nonzero().squeeze(1)
             if ended.numel():
                 q[ended] = d.prob_real(self._tokens[ended].to(model_device(d))).to(self.device, torch.float64)
+                check_finite("the discriminator's score D(Y)", q)
             if self.reward_mode == "terminal":
                 rewards = q.clone()
             else:

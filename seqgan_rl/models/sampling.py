@@ -15,6 +15,8 @@ import math
 import torch
 from torch.nn import functional as F
 
+from seqgan_rl.utils import NonFiniteError
+
 # exp(x) for |x| <= 80 is finite and non-zero in float32 (5.5e34 * 5000 < 3.4e38; exp(-80) > 1.2e-38).
 SAFE_EXP_RANGE = 80.0
 
@@ -70,6 +72,8 @@ def sample_categorical(
             mass = F.pad(mass, (0, nb * k - v))
         blocks = mass.view(r, nb, k)  # (r, NB, K)
         block_cdf = blocks.sum(dim=-1).cumsum_(dim=-1)  # (r, NB)
+        if not bool(torch.isfinite(block_cdf[:, -1]).all()):  # finite logits never give a non-finite total
+            raise NonFiniteError("sampling: the logits are NaN or infinite (the model's weights have diverged)")
         u = torch.rand(r, s, generator=rng, device=x.device, dtype=mass.dtype) * block_cdf[:, -1:]  # (r, S)
         b = _search(block_cdf, u)  # (r, S)
         below = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(u))

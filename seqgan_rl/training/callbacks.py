@@ -14,7 +14,6 @@ stream), ``seed``, ``device``, ``iteration``, ``total_iterations``, ``pending_me
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -233,7 +232,7 @@ class EvalCallback(Callback):
     def _evaluate(self) -> None:
         tr, ev = self.trainer, self.evaluator
         rng = make_rng(derive_seed(tr.seed, ev.streams["adversarial"], tr.iteration), tr.device)
-        m = ev.evaluate(tr.agent.generator, rng, tr.agent.temperature)
+        m = ev.checked(tr.agent.generator, rng, tr.agent.temperature)  # NaN or diverged: NonFiniteError
         self.last = {"iteration": tr.iteration, **m}
         key = ev.select_key
         if key is not None and (self.best is None or m[key] < self.best[key]):
@@ -243,9 +242,6 @@ class EvalCallback(Callback):
             tr.pending_metrics[self.best_field] = self.best[key]
         if tr.iteration == 0:
             self.start = dict(self.last)
-        bad = [k for k, v in m.items() if not math.isfinite(v)]
-        if bad:
-            log.warning("evaluation at iteration %d is not finite: %s", tr.iteration, bad)
 
     def progress(self) -> dict[str, str]:
         return {} if self.last is None else self.evaluator.postfix(self.last, self.best)

@@ -39,8 +39,9 @@ from seqgan_rl.training.logger import read_metrics
 from seqgan_rl.training.metrics import evaluate
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.pretrain import run_pretraining
+from seqgan_rl.training.run_folder import RunFolder, load_generator, load_torch_file, read_json_file
 from seqgan_rl.training.tasks import OracleTask
-from seqgan_rl.utils import atomic_write_text, check_saved_config, check_temperature, derive_seed, make_rng
+from seqgan_rl.utils import check_saved_config, check_temperature, derive_seed, make_rng
 
 log = logging.getLogger(__name__)
 
@@ -115,24 +116,13 @@ def run_one(
     sweep_samples: int,
     resume: bool,
 ) -> dict[str, Any]:
-    """Train (or reuse) one algorithm for one seed and sweep its final generator; returns its record,
-    also written to ``<root>/<algo>-s<seed>/compare.json`` (a finished record is reused as is)."""
+    """Train (or reuse) one algorithm for one seed (in ``<root>/<algo>-s<seed>``, from the seed's shared
+    ``<root>/pretrain-s<seed>``) and sweep its final generator; returns its record."""
     pdir = root / f"pretrain-s{seed}"
     run_dir = root / f"{algo}-s{seed}"
-    record_path = run_dir / "compare.json"
     cfg = with_seed(base, seed)
     # a reused pre-training or row must have been made with the requested settings (a clear error if not)
-    check_saved_config(pdir / "config.json", dataclasses.asdict(cfg.pretrain))
-    if algo != "mle":
-        run_cfg = algo_run(algo, cfg)
-        seqs_per_update = run_cfg.agent.sequences_per_update
-        check_saved_config(run_dir / "config.json", dataclasses.asdict(run_cfg))
-    if record_path.exists():
-        if not resume:
-            raise FileExistsError(f"{run_dir} already holds a finished comparison row: pass --resume to reuse it")
-        record = json.loads(record_path.read_text())
-        if record["temperatures"] == list(temperatures) and record["sweep_samples"] == sweep_samples:
-            return record
+    check_saved_config(pdir / "config.json", dataclasses.asdict(cfg.pretrain), ignore=("runtime",))
     task = OracleTask(oracle)
     if algo == "mle":
         done = (pdir / "pretrained.pt").exists() or (pdir / "pretrain_checkpoint.pt").exists()
@@ -142,14 +132,18 @@ def run_one(
         summary["final"] = summary["best"]
         curve, seqs_per_update = [{"sequences": 0, **pre.mle_metrics}], 0
     else:
-        if (run_dir / "summary.json").exists() and resume:
-            summary = json.loads((run_dir / "summary.json").read_text())
+        run_cfg = algo_run(algo, cfg)
+        seqs_per_update = run_cfg.agent.sequences_per_update
+        check_saved_config(run_dir / "config.json", dataclasses.asdict(run_cfg), ignore=("runtime",))
+        finished = RunFolder.open_finished(run_dir, "train", "summary.json") if resume else None
+        if finished is not None:
+            with finished:
+                summary = read_json_file(run_dir / "summary.json")
         else:
             again = resume and (run_dir / "config.json").exists()
             summary = run_training(run_cfg, run_dir, device, task, resume=again, pretrain_dir=pdir).summary
-        generator = Generator(cfg.pretrain.generator).to(device)
-        generator.load_state_dict(torch.load(run_dir / "generator_final.pt", weights_only=True)["generator"])
-        data = OracleData(**torch.load(pdir / "data.pt", weights_only=True, map_location=device))
+        generator, _ = load_generator(run_dir / "generator_final.pt", device)
+        data = OracleData(**load_torch_file(pdir / "data.pt"))
         curve = [
             {
                 "sequences": int(r["step"]) * seqs_per_update,
@@ -160,15 +154,12 @@ def run_one(
             if r.get("eval/nll_oracle")
         ]
     sweep = temperature_sweep(generator, oracle, data.test, temperatures, sweep_samples, seed)
-    record = {
+    return {
         "algo": algo, "seed": seed, "mle": summary["mle"], "best": summary["best"], "final": summary["final"],
         "sequences": summary["final"]["iteration"] * seqs_per_update, "wall_s": summary["adversarial_wall_s"],
         "threads": torch.get_num_threads(), "curve": curve, "sweep": sweep,
         "temperatures": list(temperatures), "sweep_samples": sweep_samples,
     }  # fmt: skip
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps(record, indent=2), record_path)
-    return record
 
 
 def run_comparison(
@@ -183,9 +174,10 @@ def run_comparison(
     resume: bool = False,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every algorithm for every seed (seed by seed, so a partial run holds whole seeds). The records are
-    merged into ``<root>/results.json`` (keyed by algorithm and seed, so separate invocations add up);
-    returns all the records it holds."""
+    """Every algorithm for every seed (seed by seed, so a partial run holds whole seeds), in the run folder
+    ``root`` (kind ``compare``, locked while it runs). The records are merged into ``<root>/results.json``
+    (keyed by algorithm and seed, so separate invocations add up; ``resume`` reuses a finished record with
+    the same sweep); returns all the records it holds."""
     for algo in algos:
         if algo not in ALGOS:
             raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
@@ -193,18 +185,27 @@ def run_comparison(
         raise ValueError("temperatures: give at least one")
     for t in temperatures:
         check_temperature(t, "each of --temperatures")
-    root = Path(root)
     n = sweep_samples or base.pretrain.data.num_eval_samples
-    path = root / "results.json"
-    merged = {(r["algo"], r["seed"]): r for r in (json.loads(path.read_text()) if path.exists() else [])}
-    for seed in seeds:
-        for algo in algos:
-            record = run_one(algo, seed, base, root, device, oracle, temperatures, n, resume)
-            merged[(algo, seed)] = record
-            atomic_write_text(json.dumps(list(merged.values()), indent=2), path)
-            if on_record is not None:
-                on_record(record)
+    config = {"base": dataclasses.asdict(with_seed(base, 0))}
+    with RunFolder.open(root, "compare", config, resume=resume, markers=(RESULTS,), what="comparison") as folder:
+        merged = {
+            (r["algo"], r["seed"]): r for r in (read_json_file(folder.path / RESULTS) if folder.has(RESULTS) else [])
+        }
+        for seed in seeds:
+            for algo in algos:
+                old = merged.get((algo, seed))
+                if old is not None and old["temperatures"] == list(temperatures) and old["sweep_samples"] == n:
+                    record = old
+                else:
+                    record = run_one(algo, seed, base, folder.path, device, oracle, temperatures, n, resume)
+                    merged[(algo, seed)] = record
+                    folder.save_text(RESULTS, json.dumps(list(merged.values()), indent=2))
+                if on_record is not None:
+                    on_record(record)
     return list(merged.values())
+
+
+RESULTS = "results.json"
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -19,6 +19,7 @@ from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.training.bleu import BleuReferences, self_bleu
 from seqgan_rl.training.metrics import evaluate
+from seqgan_rl.utils import check_finite, check_nll
 
 BLEU_ORDERS = (2, 3, 4, 5)
 SELF_BLEU_ORDERS = (2, 3, 4)
@@ -46,6 +47,15 @@ class Evaluator:
         self, generator: Generator, rng: torch.Generator | None = None, temperature: float = 1.0
     ) -> dict[str, float]:
         raise NotImplementedError
+
+    def checked(
+        self, generator: Generator, rng: torch.Generator | None = None, temperature: float = 1.0
+    ) -> dict[str, float]:
+        """``evaluate``, every metric checked: finite, and no NLL beyond ``DIVERGED_NLL`` (``NonFiniteError``)."""
+        metrics = self.evaluate(generator, rng, temperature)
+        for key, value in metrics.items():
+            (check_nll if "nll" in key else check_finite)(key, value)
+        return metrics
 
     def postfix(self, metrics: dict[str, float], best: dict[str, float] | None = None) -> dict[str, str]:
         """A few values for a progress bar."""

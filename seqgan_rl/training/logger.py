@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seqgan_rl.utils import atomic_write_text
+from seqgan_rl.utils import atomic_write_text, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,12 @@ class MetricsLogger:
         resume_step: when resuming, keep only existing rows with ``step <= resume_step``; ``None`` starts
             a fresh file.
         tensorboard_dir: also write TensorBoard events there, if the ``tensorboard`` package is installed.
+        expected_steps: with ``resume_step``, the steps the checkpoint says were logged: the kept rows must
+            hold exactly those, in order (else the file was changed, and ``ValueError`` names it).
+        folder: the run folder (``seqgan_rl.training.run_folder``) whose manifest records the file's checksum.
+
+    Raises:
+        ValueError: a resumed file that is unreadable, not in step order, or without the expected rows.
     """
 
     def __init__(
@@ -36,30 +42,52 @@ class MetricsLogger:
         fieldnames: list[str],
         resume_step: int | None = None,
         tensorboard_dir: str | os.PathLike | None = None,
+        expected_steps: list[int] | None = None,
+        folder: Any = None,
     ) -> None:
-        self.path = Path(path)
+        self.path, self.folder = Path(path), folder
         self.fieldnames = ["step", *fieldnames]
         kept: list[dict[str, str]] = []
         if resume_step is not None and self.path.exists():
-            with self.path.open(newline="") as f:
-                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= resume_step]
+            kept = [row for row in _read_rows(self.path) if int(row["step"]) <= resume_step]
+            steps = [int(r["step"]) for r in kept]
+            if steps != sorted(set(steps)) or (expected_steps is not None and steps != list(expected_steps)):
+                want = "" if expected_steps is None else f" where its checkpoint logged {_steps(expected_steps)}"
+                raise ValueError(
+                    f"{self.path} holds the steps {_steps(steps)}{want}: it was changed or truncated; restore it, "
+                    "or start the run in another folder"
+                )
         buf = io.StringIO()
         writer = csv.DictWriter(buf, self.fieldnames, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(kept)
-        atomic_write_text(buf.getvalue(), self.path)
+        if folder is not None:
+            folder.save_text(self.path.name, buf.getvalue())
+        else:
+            atomic_write_text(buf.getvalue(), self.path)
         self.rows = [dict(r) for r in kept]
         self._tb = _make_tensorboard_writer(tensorboard_dir) if tensorboard_dir is not None else None
 
+    @property
+    def steps(self) -> list[int]:
+        """The steps of the rows logged so far (what a checkpoint records)."""
+        return [int(r["step"]) for r in self.rows]
+
     def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Append one row. A key outside the columns, or a NaN or infinite value, is refused before anything
+        is written (``KeyError``, ``NonFiniteError`` naming the key and the step)."""
         unknown = set(metrics) - set(self.fieldnames)
         if unknown:
             raise KeyError(f"metrics {sorted(unknown)} are not columns of {self.path.name}: {self.fieldnames}")
+        for key, value in metrics.items():
+            check_finite(f"{key} at step {step}", value)
         row = {"step": step, **metrics}
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.fieldnames, extrasaction="ignore").writerow(row)
             f.flush()
             os.fsync(f.fileno())
+        if self.folder is not None:
+            self.folder.record_append(self.path.name)
         self.rows.append({k: str(v) for k, v in row.items()})
         if self._tb is not None:
             for key, value in metrics.items():
@@ -69,6 +97,21 @@ class MetricsLogger:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        for r in rows:
+            int(r["step"])
+    except (csv.Error, KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable metrics file ({type(exc).__name__}: {exc})") from exc
+    return rows
+
+
+def _steps(steps: list[int]) -> str:
+    return f"[{', '.join(map(str, steps[:8]))}{', ...' if len(steps) > 8 else ''}] ({len(steps)} rows)"
 
 
 def _make_tensorboard_writer(logdir: str | os.PathLike):
@@ -81,6 +124,5 @@ def _make_tensorboard_writer(logdir: str | os.PathLike):
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a metrics CSV as dicts of strings."""
-    with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
+    """Rows of a metrics CSV as dicts of strings (an unreadable file raises ``ValueError`` naming it)."""
+    return _read_rows(Path(path))

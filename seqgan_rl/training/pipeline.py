@@ -26,11 +26,11 @@ from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.plots import plot_training_curves
 from seqgan_rl.training.pretrain import CHECKPOINT as PRETRAIN_CHECKPOINT
 from seqgan_rl.training.pretrain import FINAL as PRETRAINED
-from seqgan_rl.training.pretrain import run_pretraining
-from seqgan_rl.training.run_folder import prepare_run_folder, save_generator
+from seqgan_rl.training.pretrain import run_pretraining, runtime
+from seqgan_rl.training.run_folder import MANIFEST, Folder, PlainFolder, RunFolder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.training.trainer import CHECKPOINT, Trainer
-from seqgan_rl.utils import atomic_write_text, derive_seed
+from seqgan_rl.utils import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def build_trainer(
     data: Any,
     evaluator: Evaluator,
     device: torch.device,
-    out_dir: str | os.PathLike,
+    out: str | os.PathLike | Folder,
 ) -> Trainer:
     """The adversarial phase of ``config`` from pre-trained models: the reward, the agent, and the callbacks
     (D retraining when the reward uses D, evaluation, checkpoints).
@@ -62,6 +62,7 @@ def build_trainer(
     Args:
         data: the task's tokens (``.train``: D's real data; ``.test``: held-out, for D's diagnostics).
         evaluator: what the evaluation callback measures.
+        out: the folder to write to (a path, or an open ``RunFolder``).
     """
     adv = config.adversarial
     reward = make_reward(config, generator, discriminator)
@@ -73,9 +74,8 @@ def build_trainer(
     if adv.reward == "mc":
         callbacks.append(DiscriminatorRetrainCallback(discriminator, data.train, data.test, adv.d_train, adv.d_every))
     callbacks += [EvalCallback(evaluator, adv.eval_every), CheckpointCallback(adv.checkpoint_every)]
-    return Trainer(
-        agent, reward, callbacks, iterations=adv.iterations, seed=config.seed, device=device, out_dir=out_dir
-    )
+    folder = out if isinstance(out, Folder) else PlainFolder(out)
+    return Trainer(agent, reward, callbacks, iterations=adv.iterations, seed=config.seed, device=device, folder=folder)
 
 
 class TrainResult(NamedTuple):
@@ -94,51 +94,65 @@ def run_training(
     resume: bool = False,
     pretrain_dir: str | os.PathLike | None = None,
     progress: Callable[..., Any] | None = None,
+    force: bool = False,
 ) -> TrainResult:
     """Pre-training (or loading it) then the adversarial phase; writes everything under ``out_dir``.
 
     Args:
         config: the run (``seqgan_rl.presets.train_preset`` gives the presets).
-        out_dir: run folder: ``config.json``, ``pretrain/``, ``metrics.csv``, ``adversarial_checkpoint.pt``,
-            ``generator_final.pt``, ``summary.json``, ``curves.png`` (and the task's files: ``vocab.json``).
+        out_dir: run folder (``seqgan_rl.training.run_folder``: locked while the run writes, every file
+            checksummed): ``run.json``, ``config.json``, ``pretrain/``, ``metrics.csv``,
+            ``adversarial_checkpoint.pt``, ``generator_final.pt``, ``summary.json``, ``curves.png`` (and the
+            task's files: ``vocab.json``).
         device: where the models live.
         task: the data and its evaluator; ``None``: the paper's oracle benchmark.
-        resume: continue an interrupted run in ``out_dir``. Without it an existing run is an error.
+        resume: continue an interrupted run in ``out_dir`` (killed anywhere, it ends as a straight run does).
+            Without it an existing run is an error; with it, a folder without one is.
         pretrain_dir: use (or create) the pre-training in this folder instead of ``out_dir/pretrain``:
             runs that share it start from the same MLE checkpoint (controls).
         progress: a tqdm-like factory, or ``None``.
+        force: write into a non-empty folder that holds no run of this kind.
+
+    Raises:
+        RunFolderError: the folder cannot be used as asked (in use, not a run of this kind, corrupt...).
+        NonFiniteError: training produced a NaN or infinite value, or diverged (named, with the step); the
+            last checkpoint is intact and ``resume`` continues from it.
     """
     task = task if task is not None else OracleTask()
     task.check(config.pretrain)
-    out = prepare_run_folder(out_dir, dataclasses.asdict(config), resume, (CHECKPOINT, SUMMARY), what="adversarial run")
-    task.write_files(out)
-    pdir = Path(pretrain_dir) if pretrain_dir is not None else out / "pretrain"
-    pre_resume = resume or (pdir / PRETRAINED).exists() or (pdir / PRETRAIN_CHECKPOINT).exists()
-    t0 = time.perf_counter()
-    pre = run_pretraining(config.pretrain, pdir, device, task, resume=pre_resume, progress=progress)
-    pretrain_s = time.perf_counter() - t0
+    config_dict = {**dataclasses.asdict(config), "runtime": runtime(device)}
+    markers = (CHECKPOINT, SUMMARY, f"pretrain/{MANIFEST}")
+    folder = RunFolder.open(
+        out_dir, "train", config_dict, resume=resume, markers=markers, force=force, what="adversarial run"
+    )
+    with folder:
+        task.write_files(folder)
+        pdir = Path(pretrain_dir) if pretrain_dir is not None else folder.path / "pretrain"
+        pre_resume = resume or (pdir / PRETRAINED).exists() or (pdir / PRETRAIN_CHECKPOINT).exists()
+        t0 = time.perf_counter()
+        pre = run_pretraining(config.pretrain, pdir, device, task, resume=pre_resume, progress=progress)
+        pretrain_s = time.perf_counter() - t0
 
-    trainer = build_trainer(config, pre.generator, pre.discriminator, pre.data, pre.evaluator, device, out)
-    ckpt = out / CHECKPOINT
-    if resume and ckpt.exists():
-        trainer.load_checkpoint(ckpt)
-    trainer.train(progress)
+        trainer = build_trainer(config, pre.generator, pre.discriminator, pre.data, pre.evaluator, device, folder)
+        if resume and folder.has(CHECKPOINT):
+            trainer.load_checkpoint()
+        trainer.train(progress)
 
-    save_generator(trainer.generator, out / FINAL_GENERATOR, task.vocab)
-    evals = next(cb for cb in trainer.callback.callbacks if isinstance(cb, EvalCallback))
-    summary = {
-        **task.summary(), "preset": config.preset, "seed": config.seed, "algo": config.algo,
-        "reward": config.adversarial.reward, "iterations": trainer.iteration, "mle": pre.mle_metrics,
-        "start": evals.start, "best": evals.best, "final": evals.last, "pretrain_wall_s": round(pretrain_s, 1),
-        "adversarial_wall_s": round(trainer.elapsed, 1), "threads": torch.get_num_threads(), "device": str(device),
-    }  # fmt: skip
-    atomic_write_text(json.dumps(summary, indent=2), out / SUMMARY)
-    try:
-        title = f"{task.name}, {config.algo}, preset {config.preset}, seed {config.seed}"
-        paper = isinstance(task, OracleTask) and task.paper
-        plot_training_curves(
-            out / "metrics.csv", out / "curves.png", pre.mle_metrics, title, pre.evaluator.curves, paper
-        )
-    except ImportError:
-        log.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
+        save_generator(trainer.generator, folder, FINAL_GENERATOR, task.vocab)
+        evals = next(cb for cb in trainer.callback.callbacks if isinstance(cb, EvalCallback))
+        summary = {
+            **task.summary(), "preset": config.preset, "seed": config.seed, "algo": config.algo,
+            "reward": config.adversarial.reward, "iterations": trainer.iteration, "mle": pre.mle_metrics,
+            "start": evals.start, "best": evals.best, "final": evals.last, "pretrain_wall_s": round(pretrain_s, 1),
+            "adversarial_wall_s": round(trainer.elapsed, 1), "threads": torch.get_num_threads(),
+            "device": str(device),
+        }  # fmt: skip
+        try:
+            title = f"{task.name}, {config.algo}, preset {config.preset}, seed {config.seed}"
+            paper = isinstance(task, OracleTask) and task.paper
+            png = plot_training_curves(folder.path / "metrics.csv", pre.mle_metrics, title, pre.evaluator.curves, paper)
+            folder.save_bytes("curves.png", png)
+        except ImportError:
+            log.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
+        folder.save_text(SUMMARY, json.dumps(summary, indent=2))  # last: it marks the run finished
     return TrainResult(trainer.generator, pre.discriminator, summary, pre.evaluator)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 from seqgan_rl.training.logger import read_metrics
@@ -18,13 +19,12 @@ LABELS = {
 
 def plot_training_curves(
     metrics_csv: str | os.PathLike,
-    png: str | os.PathLike,
     mle: dict[str, float] | None = None,
     title: str = "",
     keys: tuple[str, str] = ("eval/nll_oracle", "eval/nll_test"),
     paper_line: bool = True,
-) -> None:
-    """Two evaluation metrics against the generator update, from a metrics CSV, to a PNG.
+) -> bytes:
+    """Two evaluation metrics against the generator update, from a metrics CSV: the PNG's bytes.
 
     Args:
         mle: the MLE generator's metrics, drawn as horizontal lines.
@@ -50,5 +50,7 @@ def plot_training_curves(
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
+    return buf.getvalue()

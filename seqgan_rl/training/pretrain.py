@@ -24,12 +24,14 @@ from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.logger import MetricsLogger
-from seqgan_rl.training.run_folder import prepare_run_folder, save_generator
+from seqgan_rl.training.run_folder import RunFolder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.utils import (
-    atomic_torch_save,
+    check_finite,
+    check_nll,
     derive_seed,
     global_rng_state,
+    located,
     make_rng,
     seed_everything,
     set_global_rng_state,
@@ -65,9 +67,10 @@ def mle_step(generator: Generator, optimizer: torch.optim.Optimizer, tokens: tor
     """One Adam step on the MLE loss with global grad-norm clipping; returns the loss."""
     generator.train()
     loss = mle_loss(generator, tokens)
+    check_nll("the MLE loss", loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+    check_finite("the MLE gradient norm", torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip))
     optimizer.step()
     return float(loss.detach())
 
@@ -94,6 +97,7 @@ def discriminator_step(
     discriminator.train()
     logits = discriminator(tokens)
     loss = F.cross_entropy(logits, labels) + discriminator.l2_penalty()
+    check_finite("the discriminator's loss", loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -173,28 +177,44 @@ def run_pretraining(
     task: Task | None = None,
     resume: bool = False,
     progress: Callable[..., Any] | None = None,
+    force: bool = False,
 ) -> PretrainResult:
     """MLE pre-training of G, then D pre-training, with evaluation, CSV metrics and atomic checkpoints.
 
     Args:
         config: what to run (``seqgan_rl.presets.pretrain_preset`` gives the presets).
-        out_dir: run folder: ``config.json``, ``data.pt`` (oracle samples), ``metrics.csv``, checkpoints,
-            ``generator_mle.pt``.
+        out_dir: run folder (``seqgan_rl.training.run_folder``): ``run.json``, ``config.json``, ``data.pt``
+            (oracle samples), ``metrics.csv``, checkpoints, ``generator_mle.pt``.
         device: where the models live.
         task: the data and its evaluator; ``None``: the paper's oracle benchmark.
-        resume: continue from ``out_dir``'s checkpoint. Without it, a folder that already holds a
-            checkpoint is an error (nothing is overwritten).
+        resume: continue from ``out_dir``'s checkpoint, or load its finished pre-training (read-only, so
+            several runs can share it). Without it, a folder that already holds a run is an error.
         progress: a tqdm-like factory ``progress(total=..., desc=...)``; ``None`` shows nothing.
+        force: write into a non-empty folder that holds no pre-training run.
 
     Returns:
-        A ``PretrainResult``. When ``out_dir`` already holds a finished pre-training and ``resume`` is
-        set, it is loaded instead of recomputed.
+        A ``PretrainResult``. A finished pre-training continues the global random generator where it left
+        it, so a run that loads it equals one that ran it.
     """
     task = task if task is not None else OracleTask()
     task.check(config)
-    out = prepare_run_folder(out_dir, dataclasses.asdict(config), resume, (CHECKPOINT, FINAL), what="pre-training run")
-    ckpt_path, final_path = out / CHECKPOINT, out / FINAL
-    data = task.load_data(config, out, device)
+    config_dict = {**dataclasses.asdict(config), "runtime": runtime(device)}
+    finished = RunFolder.open_finished(out_dir, "pretrain", FINAL, config_dict) if resume else None
+    folder = finished or RunFolder.open(
+        out_dir, "pretrain", config_dict, resume=resume, markers=(CHECKPOINT, FINAL), force=force,
+        what="pre-training run",
+    )  # fmt: skip
+    try:
+        return _pretrain(config, folder, device, task, progress)
+    finally:
+        folder.close()
+
+
+def _pretrain(
+    config: PretrainConfig, folder: RunFolder, device: torch.device, task: Task, progress: Callable[..., Any] | None
+) -> PretrainResult:
+    out = folder.path
+    data = task.load_data(config, folder, device)
     evaluator = task.evaluator(config, data, device)
     generator = Generator(config.generator).to(device)
     generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
@@ -207,16 +227,18 @@ def run_pretraining(
     rng = make_rng(derive_seed(config.seed, "pretrain"), device)
     seed_everything(derive_seed(config.seed, "global"))  # D's dropout draws from the global generator
 
-    if resume and final_path.exists():
-        state = torch.load(final_path, map_location=device, weights_only=True)
+    if folder.has(FINAL):
+        state = folder.load_torch(FINAL, device)
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
+        if "global_rng" in state:  # pre-trainings written before it was saved reseed the generator instead
+            set_global_rng_state(state["global_rng"])
         return PretrainResult(generator, discriminator, data, state["mle_metrics"], evaluator)
 
     epoch, d_round, elapsed, mle_metrics = 0, 0, 0.0, {}
-    resume_step = None
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    resume_step = logged = None
+    if folder.has(CHECKPOINT):
+        state = folder.load_torch(CHECKPOINT, device)
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         g_opt.load_state_dict(state["g_optim"])
@@ -224,27 +246,26 @@ def run_pretraining(
         rng.set_state(state["rng"])
         set_global_rng_state(state["global_rng"])
         epoch, d_round, elapsed = state["epoch"], state["round"], state["elapsed"]
-        mle_metrics = state["mle_metrics"]
-        resume_step = state["step"]
+        mle_metrics, resume_step, logged = state["mle_metrics"], state["step"], state.get("logged_steps")
         log.info("resuming pre-training at epoch %d, D round %d", epoch, d_round)
     fields = ["phase", "epoch", "train/loss", *evaluator.fields, "d/loss", "d/accuracy", "time/elapsed_s"]
-    logger = MetricsLogger(out / "metrics.csv", fields, resume_step=resume_step if resume else None)
+    logger = MetricsLogger(out / "metrics.csv", fields, resume_step, expected_steps=logged, folder=folder)
     started = time.perf_counter() - elapsed
 
     def checkpoint(step: int) -> None:
-        atomic_torch_save(
+        folder.save_torch(
+            CHECKPOINT,
             {
                 "step": step, "epoch": epoch, "round": d_round, "elapsed": time.perf_counter() - started,
                 "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
                 "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(), "rng": rng.get_state(),
-                "global_rng": global_rng_state(), "mle_metrics": mle_metrics,
+                "global_rng": global_rng_state(), "mle_metrics": mle_metrics, "logged_steps": logger.steps,
             },
-            ckpt_path,
         )  # fmt: skip
 
     def evaluate_now(train_loss: float | None) -> dict[str, float]:
         eval_rng = make_rng(derive_seed(config.seed, evaluator.streams["mle"], epoch), device)
-        metrics = evaluator.evaluate(generator, eval_rng)
+        metrics = evaluator.checked(generator, eval_rng)
         row = {"phase": "mle", "epoch": epoch, **metrics, "time/elapsed_s": round(time.perf_counter() - started, 2)}
         if train_loss is not None:
             row["train/loss"] = train_loss
@@ -257,11 +278,13 @@ def run_pretraining(
         mle_metrics = evaluate_now(None)
         checkpoint(0)
     while epoch < mle.epochs:
-        loss = mle_epoch(generator, g_opt, data.train, mle, rng)
+        with located(f"pre-training, MLE epoch {epoch + 1}"):
+            loss = mle_epoch(generator, g_opt, data.train, mle, rng)
         epoch += 1
         bar.update(1)
         if epoch % mle.eval_every == 0 or epoch == mle.epochs:
-            mle_metrics = evaluate_now(loss)
+            with located(f"pre-training, evaluation after MLE epoch {epoch}"):
+                mle_metrics = evaluate_now(loss)
             bar.set_postfix({**evaluator.postfix(mle_metrics), "loss": f"{loss:.3f}"})
             checkpoint(epoch)
     bar.close()
@@ -269,7 +292,8 @@ def run_pretraining(
     dcfg = config.d_pretrain
     bar = progress_bar(progress, dcfg.rounds, "D pre-train", d_round)
     while d_round < dcfg.rounds:
-        stats = discriminator_round(discriminator, d_opt, data.train, generator, dcfg, rng)
+        with located(f"pre-training, D round {d_round + 1}"):
+            stats = discriminator_round(discriminator, d_opt, data.train, generator, dcfg, rng)
         d_round += 1
         bar.update(1)
         bar.set_postfix({"acc": f"{stats['d/accuracy']:.3f}"})
@@ -282,14 +306,21 @@ def run_pretraining(
     bar.close()
     logger.close()
 
-    atomic_torch_save(
+    save_generator(generator, folder, MLE_GENERATOR, task.vocab)
+    folder.save_torch(  # last: it marks the pre-training finished
+        FINAL,
         {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
          "generator_config": dataclasses.asdict(config.generator),
-         "discriminator_config": dataclasses.asdict(config.discriminator), "mle_metrics": mle_metrics},
-        final_path,
+         "discriminator_config": dataclasses.asdict(config.discriminator), "mle_metrics": mle_metrics,
+         "global_rng": global_rng_state()},
     )  # fmt: skip
-    save_generator(generator, out / MLE_GENERATOR, task.vocab)
     return PretrainResult(generator, discriminator, data, mle_metrics, evaluator)
+
+
+def runtime(device: torch.device | str) -> dict[str, Any]:
+    """What a run's numbers depend on besides its config: the thread count and the device (saved in
+    ``config.json`` and checked when the run resumes)."""
+    return {"threads": torch.get_num_threads(), "device": str(device)}
 
 
 class _NoBar:

@@ -11,7 +11,6 @@ A new dataset is a new task (a data source and an evaluator), not a new loop.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,7 +21,7 @@ from seqgan_rl.data.text import COCO, TextDataset, Vocabulary
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.training.bleu import BleuReferences
 from seqgan_rl.training.evaluators import BLEU_ORDERS, Evaluator, OracleEvaluator, TextEvaluator
-from seqgan_rl.utils import atomic_torch_save, atomic_write_text
+from seqgan_rl.training.run_folder import RunFolder
 
 
 class Task:
@@ -52,14 +51,15 @@ class Task:
     def describe(self) -> str:
         return self.name
 
-    def load_data(self, config: PretrainConfig, folder: Path, device: torch.device) -> Any:
-        """The training and test tokens (``.train``, ``.test``; ``(N, T)`` int64 on the CPU)."""
+    def load_data(self, config: PretrainConfig, folder: RunFolder, device: torch.device) -> Any:
+        """The training and test tokens (``.train``, ``.test``; ``(N, T)`` int64 on the CPU); a task whose data
+        is drawn keeps it in the pre-training's run folder."""
         raise NotImplementedError
 
     def evaluator(self, config: PretrainConfig, data: Any, device: torch.device) -> Evaluator:
         raise NotImplementedError
 
-    def write_files(self, out: Path) -> None:
+    def write_files(self, folder: RunFolder) -> None:
         """Files a run folder of this task holds besides the common ones."""
 
     def summary(self) -> dict[str, Any]:
@@ -92,13 +92,12 @@ class OracleTask(Task):
     def describe(self) -> str:
         return f"{'paper' if self.paper else 'custom'} oracle (V={self.oracle.vocab_size}, T={self.oracle.seq_len})"
 
-    def load_data(self, config: PretrainConfig, folder: Path, device: torch.device) -> OracleData:
-        """Oracle samples drawn from streams derived from the seed, saved as ``folder/data.pt`` (reused)."""
-        path = folder / "data.pt"
-        if path.exists():
-            return OracleData(**torch.load(path, weights_only=True))
+    def load_data(self, config: PretrainConfig, folder: RunFolder, device: torch.device) -> OracleData:
+        """Oracle samples drawn from streams derived from the seed, saved as ``data.pt`` (reused)."""
+        if folder.has("data.pt"):
+            return OracleData(**folder.load_torch("data.pt"))
         data = make_oracle_data(self.oracle.to(device), config.data, config.seed)
-        atomic_torch_save({"train": data.train, "test": data.test}, path)
+        folder.save_torch("data.pt", {"train": data.train, "test": data.test})
         return data
 
     def evaluator(self, config: PretrainConfig, data: Any, device: torch.device) -> OracleEvaluator:
@@ -128,7 +127,7 @@ class TextTask(Task):
             f"V={len(d.vocab)}, T={d.seq_len})"
         )
 
-    def load_data(self, config: PretrainConfig, folder: Path, device: torch.device) -> TextDataset:
+    def load_data(self, config: PretrainConfig, folder: RunFolder, device: torch.device) -> TextDataset:
         return self.dataset
 
     def evaluator(self, config: PretrainConfig, data: Any, device: torch.device) -> TextEvaluator:
@@ -143,9 +142,9 @@ class TextTask(Task):
                 f"text evaluation needs >= 2 samples (Self-BLEU compares them), got {config.data.num_eval_samples}"
             )
 
-    def write_files(self, out: Path) -> None:
+    def write_files(self, folder: RunFolder) -> None:
         d = self.dataset
-        atomic_write_text(json.dumps({"dataset": d.name, "words": d.vocab.words, "stats": d.stats}), out / "vocab.json")
+        folder.save_text("vocab.json", json.dumps({"dataset": d.name, "words": d.vocab.words, "stats": d.stats}))
 
     def summary(self) -> dict[str, Any]:
         return {"task": "text", "dataset": self.dataset.name, "data_stats": self.dataset.stats}

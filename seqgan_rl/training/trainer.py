@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,7 +26,8 @@ from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.training.callbacks import Callback, CallbackList
 from seqgan_rl.training.logger import MetricsLogger
 from seqgan_rl.training.pretrain import progress_bar
-from seqgan_rl.utils import atomic_torch_save, derive_seed, global_rng_state, make_rng, set_global_rng_state
+from seqgan_rl.training.run_folder import Folder, PlainFolder, load_torch_file
+from seqgan_rl.utils import derive_seed, global_rng_state, located, make_rng, set_global_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ class Trainer:
         seed: the run's seed: the loop's random stream (sampling, rollouts, D's data order) derives from it.
         device: where the stream lives.
         out_dir: where ``metrics.csv`` (and TensorBoard events, when installed) and the checkpoint go.
+        folder: write there through this folder instead (``run_training`` passes its locked, verified run
+            folder; by default the files are written into ``out_dir`` as they are).
+
+    A NaN or infinite value (a loss, a gradient, a reward, a metric) or a diverged model stops the run with a
+    ``NonFiniteError`` naming the quantity and the update, before its row or checkpoint is written.
     """
 
     def __init__(
@@ -58,11 +63,13 @@ class Trainer:
         seed: int = 0,
         device: str | torch.device = "cpu",
         out_dir: str | os.PathLike = ".",
+        folder: Folder | None = None,
     ) -> None:
         self.agent, self.reward = agent, reward
         self.callback = CallbackList(list(callbacks))
         self.total_iterations = iterations
-        self.seed, self.device, self.out_dir = seed, torch.device(device), Path(out_dir)
+        self.folder = folder if folder is not None else PlainFolder(out_dir)
+        self.seed, self.device, self.out_dir = seed, torch.device(device), self.folder.path
         self.rng = make_rng(derive_seed(seed, "adversarial"), self.device)
         self.iteration = 0
         self.elapsed = 0.0
@@ -83,26 +90,30 @@ class Trainer:
         """Run the remaining iterations (all of them, or those after a loaded checkpoint)."""
         out = self.out_dir
         if self.logger is None:
-            self.logger = MetricsLogger(out / "metrics.csv", self.metric_fields, tensorboard_dir=out / "tb")
+            self.logger = MetricsLogger(
+                out / "metrics.csv", self.metric_fields, tensorboard_dir=out / "tb", folder=self.folder
+            )
         started = time.perf_counter() - self.elapsed
-        self.callback.on_training_start()
-        if self.pending_metrics:  # the evaluation before the first update
-            self.logger.log(self.iteration, {**self.pending_metrics, "time/elapsed_s": 0.0})
-            self.pending_metrics = {}
+        with located("the evaluation before the first update"):
+            self.callback.on_training_start()
+            if self.pending_metrics:  # the evaluation before the first update
+                self.logger.log(self.iteration, {**self.pending_metrics, "time/elapsed_s": 0.0})
+                self.pending_metrics = {}
         bar = progress_bar(progress, self.total_iterations, "adversarial", self.iteration)
         while self.iteration < self.total_iterations:
             t0 = time.perf_counter()
-            batch = self.agent.collect(self.rng)
-            self.pending_metrics.update(self.agent.update(batch))
-            self.reward.after_update()
-            self.iteration += 1
-            keep_going = self.callback.on_step()
-            self.elapsed = time.perf_counter() - started
-            self.pending_metrics["time/update_s"] = round(time.perf_counter() - t0, 3)
-            self.pending_metrics["time/elapsed_s"] = round(self.elapsed, 2)
-            self.logger.log(self.iteration, self.pending_metrics)
-            self.pending_metrics = {}
-            self.callback.on_iteration_logged()
+            with located(f"adversarial update {self.iteration + 1}"):
+                batch = self.agent.collect(self.rng)
+                self.pending_metrics.update(self.agent.update(batch))
+                self.reward.after_update()
+                self.iteration += 1
+                keep_going = self.callback.on_step()
+                self.elapsed = time.perf_counter() - started
+                self.pending_metrics["time/update_s"] = round(time.perf_counter() - t0, 3)
+                self.pending_metrics["time/elapsed_s"] = round(self.elapsed, 2)
+                self.logger.log(self.iteration, self.pending_metrics)
+                self.pending_metrics = {}
+                self.callback.on_iteration_logged()
             bar.update(1)
             if postfix := self.callback.progress():
                 bar.set_postfix(postfix)
@@ -117,15 +128,17 @@ class Trainer:
         return {
             "iteration": self.iteration, "elapsed": self.elapsed, "agent": self.agent.state_dict(),
             "reward": self.reward.state_dict(), "callbacks": self.callback.state_dict(), "rng": self.rng.get_state(),
-            "global_rng": global_rng_state(),
+            "global_rng": global_rng_state(), "logged_steps": self.logger.steps if self.logger else [],
         }  # fmt: skip
 
     def save_checkpoint(self) -> None:
-        atomic_torch_save(self.state_dict(), self.out_dir / CHECKPOINT)
+        """The whole state, atomically (refused when anything in it is not finite)."""
+        self.folder.save_torch(CHECKPOINT, self.state_dict())
 
-    def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Restore a checkpoint written by ``save_checkpoint``; the metrics rows after it are dropped."""
-        state = torch.load(path, map_location=self.device, weights_only=True)
+    def load_checkpoint(self, path: str | os.PathLike | None = None) -> None:
+        """Restore a checkpoint written by ``save_checkpoint`` (default: the folder's); the metrics rows after
+        it are dropped, and those before it must be the ones it logged."""
+        state = self.folder.load_torch(CHECKPOINT, self.device) if path is None else load_torch_file(path, self.device)
         self.agent.load_state_dict(state["agent"])
         self.reward.load_state_dict(state["reward"])
         self.callback.load_state_dict(state["callbacks"])
@@ -133,9 +146,7 @@ class Trainer:
         set_global_rng_state(state["global_rng"])
         self.iteration, self.elapsed = state["iteration"], state["elapsed"]
         self.logger = MetricsLogger(
-            self.out_dir / "metrics.csv",
-            self.metric_fields,
-            resume_step=self.iteration,
-            tensorboard_dir=self.out_dir / "tb",
-        )
+            self.out_dir / "metrics.csv", self.metric_fields, resume_step=self.iteration,
+            tensorboard_dir=self.out_dir / "tb", expected_steps=state.get("logged_steps"), folder=self.folder,
+        )  # fmt: skip
         log.info("resuming the adversarial phase at iteration %d", self.iteration)
