@@ -162,9 +162,9 @@ def check_finite(name: str, value: Any) -> None:
     if isinstance(value, torch.Tensor):
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             bad = value[~torch.isfinite(value)].flatten()[:3].tolist()
-            raise NonFiniteError(f"{name} is not finite ({len(bad)}+ values such as {bad})")
+            raise NonFiniteError(f"{name}: not finite ({len(bad)}+ values such as {bad})")
     elif isinstance(value, float) and not math.isfinite(value):
-        raise NonFiniteError(f"{name} is {value}")
+        raise NonFiniteError(f"{name}: {value}")
 
 
 def assert_finite_state(state: Any, where: str, prefix: str = "") -> None:

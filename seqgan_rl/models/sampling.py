@@ -73,7 +73,7 @@ def sample_categorical(
         blocks = mass.view(r, nb, k)  # (r, NB, K)
         block_cdf = blocks.sum(dim=-1).cumsum_(dim=-1)  # (r, NB)
         if not bool(torch.isfinite(block_cdf[:, -1]).all()):  # finite logits never give a non-finite total
-            raise NonFiniteError("sampling: the logits are NaN or infinite (the model's weights have diverged)")
+            raise NonFiniteError("sampling: the logits are NaN or infinite (non-finite weights or inputs)")
         u = torch.rand(r, s, generator=rng, device=x.device, dtype=mass.dtype) * block_cdf[:, -1:]  # (r, S)
         b = _search(block_cdf, u)  # (r, S)
         below = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(u))

@@ -271,8 +271,13 @@ def load_torch_file(path: str | os.PathLike, map_location: Any = None, verified:
             _verify_file(path, manifest["files"][path.name])
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # not torch's advice to load it with weights_only=False
+        raise CorruptFileError(
+            f"{path} is not a checkpoint of this package (it holds objects other than tensors)"
+        ) from exc
     except LOAD_ERRORS as exc:
-        raise CorruptFileError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CorruptFileError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {first})") from exc
 
 
 def read_json_file(path: str | os.PathLike) -> Any:

@@ -1,0 +1,149 @@
+"""A tiny whole run (pre-training + 5 adversarial updates) that a test can start as a process and kill
+with SIGKILL at a named point, then resume.
+
+    python tests/folder_worker.py OUT_DIR POINT [--resume]
+
+POINT is one of ``KILL_POINTS`` (or ``none``; ``slow`` sleeps in every update, for the concurrency test).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import torch
+
+from seqgan_rl.config import (
+    AdversarialConfig,
+    DiscriminatorConfig,
+    DiscriminatorTrainConfig,
+    GeneratorConfig,
+    MLEConfig,
+    OracleDataConfig,
+    PretrainConfig,
+    ReinforceConfig,
+    TrainConfig,
+)
+from seqgan_rl.models import OracleLSTM
+from seqgan_rl.training.tasks import OracleTask
+
+V, T = 20, 6
+
+
+def tiny_config(seed: int = 0) -> TrainConfig:
+    pre = PretrainConfig(
+        seed=seed,
+        generator=GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8),
+        discriminator=DiscriminatorConfig(
+            vocab_size=V, seq_len=T, embed_dim=8, filter_sizes=(2, 3), num_filters=(4, 4), dropout=0.5
+        ),
+        data=OracleDataConfig(num_train=256, num_test=128, num_eval_samples=64),
+        mle=MLEConfig(epochs=3, eval_every=1),
+        d_pretrain=DiscriminatorTrainConfig(rounds=2, epochs=1, lr=1e-3, max_steps_per_round=3),
+    )
+    adv = AdversarialConfig(
+        iterations=5, num_rollouts=2, eval_every=2, checkpoint_every=2,
+        d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=64, max_steps_per_round=3),
+    )  # fmt: skip
+    return TrainConfig(preset="cpu", seed=seed, pretrain=pre, agent=ReinforceConfig(batch_size=8), adversarial=adv)
+
+
+def tiny_task() -> OracleTask:
+    return OracleTask(OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3))
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def on_call(owner, name: str, call: int, before=die, match=lambda *a, **k: True) -> None:
+    """Run ``before`` at the ``call``-th matching call of ``owner.name`` (1-based), then call it."""
+    real, n = getattr(owner, name), {"calls": 0}
+
+    def wrapper(*args, **kwargs):
+        if match(*args, **kwargs):
+            n["calls"] += 1
+            if n["calls"] == call:
+                before()
+        return real(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def half_written_checkpoint(data, path):
+    """Die while the second adversarial checkpoint is being written: half its bytes in a temporary file."""
+    tmp = path.parent / f".{path.name}.killed.tmp"
+    tmp.write_bytes(data[: len(data) // 2])
+    die()
+
+
+def install(point: str) -> None:
+    import seqgan_rl.training.pretrain as pretrain
+    import seqgan_rl.training.run_folder as run_folder
+    from seqgan_rl.agents.reinforce import ReinforceAgent
+
+    if point == "mle":  # during the second MLE epoch
+        on_call(pretrain, "mle_epoch", 2)
+    elif point == "d_pretrain":  # during the second D pre-training round
+        on_call(pretrain, "discriminator_round", 2)
+    elif point == "pretrain_final":  # while pretrained.pt is written (its manifest entry already updated)
+        on_call(run_folder, "atomic_write_bytes", 1, match=lambda data, path: path.name == "pretrained.pt")
+    elif point == "before_first_checkpoint":  # during update 1 (the first checkpoint comes after update 2)
+        on_call(ReinforceAgent, "update", 1)
+    elif point == "checkpoint_write":  # in the middle of the second adversarial checkpoint's write
+        real = run_folder.atomic_write_bytes
+        n = {"calls": 0}
+
+        def write(data, path):
+            if path.name == "adversarial_checkpoint.pt":
+                n["calls"] += 1
+                if n["calls"] == 2:
+                    half_written_checkpoint(data, path)
+            real(data, path)
+
+        run_folder.atomic_write_bytes = write
+    elif point == "mid_adversarial":  # during update 3, after the checkpoint of update 2
+        on_call(ReinforceAgent, "update", 3)
+    elif point == "metrics_row":  # after update 4's row is appended, before the manifest records it
+        on_call(
+            run_folder.RunFolder, "record_append", 1, match=lambda self, name: self.kind == "train" and _rows(self) == 5
+        )
+    elif point == "after_final_generator":  # generator_final.pt written, summary.json not yet
+        on_call(run_folder.RunFolder, "save_text", 1, match=lambda self, name, text: name == "summary.json")
+    elif point == "slow":
+        real_update = ReinforceAgent.update
+
+        def slow(self, batch):
+            time.sleep(0.5)
+            return real_update(self, batch)
+
+        ReinforceAgent.update = slow
+    elif point != "none":
+        raise SystemExit(f"unknown point {point!r}")
+
+
+def _rows(folder) -> int:
+    """Data rows of the folder's metrics.csv, header excluded."""
+    return len((folder.path / "metrics.csv").read_text().splitlines()) - 1
+
+
+KILL_POINTS = (
+    "mle", "d_pretrain", "pretrain_final", "before_first_checkpoint", "checkpoint_write", "mid_adversarial",
+    "metrics_row", "after_final_generator",
+)  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    from seqgan_rl.training.pipeline import run_training
+
+    out, point, resume = argv[0], argv[1], "--resume" in argv
+    torch.set_num_threads(1)
+    install(point)
+    run_training(tiny_config(), out, torch.device("cpu"), tiny_task(), resume=resume)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
