@@ -10,19 +10,10 @@ import math
 from pathlib import Path
 
 import pytest
+import tiny_runs
 import torch
 
-from seqgan_rl.config import (
-    AdversarialConfig,
-    DiscriminatorConfig,
-    DiscriminatorTrainConfig,
-    GeneratorConfig,
-    MLEConfig,
-    OracleDataConfig,
-    PretrainConfig,
-    ReinforceConfig,
-    TrainConfig,
-)
+from seqgan_rl.config import TrainConfig
 from seqgan_rl.models import OracleLSTM
 from seqgan_rl.training.compare import ALGOS, frontier_at, matched_rows, run_comparison, write_outputs
 
@@ -64,20 +55,7 @@ def test_matched_rows_compare_with_mle_plus_temperature_at_equal_nll_test():
 
 
 def tiny_config(iterations: int = 2) -> TrainConfig:
-    pre = PretrainConfig(
-        generator=GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8),
-        discriminator=DiscriminatorConfig(
-            vocab_size=V, seq_len=T, embed_dim=8, filter_sizes=(2, 3), num_filters=(4, 4)
-        ),
-        data=OracleDataConfig(num_train=256, num_test=128, num_eval_samples=64),
-        mle=MLEConfig(epochs=1, eval_every=1),
-        d_pretrain=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, max_steps_per_round=3),
-    )
-    adv = AdversarialConfig(
-        iterations=iterations, num_rollouts=2, eval_every=1, checkpoint_every=1,
-        d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=32, max_steps_per_round=2),
-    )  # fmt: skip
-    return TrainConfig(preset="cpu", pretrain=pre, agent=ReinforceConfig(batch_size=8), adversarial=adv)
+    return tiny_runs.tiny_config(iterations=iterations, mle_epochs=1, every=1)
 
 
 @pytest.mark.slow

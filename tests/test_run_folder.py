@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from folder_worker import KILL_POINTS, tiny_config, tiny_task
+from tiny_runs import KILL_POINTS, tiny_config, tiny_task
 
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.run_folder import CorruptFileError, PlainFolder, RunFolder, RunFolderError
 from seqgan_rl.utils import NonFiniteError
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKER = ROOT / "tests" / "folder_worker.py"
+WORKER = ROOT / "tests" / "tiny_runs.py"
 CPU = torch.device("cpu")
 
 

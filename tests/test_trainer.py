@@ -10,19 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from env_helpers import tiny_generator
+from tiny_runs import tiny_config
 
 from seqgan_rl.agents.reinforce import ReinforceAgent
-from seqgan_rl.config import (
-    AdversarialConfig,
-    DiscriminatorConfig,
-    DiscriminatorTrainConfig,
-    GeneratorConfig,
-    MLEConfig,
-    OracleDataConfig,
-    PretrainConfig,
-    ReinforceConfig,
-    TrainConfig,
-)
+from seqgan_rl.config import DiscriminatorTrainConfig, ReinforceConfig, TrainConfig
 from seqgan_rl.models import OracleLSTM
 from seqgan_rl.training.callbacks import CallbackList, DiscriminatorRetrainCallback
 from seqgan_rl.training.pipeline import run_training
@@ -43,21 +34,7 @@ def task(oracle) -> OracleTask:
 
 
 def tiny_train_config(seed=0, iterations=4, reward="mc") -> TrainConfig:
-    pre = PretrainConfig(
-        seed=seed,
-        generator=GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8),
-        discriminator=DiscriminatorConfig(
-            vocab_size=V, seq_len=T, embed_dim=8, filter_sizes=(2, 3), num_filters=(4, 4)
-        ),
-        data=OracleDataConfig(num_train=256, num_test=128, num_eval_samples=128),
-        mle=MLEConfig(epochs=2, eval_every=1),
-        d_pretrain=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3),
-    )
-    adv = AdversarialConfig(
-        iterations=iterations, num_rollouts=2, reward=reward, eval_every=2, checkpoint_every=2,
-        d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=64, max_steps_per_round=3),
-    )  # fmt: skip
-    return TrainConfig(preset="cpu", seed=seed, pretrain=pre, agent=ReinforceConfig(batch_size=8), adversarial=adv)
+    return tiny_config(seed, iterations, reward, mle_epochs=2)
 
 
 def rows_without_time(path):

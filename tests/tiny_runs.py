@@ -1,7 +1,7 @@
-"""A tiny whole run (pre-training + 5 adversarial updates) that a test can start as a process and kill
-with SIGKILL at a named point, then resume.
+"""Tiny whole runs for the tests (``tiny_config``: V 20, T 6, a few epochs and updates), and a worker that a
+test starts as a process and kills with SIGKILL at a named point, then resumes.
 
-    python tests/folder_worker.py OUT_DIR POINT [--resume]
+    python tests/tiny_runs.py OUT_DIR POINT [--resume]
 
 POINT is one of ``KILL_POINTS`` (or ``none``; ``slow`` sleeps in every update, for the concurrency test).
 """
@@ -32,7 +32,11 @@ from seqgan_rl.training.tasks import OracleTask
 V, T = 20, 6
 
 
-def tiny_config(seed: int = 0) -> TrainConfig:
+def tiny_config(
+    seed: int = 0, iterations: int = 5, reward: str = "mc", mle_epochs: int = 3, every: int = 2
+) -> TrainConfig:
+    """Pre-training (``mle_epochs`` epochs, 2 D rounds) then ``iterations`` updates of 8 sequences, evaluated
+    and checkpointed ``every`` updates."""
     pre = PretrainConfig(
         seed=seed,
         generator=GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8),
@@ -40,11 +44,11 @@ def tiny_config(seed: int = 0) -> TrainConfig:
             vocab_size=V, seq_len=T, embed_dim=8, filter_sizes=(2, 3), num_filters=(4, 4), dropout=0.5
         ),
         data=OracleDataConfig(num_train=256, num_test=128, num_eval_samples=64),
-        mle=MLEConfig(epochs=3, eval_every=1),
+        mle=MLEConfig(epochs=mle_epochs, eval_every=1),
         d_pretrain=DiscriminatorTrainConfig(rounds=2, epochs=1, lr=1e-3, max_steps_per_round=3),
     )
     adv = AdversarialConfig(
-        iterations=5, num_rollouts=2, eval_every=2, checkpoint_every=2,
+        iterations=iterations, num_rollouts=2, reward=reward, eval_every=every, checkpoint_every=every,
         d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=64, max_steps_per_round=3),
     )  # fmt: skip
     return TrainConfig(preset="cpu", seed=seed, pretrain=pre, agent=ReinforceConfig(batch_size=8), adversarial=adv)
