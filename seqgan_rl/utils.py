@@ -77,12 +77,6 @@ def _label_int(label: int | str) -> int:
     return int.from_bytes(label.encode()[:8].ljust(8, b"\0"), "little")
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: a killed write never leaves a
-    corrupt file at ``path``."""
-    _atomic_write(path, lambda f: torch.save(obj, f))
-
-
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
     """Write text atomically (temporary file + rename)."""
     atomic_write_bytes(text.encode(), path)
