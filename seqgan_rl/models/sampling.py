@@ -72,8 +72,6 @@ def sample_categorical(
             mass = F.pad(mass, (0, nb * k - v))
         blocks = mass.view(r, nb, k)  # (r, NB, K)
         block_cdf = blocks.sum(dim=-1).cumsum_(dim=-1)  # (r, NB)
-        if not bool(torch.isfinite(block_cdf[:, -1]).all()):  # finite logits never give a non-finite total
-            raise NonFiniteError("sampling: the logits are NaN or infinite (non-finite weights or inputs)")
         u = torch.rand(r, s, generator=rng, device=x.device, dtype=mass.dtype) * block_cdf[:, -1:]  # (r, S)
         b = _search(block_cdf, u)  # (r, S)
         below = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(u))
@@ -88,7 +86,10 @@ def _search(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     When rounding puts u at or past the row's total: the last index carrying mass (never a zero-mass one)."""
     idx = torch.searchsorted(cdf, u, right=True)  # (n, S)
     over = idx >= cdf.shape[1]
-    if bool(over.any()):
+    if bool(over.any()):  # rare with finite logits; always with NaN, infinite or all -inf ones (checked here)
+        total = cdf[:, -1]
+        if not bool((torch.isfinite(total) & (total > 0)).all()):
+            raise NonFiniteError("sampling: the logits are NaN or infinite (non-finite weights or inputs)")
         last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False).expand_as(
             idx
         )  # first index reaching the total

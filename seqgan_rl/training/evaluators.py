@@ -18,7 +18,7 @@ from seqgan_rl.data.text import Vocabulary
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.training.bleu import BleuReferences, self_bleu
-from seqgan_rl.training.metrics import evaluate
+from seqgan_rl.training.metrics import evaluate, sample_in_eval_mode
 from seqgan_rl.utils import check_finite, check_nll
 
 BLEU_ORDERS = (2, 3, 4, 5)
@@ -100,9 +100,13 @@ class TextEvaluator(Evaluator):
     def __init__(
         self, vocab: Vocabulary, references: BleuReferences, test_tokens: torch.Tensor, num_samples: int = 1000
     ) -> None:
+        self.check_samples(num_samples)
+        self.vocab, self.references, self.test_tokens, self.num_samples = vocab, references, test_tokens, num_samples
+
+    @staticmethod
+    def check_samples(num_samples: int) -> None:
         if num_samples < 2:
             raise ValueError(f"text evaluation needs >= 2 samples (Self-BLEU compares them), got {num_samples}")
-        self.vocab, self.references, self.test_tokens, self.num_samples = vocab, references, test_tokens, num_samples
 
     def evaluate(
         self, generator: Generator, rng: torch.Generator | None = None, temperature: float = 1.0
@@ -121,15 +125,8 @@ class TextEvaluator(Evaluator):
         return {"bleu3": f"{metrics['eval/bleu3']:.3f}", "nll_test": f"{metrics['eval/nll_test']:.3f}"}
 
 
-@torch.no_grad()
 def generate_sentences(
     generator: Generator, vocab: Vocabulary, num: int, rng: torch.Generator | None = None, temperature: float = 1.0
 ) -> list[list[str]]:
     """``num`` sampled sentences, decoded to words (up to their end token)."""
-    was_training = generator.training
-    generator.eval()
-    try:
-        ids = generator.sample(num, rng, temperature=temperature)
-    finally:
-        generator.train(was_training)
-    return vocab.decode_batch(ids.cpu())
+    return vocab.decode_batch(sample_in_eval_mode(generator, num, rng, temperature).cpu())

@@ -22,13 +22,20 @@ def nll_oracle(
 ) -> float:
     """E_{Y~G}[-log p_oracle(Y)] as a per-token mean in nats over ``num_samples`` generator samples
     (the reference: 9,984 = 156 x 64, mean over all tokens), with G sampled at ``temperature``."""
+    return oracle.nll(sample_in_eval_mode(generator, num_samples, rng, temperature).to(oracle.device))
+
+
+@torch.no_grad()
+def sample_in_eval_mode(
+    generator: Generator, num: int, rng: torch.Generator | None = None, temperature: float = 1.0
+) -> torch.Tensor:
+    """``generator.sample`` in eval mode, the generator's mode restored afterwards."""
     was_training = generator.training
     generator.eval()
     try:
-        samples = generator.sample(num_samples, rng, temperature=temperature)
+        return generator.sample(num, rng, temperature=temperature)
     finally:
         generator.train(was_training)
-    return oracle.nll(samples.to(oracle.device))
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ from seqgan_rl.training.plots import plot_training_curves
 from seqgan_rl.training.pretrain import CHECKPOINT as PRETRAIN_CHECKPOINT
 from seqgan_rl.training.pretrain import FINAL as PRETRAINED
 from seqgan_rl.training.pretrain import run_pretraining, runtime
-from seqgan_rl.training.run_folder import MANIFEST, Folder, PlainFolder, RunFolder, save_generator
+from seqgan_rl.training.run_folder import MANIFEST, Folder, RunFolder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.training.trainer import CHECKPOINT, Trainer
 from seqgan_rl.utils import derive_seed
@@ -74,8 +74,7 @@ def build_trainer(
     if adv.reward == "mc":
         callbacks.append(DiscriminatorRetrainCallback(discriminator, data.train, data.test, adv.d_train, adv.d_every))
     callbacks += [EvalCallback(evaluator, adv.eval_every), CheckpointCallback(adv.checkpoint_every)]
-    folder = out if isinstance(out, Folder) else PlainFolder(out)
-    return Trainer(agent, reward, callbacks, iterations=adv.iterations, seed=config.seed, device=device, folder=folder)
+    return Trainer(agent, reward, callbacks, iterations=adv.iterations, seed=config.seed, device=device, out_dir=out)
 
 
 class TrainResult(NamedTuple):

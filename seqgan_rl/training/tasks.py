@@ -137,10 +137,7 @@ class TextTask(Task):
 
     def check(self, config: PretrainConfig) -> None:
         super().check(config)
-        if config.data.num_eval_samples < 2:
-            raise ValueError(
-                f"text evaluation needs >= 2 samples (Self-BLEU compares them), got {config.data.num_eval_samples}"
-            )
+        TextEvaluator.check_samples(config.data.num_eval_samples)
 
     def write_files(self, folder: RunFolder) -> None:
         d = self.dataset

@@ -45,9 +45,9 @@ class Trainer:
         iterations: generator updates to run.
         seed: the run's seed: the loop's random stream (sampling, rollouts, D's data order) derives from it.
         device: where the stream lives.
-        out_dir: where ``metrics.csv`` (and TensorBoard events, when installed) and the checkpoint go.
-        folder: write there through this folder instead (``run_training`` passes its locked, verified run
-            folder; by default the files are written into ``out_dir`` as they are).
+        out_dir: where ``metrics.csv`` (and TensorBoard events, when installed) and the checkpoint go: a path
+            (the files are written as they are) or an open ``Folder`` (``run_training`` passes its locked,
+            verified run folder).
 
     A NaN or infinite value (a loss, a gradient, a reward, a metric) or a diverged model stops the run with a
     ``NonFiniteError`` naming the quantity and the update, before its row or checkpoint is written.
@@ -62,13 +62,12 @@ class Trainer:
         iterations: int,
         seed: int = 0,
         device: str | torch.device = "cpu",
-        out_dir: str | os.PathLike = ".",
-        folder: Folder | None = None,
+        out_dir: str | os.PathLike | Folder = ".",
     ) -> None:
         self.agent, self.reward = agent, reward
         self.callback = CallbackList(list(callbacks))
         self.total_iterations = iterations
-        self.folder = folder if folder is not None else PlainFolder(out_dir)
+        self.folder = out_dir if isinstance(out_dir, Folder) else PlainFolder(out_dir)
         self.seed, self.device, self.out_dir = seed, torch.device(device), self.folder.path
         self.rng = make_rng(derive_seed(seed, "adversarial"), self.device)
         self.iteration = 0
