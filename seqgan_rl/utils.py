@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import random
@@ -84,17 +85,13 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
 
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
     """Write bytes atomically (temporary file + rename)."""
-    _atomic_write(path, lambda f: f.write(data))
-
-
-def _atomic_write(path: str | os.PathLike, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -136,6 +133,17 @@ def check_nll(name: str, value: Any) -> None:
     v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
     if v > DIVERGED_NLL:
         raise NonFiniteError(f"{name} is {v:.4g} nats per token (> {DIVERGED_NLL:g}): the model has diverged")
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module):
+    """Put ``module`` in eval mode (no dropout) inside the block; its mode is restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 @contextlib.contextmanager
@@ -233,8 +241,6 @@ def config_differences(saved: Any, requested: Any, prefix: str = "") -> list[str
 def check_saved_config(path: str | os.PathLike, requested: dict[str, Any], ignore: tuple[str, ...] = ()) -> None:
     """Raise ``ValueError`` naming the differing fields when ``path`` (a run's ``config.json``) exists and
     does not match ``requested`` (top-level keys in ``ignore`` aside); do nothing when it does not exist."""
-    import json
-
     path = Path(path)
     if not path.exists():
         return

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqgan_rl.config import DiscriminatorConfig
-from seqgan_rl.utils import check_token_batch
+from seqgan_rl.utils import check_token_batch, eval_mode
 
 
 class Discriminator(nn.Module):
@@ -90,15 +90,11 @@ class Discriminator(nn.Module):
         up to float rounding, several times faster on a CPU.
         """
         check_token_batch(tokens, self.vocab_size, self.seq_len)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             out = [
-                self._prob(self.head(torch.cat(self._pooled(tokens[i : i + batch_size].to(self.device)), dim=1)))
-                for i in range(0, tokens.shape[0], batch_size)
+                self._prob(self._pooled(tokens[i : i + batch_size].to(self.device)))
+                for i in range(0, len(tokens), batch_size)
             ]
-        finally:
-            self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
     @torch.no_grad()
@@ -127,11 +123,9 @@ class Discriminator(nn.Module):
             raise ValueError(
                 f"completions must be (T-1, N, B, T) = ({t_len - 1}, N, {b}, {t_len}), got {tuple(completions.shape)}"
             )
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             sums = self._window_sums(sequences.to(self.device))  # each (B, windows_w, n_w), before bias/ReLU
-            d_full = self._prob(self.head(torch.cat(self._activate([a.amax(dim=1) for a in sums]), dim=1)))
+            d_full = self._prob(self._activate([a.amax(dim=1) for a in sums]))
             running = [a.cummax(dim=1).values for a in sums]  # [:, j] = max over windows 0..j
             n = completions.shape[1]
             out = torch.empty(t_len - 1, n * b, device=self.device)
@@ -145,10 +139,7 @@ class Discriminator(nn.Module):
                     for k, first in enumerate(firsts):
                         if first > 0:  # windows 0..first-1 lie in the prefix
                             window_max[k] = torch.maximum(window_max[k], running[k][seq_idx, first - 1])
-                    pooled = self._activate(window_max)
-                    out[t - 1, i : i + chunk.shape[0]] = self._prob(self.head(torch.cat(pooled, dim=1)))
-        finally:
-            self.train(was_training)
+                    out[t - 1, i : i + chunk.shape[0]] = self._prob(self._activate(window_max))
         return out.view(t_len - 1, n, b), d_full
 
     # ------------------------------------------------------------------ fast inference
@@ -185,17 +176,17 @@ class Discriminator(nn.Module):
             )
         return sums
 
-    def _activate(self, window_max: list[torch.Tensor]) -> list[torch.Tensor]:
-        """ReLU(max + bias) per width: equal to the max over windows of ReLU(window + bias), since
-        x -> ReLU(x + b) is non-decreasing; taking the max first touches far fewer values."""
-        return [F.relu(m + conv.bias) for m, conv in zip(window_max, self.convs, strict=True)]
+    def _activate(self, window_max: list[torch.Tensor]) -> torch.Tensor:
+        """ReLU(max + bias) per width, concatenated ``(B, F)``: the max over windows of ReLU(window + bias),
+        since x -> ReLU(x + b) is non-decreasing; taking the max first touches far fewer values."""
+        return torch.cat([F.relu(m + conv.bias) for m, conv in zip(window_max, self.convs, strict=True)], dim=1)
 
-    def _pooled(self, tokens: torch.Tensor, firsts: list[int] | None = None) -> list[torch.Tensor]:
-        """Max over windows (from ``firsts``) of the ReLU'd convolutions: per width ``(B, n_w)``."""
-        return self._activate([a.amax(dim=1) for a in self._window_sums(tokens, firsts)])
+    def _pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Max over windows of the ReLU'd convolutions, concatenated: ``(B, F)``."""
+        return self._activate([a.amax(dim=1) for a in self._window_sums(tokens)])
 
-    @staticmethod
-    def _prob(logits: torch.Tensor) -> torch.Tensor:
+    def _prob(self, pooled: torch.Tensor) -> torch.Tensor:
+        logits = self.head(pooled)  # (B, 2)
         return torch.sigmoid(logits[:, 1] - logits[:, 0])  # = softmax(logits)[:, 1]
 
 

@@ -142,15 +142,11 @@ class Generator(nn.Module):
         """
         check_token_batch(tokens, self.vocab_size)
         b, t = tokens.shape
-        state = self.initial_state(b)
-        prev = self.start_tokens(b)
-        hs, cs = [], []
+        state, prev, states = self.initial_state(b), self.start_tokens(b), []
         for k in range(t):
-            h, c = self.advance(prev, state)
-            hs.append(h)
-            cs.append(c)
-            state, prev = (h, c), tokens[:, k]
-        return torch.stack(hs, 1), torch.stack(cs, 1)
+            state, prev = self.advance(prev, state), tokens[:, k]
+            states.append(state)
+        return torch.stack([h for h, _ in states], 1), torch.stack([c for _, c in states], 1)
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
@@ -172,14 +168,9 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def sample_step(
-        self,
-        prev_tokens: torch.Tensor,
-        state: State,
-        rng: torch.Generator | None = None,
-        temperature: float = 1.0,
-        bound: float | None = None,
-        chunk_size: int = 512,
-    ) -> tuple[torch.Tensor, State]:
+        self, prev_tokens: torch.Tensor, state: State, rng: torch.Generator | None = None, temperature: float = 1.0,
+        bound: float | None = None, chunk_size: int = 512,
+    ) -> tuple[torch.Tensor, State]:  # fmt: skip
         """``step`` then sample, with the output layer and the sampler run in row chunks so the
         ``(chunk, V)`` logits stay in cache (a (20k, 5000) logits tensor would not).
 
@@ -194,13 +185,9 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def rollout(
-        self,
-        prev_tokens: torch.Tensor,
-        state: State,
-        num_steps: int,
-        rng: torch.Generator | None = None,
+        self, prev_tokens: torch.Tensor, state: State, num_steps: int, rng: torch.Generator | None = None,
         temperature: float = 1.0,
-    ) -> torch.Tensor:
+    ) -> torch.Tensor:  # fmt: skip
         """Continue ``num_steps`` tokens from ``state`` after ``prev_tokens``: returns ``(B, num_steps)``."""
         bound = self.logit_bound()
         out = prev_tokens.new_empty(prev_tokens.shape[0], num_steps)
@@ -211,11 +198,7 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self,
-        num: int,
-        rng: torch.Generator | None = None,
-        temperature: float = 1.0,
-        batch_size: int = 512,
+        self, num: int, rng: torch.Generator | None = None, temperature: float = 1.0, batch_size: int = 512
     ) -> torch.Tensor:
         """Sample ``num`` whole sequences: ``(num, T)`` int64 on the model's device (real text: padded
         with ``pad_token`` after the first ``eos_token``)."""

@@ -31,13 +31,9 @@ def block_size_for(vocab_size: int) -> int:
 
 
 def sample_categorical(
-    logits: torch.Tensor,
-    rng: torch.Generator | None = None,
-    *,
-    num_samples: int | None = None,
-    max_abs_logit: float | None = None,
-    chunk_size: int = 512,
-) -> torch.Tensor:
+    logits: torch.Tensor, rng: torch.Generator | None = None, *, num_samples: int | None = None,
+    max_abs_logit: float | None = None, chunk_size: int = 512,
+) -> torch.Tensor:  # fmt: skip
     """Draw indices from ``softmax(logits)``, independently per row (and per sample).
 
     Args:
@@ -90,8 +86,6 @@ def _search(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         total = cdf[:, -1]
         if not bool((torch.isfinite(total) & (total > 0)).all()):
             raise NonFiniteError("sampling: the logits are NaN or infinite (non-finite weights or inputs)")
-        last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False).expand_as(
-            idx
-        )  # first index reaching the total
-        idx = torch.where(over, last, idx)
+        last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False)  # first index reaching the total
+        idx = torch.where(over, last.expand_as(idx), idx)
     return idx
