@@ -137,14 +137,9 @@ class DiscriminatorRetrainCallback(Callback):
     metric_fields = ("d/loss", "d/accuracy", "d/p_real_train", "d/p_real_heldout", "d/p_fake")
 
     def __init__(
-        self,
-        discriminator: Discriminator,
-        real_data: torch.Tensor,
-        heldout_data: torch.Tensor,
-        schedule: DiscriminatorTrainConfig,
-        every: int = 1,
-        envs: list[Any] | None = None,
-    ) -> None:
+        self, discriminator: Discriminator, real_data: torch.Tensor, heldout_data: torch.Tensor,
+        schedule: DiscriminatorTrainConfig, every: int = 1, envs: list[Any] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -156,14 +151,8 @@ class DiscriminatorRetrainCallback(Callback):
         tr = self.trainer
         if tr.iteration % self.every:
             return True
-        agent = tr.agent
-        stats = [
-            discriminator_round(
-                self.discriminator, self.optimizer, self.real_data, agent.generator, self.schedule, tr.rng,
-                agent.temperature,
-            )
-            for _ in range(self.schedule.rounds)
-        ]  # fmt: skip
+        args = (self.discriminator, self.optimizer, self.real_data, tr.agent.generator, self.schedule, tr.rng)
+        stats = [discriminator_round(*args, tr.agent.temperature) for _ in range(self.schedule.rounds)]
         tr.pending_metrics["d/loss"] = sum(s["d/loss"] for s in stats) / len(stats)
         tr.pending_metrics["d/accuracy"] = sum(s["d/accuracy"] for s in stats) / len(stats)
         tr.pending_metrics.update(self._diagnostics())

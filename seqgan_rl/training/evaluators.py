@@ -23,6 +23,7 @@ from seqgan_rl.utils import check_finite, check_nll
 
 BLEU_ORDERS = (2, 3, 4, 5)
 SELF_BLEU_ORDERS = (2, 3, 4)
+_BLEU_KEYS = (*(f"eval/bleu{n}" for n in BLEU_ORDERS), *(f"eval/self_bleu{n}" for n in SELF_BLEU_ORDERS))
 
 
 class Evaluator:
@@ -85,15 +86,8 @@ class OracleEvaluator(Evaluator):
 class TextEvaluator(Evaluator):
     """BLEU-2..5 and Self-BLEU-2..4 of ``num_samples`` generated sentences, NLL-test, mean length."""
 
-    fields = (
-        "eval/nll_test", *(f"eval/bleu{n}" for n in BLEU_ORDERS), *(f"eval/self_bleu{n}" for n in SELF_BLEU_ORDERS),
-        "eval/mean_len",
-    )  # fmt: skip
-    report = (
-        *(f"eval/bleu{n}" for n in BLEU_ORDERS),
-        *(f"eval/self_bleu{n}" for n in SELF_BLEU_ORDERS),
-        "eval/nll_test",
-    )
+    fields = ("eval/nll_test", *_BLEU_KEYS, "eval/mean_len")
+    report = (*_BLEU_KEYS, "eval/nll_test")
     streams = {"mle": "text-eval-mle", "adversarial": "text-eval"}
     curves = ("eval/bleu3", "eval/nll_test")
 

@@ -37,14 +37,9 @@ class MetricsLogger:
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike,
-        fieldnames: list[str],
-        resume_step: int | None = None,
-        tensorboard_dir: str | os.PathLike | None = None,
-        expected_steps: list[int] | None = None,
-        folder: Any = None,
-    ) -> None:
+        self, path: str | os.PathLike, fieldnames: list[str], resume_step: int | None = None,
+        tensorboard_dir: str | os.PathLike | None = None, expected_steps: list[int] | None = None, folder: Any = None,
+    ) -> None:  # fmt: skip
         self.path, self.folder = Path(path), folder
         self.fieldnames = ["step", *fieldnames]
         kept: list[dict[str, str]] = []

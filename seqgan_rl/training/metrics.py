@@ -10,16 +10,14 @@ import torch
 
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.utils import eval_mode
 
 
 @torch.no_grad()
 def nll_oracle(
-    generator: Generator,
-    oracle: OracleLSTM,
-    num_samples: int = 9984,
-    rng: torch.Generator | None = None,
+    generator: Generator, oracle: OracleLSTM, num_samples: int = 9984, rng: torch.Generator | None = None,
     temperature: float = 1.0,
-) -> float:
+) -> float:  # fmt: skip
     """E_{Y~G}[-log p_oracle(Y)] as a per-token mean in nats over ``num_samples`` generator samples
     (the reference: 9,984 = 156 x 64, mean over all tokens), with G sampled at ``temperature``."""
     return oracle.nll(sample_in_eval_mode(generator, num_samples, rng, temperature).to(oracle.device))
@@ -30,12 +28,8 @@ def sample_in_eval_mode(
     generator: Generator, num: int, rng: torch.Generator | None = None, temperature: float = 1.0
 ) -> torch.Tensor:
     """``generator.sample`` in eval mode, the generator's mode restored afterwards."""
-    was_training = generator.training
-    generator.eval()
-    try:
+    with eval_mode(generator):
         return generator.sample(num, rng, temperature=temperature)
-    finally:
-        generator.train(was_training)
 
 
 @torch.no_grad()
@@ -45,13 +39,9 @@ def nll_test(generator: Generator, test_tokens: torch.Tensor, temperature: float
 
 
 def evaluate(
-    generator: Generator,
-    oracle: OracleLSTM,
-    test_tokens: torch.Tensor,
-    num_samples: int = 9984,
-    rng: torch.Generator | None = None,
-    temperature: float = 1.0,
-) -> dict[str, float]:
+    generator: Generator, oracle: OracleLSTM, test_tokens: torch.Tensor, num_samples: int = 9984,
+    rng: torch.Generator | None = None, temperature: float = 1.0,
+) -> dict[str, float]:  # fmt: skip
     """Both metrics under the ``eval/`` namespace."""
     return {
         "eval/nll_oracle": nll_oracle(generator, oracle, num_samples, rng, temperature),

@@ -43,19 +43,13 @@ def make_reward(config: TrainConfig, generator: Generator, discriminator: Discri
     adv = config.adversarial
     if adv.reward == "constant":
         return ConstantReward(adv.constant_reward)
-    temperature = config.agent.temperature
-    return SeqGANReward(generator, discriminator, adv.num_rollouts, temperature, adv.rollout_update_rate)
+    return SeqGANReward(generator, discriminator, adv.num_rollouts, config.agent.temperature, adv.rollout_update_rate)
 
 
 def build_trainer(
-    config: TrainConfig,
-    generator: Generator,
-    discriminator: Discriminator,
-    data: Any,
-    evaluator: Evaluator,
-    device: torch.device,
-    out: str | os.PathLike | Folder,
-) -> Trainer:
+    config: TrainConfig, generator: Generator, discriminator: Discriminator, data: Any, evaluator: Evaluator,
+    device: torch.device, out: str | os.PathLike | Folder,
+) -> Trainer:  # fmt: skip
     """The adversarial phase of ``config`` from pre-trained models: the reward, the agent, and the callbacks
     (D retraining when the reward uses D, evaluation, checkpoints).
 
@@ -86,15 +80,10 @@ class TrainResult(NamedTuple):
 
 
 def run_training(
-    config: TrainConfig,
-    out_dir: str | os.PathLike,
-    device: torch.device,
-    task: Task | None = None,
-    resume: bool = False,
-    pretrain_dir: str | os.PathLike | None = None,
-    progress: Callable[..., Any] | None = None,
+    config: TrainConfig, out_dir: str | os.PathLike, device: torch.device, task: Task | None = None,
+    resume: bool = False, pretrain_dir: str | os.PathLike | None = None, progress: Callable[..., Any] | None = None,
     force: bool = False,
-) -> TrainResult:
+) -> TrainResult:  # fmt: skip
     """Pre-training (or loading it) then the adversarial phase; writes everything under ``out_dir``.
 
     Args:
@@ -121,10 +110,9 @@ def run_training(
     task.check(config.pretrain)
     config_dict = {**dataclasses.asdict(config), "runtime": runtime(device)}
     markers = (CHECKPOINT, SUMMARY, f"pretrain/{MANIFEST}")
-    folder = RunFolder.open(
+    with RunFolder.open(
         out_dir, "train", config_dict, resume=resume, markers=markers, force=force, what="adversarial run"
-    )
-    with folder:
+    ) as folder:
         task.write_files(folder)
         pdir = Path(pretrain_dir) if pretrain_dir is not None else folder.path / "pretrain"
         pre_resume = resume or (pdir / PRETRAINED).exists() or (pdir / PRETRAIN_CHECKPOINT).exists()

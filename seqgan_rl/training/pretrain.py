@@ -24,6 +24,7 @@ from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.logger import MetricsLogger
+from seqgan_rl.training.metrics import sample_in_eval_mode
 from seqgan_rl.training.run_folder import RunFolder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.utils import (
@@ -76,12 +77,9 @@ def mle_step(generator: Generator, optimizer: torch.optim.Optimizer, tokens: tor
 
 
 def mle_epoch(
-    generator: Generator,
-    optimizer: torch.optim.Optimizer,
-    train_tokens: torch.Tensor,
-    config: MLEConfig,
+    generator: Generator, optimizer: torch.optim.Optimizer, train_tokens: torch.Tensor, config: MLEConfig,
     rng: torch.Generator | None = None,
-) -> float:
+) -> float:  # fmt: skip
     """One pass over ``train_tokens`` in shuffled minibatches; returns the mean training loss."""
     losses = [
         mle_step(generator, optimizer, batch.to(generator.device), config.grad_clip)
@@ -106,14 +104,9 @@ def discriminator_step(
 
 
 def discriminator_round(
-    discriminator: Discriminator,
-    optimizer: torch.optim.Optimizer,
-    real_tokens: torch.Tensor,
-    generator: Generator,
-    config: DiscriminatorTrainConfig,
-    rng: torch.Generator | None = None,
-    temperature: float = 1.0,
-) -> dict[str, float]:
+    discriminator: Discriminator, optimizer: torch.optim.Optimizer, real_tokens: torch.Tensor, generator: Generator,
+    config: DiscriminatorTrainConfig, rng: torch.Generator | None = None, temperature: float = 1.0,
+) -> dict[str, float]:  # fmt: skip
     """One round of D training: draw fresh negatives from ``generator``, then ``config.epochs`` passes
     over real (label 1) + generated (label 0) in shuffled minibatches (capped by ``max_steps_per_round``).
     With fewer negatives than real sequences, a random subset of the real ones of the same size is used.
@@ -125,25 +118,17 @@ def discriminator_round(
     real = real_tokens.cpu()
     if num_neg < real.shape[0]:  # keep the classes balanced: a random subset of the real data
         real = real[random_permutation(real.shape[0], rng)[:num_neg]]
-    was_training = generator.training
-    generator.eval()
-    fake = generator.sample(num_neg, rng, temperature=temperature).cpu()
-    generator.train(was_training)
+    fake = sample_in_eval_mode(generator, num_neg, rng, temperature).cpu()
     tokens = torch.cat([real, fake])
     labels = torch.cat([torch.ones(real.shape[0], dtype=torch.long), torch.zeros(num_neg, dtype=torch.long)])
-    losses, accs = [], []
+    losses, accs, device = [], [], discriminator.device
     for _ in range(config.epochs):
         order = random_permutation(tokens.shape[0], rng)
         for i in range(0, tokens.shape[0], config.batch_size):
             if config.max_steps_per_round is not None and len(losses) >= config.max_steps_per_round:
                 break
             idx = order[i : i + config.batch_size]
-            loss, acc = discriminator_step(
-                discriminator,
-                optimizer,
-                tokens[idx].to(discriminator.device),
-                labels[idx].to(discriminator.device),
-            )
+            loss, acc = discriminator_step(discriminator, optimizer, tokens[idx].to(device), labels[idx].to(device))
             losses.append(loss)
             accs.append(acc)
     n = max(len(losses), 1)
@@ -171,14 +156,9 @@ MLE_GENERATOR = "generator_mle.pt"
 
 
 def run_pretraining(
-    config: PretrainConfig,
-    out_dir: str | os.PathLike,
-    device: torch.device,
-    task: Task | None = None,
-    resume: bool = False,
-    progress: Callable[..., Any] | None = None,
-    force: bool = False,
-) -> PretrainResult:
+    config: PretrainConfig, out_dir: str | os.PathLike, device: torch.device, task: Task | None = None,
+    resume: bool = False, progress: Callable[..., Any] | None = None, force: bool = False,
+) -> PretrainResult:  # fmt: skip
     """MLE pre-training of G, then D pre-training, with evaluation, CSV metrics and atomic checkpoints.
 
     Args:
@@ -204,10 +184,8 @@ def run_pretraining(
         out_dir, "pretrain", config_dict, resume=resume, markers=(CHECKPOINT, FINAL), force=force,
         what="pre-training run",
     )  # fmt: skip
-    try:
+    with folder:
         return _pretrain(config, folder, device, task, progress)
-    finally:
-        folder.close()
 
 
 def _pretrain(
@@ -218,7 +196,6 @@ def _pretrain(
     evaluator = task.evaluator(config, data, device)
     generator = Generator(config.generator).to(device)
     generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
-    generator.to(device)
     discriminator = Discriminator(config.discriminator)
     discriminator.reset_parameters(make_rng(derive_seed(config.seed, "d-init")))
     discriminator.to(device)

@@ -54,24 +54,16 @@ class Trainer:
     """
 
     def __init__(
-        self,
-        agent: Agent,
-        reward: Reward,
-        callbacks: Sequence[Callback] = (),
-        *,
-        iterations: int,
-        seed: int = 0,
-        device: str | torch.device = "cpu",
-        out_dir: str | os.PathLike | Folder = ".",
-    ) -> None:
+        self, agent: Agent, reward: Reward, callbacks: Sequence[Callback] = (), *, iterations: int, seed: int = 0,
+        device: str | torch.device = "cpu", out_dir: str | os.PathLike | Folder = ".",
+    ) -> None:  # fmt: skip
         self.agent, self.reward = agent, reward
         self.callback = CallbackList(list(callbacks))
         self.total_iterations = iterations
         self.folder = out_dir if isinstance(out_dir, Folder) else PlainFolder(out_dir)
         self.seed, self.device, self.out_dir = seed, torch.device(device), self.folder.path
         self.rng = make_rng(derive_seed(seed, "adversarial"), self.device)
-        self.iteration = 0
-        self.elapsed = 0.0
+        self.iteration, self.elapsed = 0, 0.0
         self.pending_metrics: dict[str, Any] = {}
         self.logger: MetricsLogger | None = None
         self.callback.init_callback(self)
