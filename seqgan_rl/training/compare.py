@@ -53,6 +53,7 @@ ALGOS: dict[str, str] = {
     "constant": "REINFORCE, constant reward (control)",
 }
 TEMPERATURES = (0.85, 0.9, 0.95, 1.0, 1.1)
+_NLLS = ("eval/nll_oracle", "eval/nll_test")
 NLL_TEST_MARGINS = (0.05, 0.1, 0.2)
 """NLL-test levels of the matched table, in nats above the seed's MLE generator at temperature 1."""
 
@@ -72,13 +73,9 @@ def algo_run(algo: str, base: TrainConfig) -> TrainConfig:
 
 @torch.no_grad()
 def temperature_sweep(
-    generator: Generator,
-    oracle: OracleLSTM,
-    test: torch.Tensor,
-    temperatures: Sequence[float],
-    num_samples: int,
+    generator: Generator, oracle: OracleLSTM, test: torch.Tensor, temperatures: Sequence[float], num_samples: int,
     seed: int,
-) -> list[dict[str, float]]:
+) -> list[dict[str, float]]:  # fmt: skip
     """NLL-oracle and NLL-test of ``generator`` at each temperature. Every model of a seed draws from
     the same seeded stream at a given temperature (common random numbers)."""
     out = []
@@ -106,16 +103,9 @@ def frontier_at(sweep: Sequence[dict[str, float]], nll_test: float) -> float:
 
 
 def run_one(
-    algo: str,
-    seed: int,
-    base: TrainConfig,
-    root: Path,
-    device: torch.device,
-    oracle: OracleLSTM,
-    temperatures: Sequence[float],
-    sweep_samples: int,
-    resume: bool,
-) -> dict[str, Any]:
+    algo: str, seed: int, base: TrainConfig, root: Path, device: torch.device, oracle: OracleLSTM,
+    temperatures: Sequence[float], sweep_samples: int, resume: bool,
+) -> dict[str, Any]:  # fmt: skip
     """Train (or reuse) one algorithm for one seed (in ``<root>/<algo>-s<seed>``, from the seed's shared
     ``<root>/pretrain-s<seed>``) and sweep its final generator; returns its record."""
     pdir = root / f"pretrain-s{seed}"
@@ -144,15 +134,8 @@ def run_one(
             summary = run_training(run_cfg, run_dir, device, task, resume=again, pretrain_dir=pdir).summary
         generator, _ = load_generator(run_dir / "generator_final.pt", device)
         data = OracleData(**load_torch_file(pdir / "data.pt"))
-        curve = [
-            {
-                "sequences": int(r["step"]) * seqs_per_update,
-                "eval/nll_oracle": float(r["eval/nll_oracle"]),
-                "eval/nll_test": float(r["eval/nll_test"]),
-            }
-            for r in read_metrics(run_dir / "metrics.csv")
-            if r.get("eval/nll_oracle")
-        ]
+        rows = [r for r in read_metrics(run_dir / "metrics.csv") if r.get("eval/nll_oracle")]
+        curve = [{"sequences": int(r["step"]) * seqs_per_update, **{k: float(r[k]) for k in _NLLS}} for r in rows]
     sweep = temperature_sweep(generator, oracle, data.test, temperatures, sweep_samples, seed)
     return {
         "algo": algo, "seed": seed, "mle": summary["mle"], "best": summary["best"], "final": summary["final"],
@@ -163,17 +146,10 @@ def run_one(
 
 
 def run_comparison(
-    base: TrainConfig,
-    seeds: Sequence[int],
-    root: str | os.PathLike,
-    device: torch.device,
-    oracle: OracleLSTM,
-    algos: Sequence[str] = tuple(ALGOS),
-    temperatures: Sequence[float] = TEMPERATURES,
-    sweep_samples: int | None = None,
-    resume: bool = False,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
+    base: TrainConfig, seeds: Sequence[int], root: str | os.PathLike, device: torch.device, oracle: OracleLSTM,
+    algos: Sequence[str] = tuple(ALGOS), temperatures: Sequence[float] = TEMPERATURES, sweep_samples: int | None = None,
+    resume: bool = False, on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Every algorithm for every seed (seed by seed, so a partial run holds whole seeds), in the run folder
     ``root`` (kind ``compare``, locked while it runs). The records are merged into ``<root>/results.json``
     (keyed by algorithm and seed, so separate invocations add up; ``resume`` reuses a finished record with
@@ -222,6 +198,11 @@ def _n(values: Sequence[float]) -> int:
     return sum(not math.isnan(v) for v in values)
 
 
+def _row(*cells: Any) -> str:
+    """A markdown table row."""
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def matched_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (algorithm, seed): the final model at temperature 1, MLE + temperature's NLL-oracle at the
     same NLL-test, and each model's own temperature curve at NLL-test = MLE's + each margin."""
@@ -258,17 +239,14 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
               "best_sequences", "sequences", "wall_s", "threads"]  # fmt: skip
     csv_path = out / f"{name}.csv"
     with csv_path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fields)
-        w.writeheader()
+        w = csv.writer(f)
+        w.writerow(fields)
         for a in algos:
             for r in by[a]:
+                nlls = [r[when][k] for when in ("final", "best") for k in _NLLS]
                 per = r["sequences"] / max(r["final"]["iteration"], 1)
-                w.writerow({
-                    "algo": a, "seed": r["seed"], "final_nll_oracle": r["final"]["eval/nll_oracle"],
-                    "final_nll_test": r["final"]["eval/nll_test"], "best_nll_oracle": r["best"]["eval/nll_oracle"],
-                    "best_nll_test": r["best"]["eval/nll_test"], "best_sequences": int(r["best"]["iteration"] * per),
-                    "sequences": r["sequences"], "wall_s": r["wall_s"], "threads": r["threads"],
-                })  # fmt: skip
+                best_sequences = int(r["best"]["iteration"] * per)
+                w.writerow([a, r["seed"], *nlls, best_sequences, r["sequences"], r["wall_s"], r["threads"]])
     paths.append(csv_path)
     seeds = sorted({r["seed"] for r in records})
     lines = [
@@ -285,13 +263,8 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
     ]
     for a in algos:
         rs = by[a]
-        lines.append(
-            f"| {ALGOS[a]} | {_mean_std([r['final']['eval/nll_oracle'] for r in rs])} "
-            f"| {_mean_std([r['final']['eval/nll_test'] for r in rs])} "
-            f"| {_mean_std([r['best']['eval/nll_oracle'] for r in rs])} "
-            f"| {_mean_std([r['best']['eval/nll_test'] for r in rs])} | {rs[0]['sequences']} "
-            f"| {_mean_std([r['wall_s'] for r in rs], 0)} | {len(rs)} |"
-        )
+        nlls = [_mean_std([r[w][k] for r in rs]) for w in ("final", "best") for k in _NLLS]
+        lines.append(_row(ALGOS[a], *nlls, rs[0]["sequences"], _mean_std([r["wall_s"] for r in rs], 0), len(rs)))
     md_path = out / f"{name}.md"
     md_path.write_text("\n".join(lines) + "\n")
     paths.append(md_path)
@@ -321,13 +294,10 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
         "| algorithm | NLL-test (τ 1) | NLL-oracle (τ 1) | MLE + temperature NLL-oracle | Δ | n |",
         "|---|---|---|---|---|---|",
     ]
+    matched = ("tau1_nll_test", "tau1_nll_oracle", "mle_temp_nll_oracle", "minus_mle_temp")
     for a in algos:
-        rs = [r for r in rows if r["algo"] == a]
-        lines.append(
-            f"| {ALGOS[a]} | {_mean_std([r['tau1_nll_test'] for r in rs])} "
-            f"| {_mean_std([r['tau1_nll_oracle'] for r in rs])} | {_mean_std([r['mle_temp_nll_oracle'] for r in rs])} "
-            f"| {_mean_std([r['minus_mle_temp'] for r in rs])} | {_n([r['minus_mle_temp'] for r in rs])} |"
-        )
+        cols = [[r[k] for r in rows if r["algo"] == a] for k in matched]
+        lines.append(_row(ALGOS[a], *map(_mean_std, cols), _n(cols[-1])))
     lines += [
         "",
         "**At a fixed diversity budget**: NLL-oracle on each model's temperature curve where its NLL-test is the",
@@ -339,7 +309,7 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
     for a in algos:
         rs = [r for r in rows if r["algo"] == a]
         cells = [f"{_mean_std([r[k] for r in rs])} (n {_n([r[k] for r in rs])})" for k in margins]
-        lines.append(f"| {ALGOS[a]} | " + " | ".join(cells) + " |")
+        lines.append(_row(ALGOS[a], *cells))
     fmd = out / f"{name}_frontier.md"
     fmd.write_text("\n".join(lines) + "\n")
     paths.append(fmd)
@@ -359,7 +329,7 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str) -> list[Pa
     colors = {a: f"C{i}" for i, a in enumerate(ALGOS)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for a, rs in by.items():
-        for ax, key in zip(axes, ("eval/nll_oracle", "eval/nll_test"), strict=True):
+        for ax, key in zip(axes, _NLLS, strict=True):
             xs = sorted({p["sequences"] for r in rs for p in r["curve"]})
             if a == "mle":
                 mean = statistics.mean(r["curve"][0][key] for r in rs)
