@@ -121,16 +121,9 @@ class RunFolder(Folder):
 
     @classmethod
     def open(
-        cls,
-        path: str | os.PathLike,
-        kind: str,
-        config: dict[str, Any],
-        *,
-        resume: bool,
-        markers: tuple[str, ...],
-        force: bool = False,
-        what: str | None = None,
-    ) -> RunFolder:
+        cls, path: str | os.PathLike, kind: str, config: dict[str, Any], *, resume: bool, markers: tuple[str, ...],
+        force: bool = False, what: str | None = None,
+    ) -> RunFolder:  # fmt: skip
         """Claim ``path`` for writing a run of ``kind``: lock it, check what it holds, verify it, write
         ``config.json``.
 
@@ -158,6 +151,7 @@ class RunFolder(Folder):
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunFolderError(f"cannot create the run folder {path}: {exc.strerror or exc}") from exc
+        no_run = f"{path} holds no {what} to resume: drop --resume to start one there"
         fd = _lock(path, exclusive=True)
         try:
             manifest = _read_manifest(path)
@@ -173,8 +167,8 @@ class RunFolder(Folder):
                         "new folder (or pass --force to write into it anyway)"
                     )
                 if resume:
-                    raise RunFolderError(f"{path} holds no {what} to resume: drop --resume to start one there")
-                manifest = _new_manifest(kind)
+                    raise RunFolderError(no_run)
+                manifest = {"format": 1, "kind": kind, "package": "seqgan-rl", "version": __version__, "files": {}}
             else:
                 has_run = any((path / m).exists() for m in markers)
                 if has_run and not resume:
@@ -183,12 +177,14 @@ class RunFolder(Folder):
                         "or choose another output folder"
                     )
                 if resume and not has_run and not (path / CONFIG).exists():
-                    raise RunFolderError(f"{path} holds no {what} to resume: drop --resume to start one there")
+                    raise RunFolderError(no_run)
                 _verify(path, manifest)
                 if resume and (path / CONFIG).exists():
                     _check_config(path, config)
             folder = cls(path, kind, manifest, fd, writable=True)
-            _remove_stale_temporaries(path)
+            for tmp in path.glob(".*.tmp"):
+                log.info("removing %s, left by an interrupted write", tmp)
+                tmp.unlink(missing_ok=True)
             folder.save_text(CONFIG, json.dumps(config, indent=2))
             return folder
         except BaseException:
@@ -323,10 +319,6 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
 
 
 # ---------------------------------------------------------------------------------------------- internals
-def _new_manifest(kind: str) -> dict[str, Any]:
-    return {"format": 1, "kind": kind, "package": "seqgan-rl", "version": __version__, "files": {}}
-
-
 def _read_manifest(path: Path) -> dict[str, Any] | None:
     file = path / MANIFEST
     if not file.exists():
@@ -373,12 +365,6 @@ def _foreign_entries(path: Path) -> list[str]:
 
 def _listing(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    for tmp in path.glob(".*.tmp"):
-        log.info("removing %s, left by an interrupted write", tmp)
-        tmp.unlink(missing_ok=True)
 
 
 def _lock(path: Path, exclusive: bool) -> int | None:
