@@ -23,15 +23,9 @@ AGENTS: dict[str, str] = {
 
 
 def make_agent(
-    algo: str,
-    config: Any,
-    generator: Generator,
-    reward: Reward,
-    *,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
+    algo: str, config: Any, generator: Generator, reward: Reward, *, seed: int = 0, device: str | torch.device = "cpu",
     total_updates: int | None = None,
-) -> Agent:
+) -> Agent:  # fmt: skip
     """The agent of ``algo`` with its config, training ``generator`` on ``reward``.
 
     Args:

@@ -35,15 +35,9 @@ class Agent(ABC):
 
     @classmethod
     def build(
-        cls,
-        generator: Generator,
-        reward: Any,
-        config: Any,
-        *,
-        seed: int = 0,
-        device: str | torch.device = "cpu",
+        cls, generator: Generator, reward: Any, config: Any, *, seed: int = 0, device: str | torch.device = "cpu",
         total_updates: int | None = None,
-    ) -> Agent:
+    ) -> Agent:  # fmt: skip
         """How the pipeline constructs an agent (``seqgan_rl.agents.make_agent``); by default
         ``cls(generator, reward, config)``. An agent with its own random streams or schedules takes the
         seed, device and planned number of updates here."""

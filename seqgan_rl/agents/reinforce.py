@@ -63,13 +63,9 @@ def compute_advantages(rewards: torch.Tensor, mask: torch.Tensor, baseline: str 
 
 
 def reinforce_loss(
-    log_probs: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    entropy: torch.Tensor | None = None,
-    entropy_coef: float = 0.0,
-    reduction: str = "sum",
-) -> torch.Tensor:
+    log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0, reduction: str = "sum",
+) -> torch.Tensor:  # fmt: skip
     """``-sum_{b,t} log pi(y_bt) * A_bt`` (pure function; ``reduction="mean"`` divides by the token count).
 
     Args:
@@ -128,9 +124,7 @@ class ReinforceAgent(Agent):
         g, n, t_len = self.generator, env.num_envs, env.seq_len
         g.eval()
         env.reset(seed=None if rng is None else int(torch.randint(2**31, (1,), generator=rng)))
-        state = g.initial_state(n)
-        prev = g.start_tokens(n)
-        bound = g.logit_bound()
+        state, prev, bound = g.initial_state(n), g.start_tokens(n), g.logit_bound()
         seqs = torch.zeros(n, t_len, dtype=torch.long, device=g.device)
         rewards = torch.zeros(n, t_len)
         alive = np.ones(n, dtype=bool)

@@ -41,14 +41,9 @@ def bleu_from_counts(matches: Sequence[int], totals: Sequence[int], hyp_len: int
     with nltk's uniform weights, method1 smoothing and brevity penalty against ``ref_len``."""
     if matches[0] == 0:
         return 0.0
-    n = len(matches)
-    weight = 1.0 / n
+    weight = 1.0 / len(matches)
     bp = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
-    logs = []
-    for m, t in zip(matches, totals, strict=True):
-        t = max(1, t)
-        p = m / t if m else (m + EPSILON) / t
-        logs.append(weight * math.log(p))
+    logs = [weight * math.log((m or EPSILON) / max(1, t)) for m, t in zip(matches, totals, strict=True)]
     return bp * math.exp(math.fsum(logs))
 
 
