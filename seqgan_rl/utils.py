@@ -200,9 +200,7 @@ def check_token_batch(tokens: torch.Tensor, vocab_size: int, seq_len: int | None
 
 def pad_after_eos(tokens: torch.Tensor, eos_token: int, pad_token: int) -> torch.Tensor:
     """``(B, T)`` with every position after a row's first ``eos_token`` set to ``pad_token`` (a new tensor)."""
-    is_eos = (tokens == eos_token).long()
-    after = (is_eos.cumsum(dim=1) - is_eos) > 0  # (B, T): strictly after the first end token
-    return tokens.masked_fill(after, pad_token)
+    return tokens.masked_fill(~valid_mask(tokens, eos_token), pad_token)  # strictly after the first end token
 
 
 def valid_mask(tokens: torch.Tensor, eos_token: int | None) -> torch.Tensor:
@@ -257,3 +255,13 @@ def check_saved_config(path: str | os.PathLike, requested: dict[str, Any], ignor
             f"{path} differs from the requested config ({shown}): resume with the same options, "
             "or choose another output folder"
         )
+
+
+HOME_PID = "_seqgan_rl_home_pid"
+"""The attribute in which a model records the process that built it (see ``mark_home_process``)."""
+
+
+def mark_home_process(model: Any) -> None:
+    """Record this process as ``model``'s home: an env refuses a copy of it in a worker process, whose
+    rewards would not follow the training loop's updates (``seqgan_rl.envs.token_generation``)."""
+    setattr(model, HOME_PID, os.getpid())

@@ -1,14 +1,11 @@
 """Callbacks for the training loop, in Stable-Baselines3's template-method style.
 
 The trainer calls the public hooks (``on_training_start``, ``on_step``, ``on_iteration_logged``,
-``on_training_end``); subclasses override the underscored ones. ``_on_step`` returning False stops
-training. Callbacks add metrics for the current iteration to ``trainer.pending_metrics`` (their keys are
-``metric_fields``), keep their own state (``state_dict``: saved in every checkpoint, as SB3's callbacks keep
-``best_mean_reward``) and may show a few values on the progress bar (``progress``).
-
-What a callback reads of the trainer: ``agent`` (its ``generator`` and ``temperature``), ``rng`` (the run's
-stream), ``seed``, ``device``, ``iteration``, ``total_iterations``, ``pending_metrics`` and
-``save_checkpoint()``.
+``on_training_end``); subclasses override the underscored ones; ``_on_step`` returning False stops training.
+Callbacks add the iteration's metrics (keys: ``metric_fields``) to ``trainer.pending_metrics``, keep their own
+state (``state_dict``, saved in every checkpoint) and may show values on the progress bar (``progress``). They
+read of the trainer: ``agent`` (``generator``, ``temperature``), ``rng``, ``seed``, ``device``, ``iteration``,
+``total_iterations``, ``pending_metrics`` and ``save_checkpoint()``.
 """
 
 from __future__ import annotations
@@ -121,9 +118,8 @@ class CallbackList(Callback):
 
 class DiscriminatorRetrainCallback(Callback):
     """Every ``every`` generator updates: ``schedule.rounds`` x (fresh negatives from the agent's policy,
-    ``schedule.epochs`` passes over real + generated) of D training, then pushes D into ``envs`` (anything
-    with ``set_discriminator``: environments of the user's that hold another reference). The paper: every
-    update, 5 x 3. The callback owns D's optimizer (Adam at ``schedule.lr``), saved with its state.
+    ``schedule.epochs`` passes over real + generated) of D training (the paper: every update, 5 x 3). Owns
+    D's optimizer (Adam at ``schedule.lr``), saved with its state.
 
     Args:
         discriminator: D, trained in place (the reward scores with the same object).
@@ -131,7 +127,8 @@ class DiscriminatorRetrainCallback(Callback):
         heldout_data: ``(M, T)`` real sequences D never trains on, for the diagnostics.
         schedule: rounds, epochs, negatives, steps, learning rate.
         every: retrain after every this many updates.
-        envs: more objects to push D into after each retraining.
+        envs: more objects with ``set_discriminator`` (the user's environments holding another reference)
+            to push D into after each retraining.
     """
 
     metric_fields = ("d/loss", "d/accuracy", "d/p_real_train", "d/p_real_heldout", "d/p_fake")
@@ -182,10 +179,9 @@ class DiscriminatorRetrainCallback(Callback):
 
 
 class EvalCallback(Callback):
-    """Evaluates the agent's policy (at its temperature) every ``every`` updates and before the first, and
-    keeps the evaluations: ``start`` (before the first update), ``last``, and ``best`` (lowest
-    ``evaluator.select_key``; ``None`` for an evaluator without model selection). Each evaluation draws from
-    its own seeded stream, so an interrupted and resumed run evaluates on the same samples.
+    """Evaluates the agent's policy (at its temperature) before the first update and every ``every``, keeping
+    ``start``, ``last`` and ``best`` (lowest ``evaluator.select_key``; ``None`` without model selection). Each
+    evaluation draws from its own seeded stream, so a resumed run evaluates on the same samples.
 
     Args:
         evaluator: what to measure (``OracleEvaluator``, ``TextEvaluator``).

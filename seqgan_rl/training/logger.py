@@ -44,7 +44,7 @@ class MetricsLogger:
         self.fieldnames = ["step", *fieldnames]
         kept: list[dict[str, str]] = []
         if resume_step is not None and self.path.exists():
-            kept = [row for row in _read_rows(self.path) if int(row["step"]) <= resume_step]
+            kept = [row for row in read_metrics(self.path) if int(row["step"]) <= resume_step]
             steps = [int(r["step"]) for r in kept]
             if steps != sorted(set(steps)) or (expected_steps is not None and steps != list(expected_steps)):
                 want = "" if expected_steps is None else f" where its checkpoint logged {_steps(expected_steps)}"
@@ -61,7 +61,14 @@ class MetricsLogger:
         else:
             atomic_write_text(buf.getvalue(), self.path)
         self.rows = [dict(r) for r in kept]
-        self._tb = _make_tensorboard_writer(tensorboard_dir) if tensorboard_dir is not None else None
+        self._tb = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                log.info("tensorboard not installed: metrics go to the CSV only")
+            else:
+                self._tb = SummaryWriter(str(tensorboard_dir))
 
     @property
     def steps(self) -> list[int]:
@@ -94,7 +101,9 @@ class MetricsLogger:
             self._tb.close()
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
+def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a metrics CSV as dicts of strings (an unreadable file raises ``ValueError`` naming it)."""
+    path = Path(path)
     try:
         with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
@@ -107,17 +116,3 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 def _steps(steps: list[int]) -> str:
     return f"[{', '.join(map(str, steps[:8]))}{', ...' if len(steps) > 8 else ''}] ({len(steps)} rows)"
-
-
-def _make_tensorboard_writer(logdir: str | os.PathLike):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except (ImportError, ModuleNotFoundError):  # tensorboard is optional
-        log.info("tensorboard not installed: metrics go to the CSV only")
-        return None
-    return SummaryWriter(str(logdir))
-
-
-def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a metrics CSV as dicts of strings (an unreadable file raises ``ValueError`` naming it)."""
-    return _read_rows(Path(path))

@@ -18,12 +18,9 @@ LABELS = {
 
 
 def plot_training_curves(
-    metrics_csv: str | os.PathLike,
-    mle: dict[str, float] | None = None,
-    title: str = "",
-    keys: tuple[str, str] = ("eval/nll_oracle", "eval/nll_test"),
-    paper_line: bool = True,
-) -> bytes:
+    metrics_csv: str | os.PathLike, mle: dict[str, float] | None = None, title: str = "",
+    keys: tuple[str, str] = ("eval/nll_oracle", "eval/nll_test"), paper_line: bool = True,
+) -> bytes:  # fmt: skip
     """Two evaluation metrics against the generator update, from a metrics CSV: the PNG's bytes.
 
     Args:
