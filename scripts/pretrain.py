@@ -60,18 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.discriminator is not None:
             d = DiscriminatorConfig.preset(args.discriminator, config.generator.vocab_size, config.generator.seq_len)
             config = dataclasses.replace(config, discriminator=d)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
-    out = args.out or f"runs/pretrain-{preset}-seed{args.seed}"
-    print(f"pre-training: preset={preset} device={device} threads={torch.get_num_threads()} out={out}")
-    start = time.perf_counter()
-    try:
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        seed_everything(args.seed)
+        out = args.out or f"runs/pretrain-{preset}-seed{args.seed}"
+        print(f"pre-training: preset={preset} device={device} threads={torch.get_num_threads()} out={out}")
+        start = time.perf_counter()
         result = run_pretraining(config, out, device, task, resume=args.resume, progress=tqdm, force=args.force)
-    except NonFiniteError as exc:
+    except NonFiniteError as exc:  # raised by run_pretraining only: out is set
         print(f"error: {exc}. The last checkpoint in {out} is intact: --resume continues from it.", file=sys.stderr)
         return 1
     except (FileExistsError, FileNotFoundError, ValueError) as exc:

@@ -339,9 +339,10 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str) -> list[Pa
             mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
             ax.plot(xs, mean, "o-", ms=3, color=colors[a], label=ALGOS[a])
             ax.fill_between(xs, mean - std, mean + std, color=colors[a], alpha=0.15)
-    axes[0].set(xlabel="sequences generated for generator updates", ylabel="NLL-oracle (lower = better quality)")
-    axes[1].set(xlabel="sequences generated for generator updates", ylabel="NLL-test (lower = better coverage)")
-    for ax in axes:
+    for ax, label in zip(
+        axes, ("NLL-oracle (lower = better quality)", "NLL-test (lower = better coverage)"), strict=True
+    ):
+        ax.set(xlabel="sequences generated for generator updates", ylabel=label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     n_seeds = max(len(rs) for rs in by.values())
@@ -354,12 +355,10 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str) -> list[Pa
     fig, ax = plt.subplots(figsize=(7, 5.5))
     for a, rs in by.items():
         taus = [p["tau"] for p in rs[0]["sweep"]]
-        xs = np.mean([[p["nll_test"] for p in r["sweep"]] for r in rs], axis=0)
-        ys = np.mean([[p["nll_oracle"] for p in r["sweep"]] for r in rs], axis=0)
+        per_seed = np.array([[[p["nll_test"], p["nll_oracle"]] for p in r["sweep"]] for r in rs])  # (seeds, taus, 2)
+        xs, ys = per_seed.mean(axis=0).T
         ax.plot(xs, ys, "o-", ms=4, color=colors[a], label=ALGOS[a])
-        for r in rs:
-            ax.plot([p["nll_test"] for p in r["sweep"]], [p["nll_oracle"] for p in r["sweep"]], "-", lw=0.5,
-                    color=colors[a], alpha=0.35)  # fmt: skip
+        ax.plot(per_seed[..., 0].T, per_seed[..., 1].T, "-", lw=0.5, color=colors[a], alpha=0.35)  # one line a seed
         i1 = min(range(len(taus)), key=lambda i: abs(taus[i] - 1.0))
         ax.plot(xs[i1], ys[i1], "*", ms=13, color=colors[a], mec="k")
         for i in (0, len(taus) - 1):
