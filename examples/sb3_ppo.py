@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         G, D = Generator(), Discriminator()  # load the MLE checkpoint here: G.load_state_dict(...)
     num_envs = 16
-    venv = TokenGenerationVectorEnv(num_envs, generator=G, discriminator=D, reward_mode="q", num_rollouts=4)
+    venv = TokenGenerationVectorEnv(
+        num_envs, generator=G, discriminator=D, reward_mode="q", num_rollouts=4, autoreset_mode="SameStep"
+    )
     model = make_ppo(venv, G, PPOConfig(num_envs=num_envs, batch_size=64), seed=0)  # gamma 0 for "q"
     policy_as_g = venv.generator  # the policy's actor as a Generator: the env's rollouts follow it
     before = policy_as_g.nll(G.sample(256, torch.Generator().manual_seed(1)))

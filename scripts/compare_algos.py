@@ -3,6 +3,7 @@
 
     python scripts/compare_algos.py --seeds 0 1 2 --threads 1 --resume     # cpu preset; reuses finished rows
     python scripts/compare_algos.py --tables-only                          # rebuild tables/plots from results
+    python scripts/compare_algos.py --oracle random:0 --seq-len 40 --algos mle reinforce  # the length-40 oracle
 
 Rows (seqgan_rl/training/compare.py): MLE only, REINFORCE as in the paper, REINFORCE with a per-position
 baseline, SB3 PPO, and REINFORCE with a constant reward; every final model is then swept over sampling
@@ -25,6 +26,7 @@ from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import train_preset, with_options
 from seqgan_rl.training.compare import ALGOS, TEMPERATURES, run_comparison, write_outputs
 from seqgan_rl.training.run_folder import read_json_file
+from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, seed_everything
 
 
@@ -48,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sweep-samples", type=int, default=4992, help="samples per NLL-oracle in the sweeps (half the 9,984: cost)"
     )
     p.add_argument("--iterations", type=int, default=None, help="override the preset's generator updates")
-    p.add_argument("--oracle-file", default=None, help=".npz of oracle parameters (default: the paper's)")
+    add_oracle_arguments(p)
     p.add_argument("--mle-epochs", type=int, default=None)
     p.add_argument("--d-pretrain-rounds", type=int, default=None)
     p.add_argument("--eval-samples", type=int, default=None)
@@ -67,8 +69,14 @@ def build_config(args: argparse.Namespace, oracle: OracleLSTM):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out = Path(args.out or f"runs/compare-{args.preset}")
-    name = args.name or f"compare_{args.preset}"
+    try:
+        oracle = oracle_from_args(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tag = OracleTask(oracle).tag  # "" for the paper's benchmark
+    out = Path(args.out or f"runs/compare-{args.preset}" + (f"-{tag}" if tag else ""))
+    name = args.name or f"compare_{args.preset}" + (f"_{tag}" if tag else "")
     results_dir = Path(args.results_dir) if args.results_dir is not None else out / "tables"
     if args.tables_only:
         path = out / "results.json"
@@ -87,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         device = get_device(args.device)
-        oracle = OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else OracleLSTM.paper()
         base = build_config(args, oracle)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@
     python scripts/train_agent.py --out runs/x --resume         # continue a killed run
     python scripts/train_agent.py --algo ppo                    # SB3 PPO from the same MLE checkpoint (sb3 extra)
     python scripts/train_agent.py --dataset coco                # real text: COCO captions, scored by BLEU
+    python scripts/train_agent.py --oracle random:0 --seq-len 40  # the length-40 benchmark (LeakGAN/RankGAN)
 
 Pipeline: pre-training (MLE, then D; reused if the run folder already has it), then adversarial
 iterations (sample 64 sequences, Q by Monte-Carlo rollouts scored by D, one update of the agent, retrain D),
@@ -29,10 +30,9 @@ from tqdm import tqdm
 from seqgan_rl.agents import AGENTS
 from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, TrainConfig
 from seqgan_rl.data.text import load_text_dataset
-from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import PRESETS, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pipeline import run_training
-from seqgan_rl.training.tasks import OracleTask, Task, TextTask
+from seqgan_rl.training.tasks import OracleTask, Task, TextTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, seed_everything
 
 
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mle-epochs", type=int, default=None, help="override the preset's MLE epochs")
     p.add_argument("--d-pretrain-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
     p.add_argument("--pretrain-dir", default=None, help="share a pre-training folder between runs (controls)")
-    p.add_argument("--oracle-file", default=None, help=".npz of oracle parameters (default: the paper's)")
+    add_oracle_arguments(p)
     p.add_argument(
         "--eval-samples", "--bleu-samples", dest="eval_samples", type=int, default=None,
         help="generator samples per evaluation (NLL-oracle: 9,984; BLEU: 1,000)",
@@ -75,13 +75,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def make_task(args: argparse.Namespace) -> Task:
-    """The data: real text with ``--dataset``, else the oracle (``--oracle-file`` or the paper's)."""
+    """The data: real text with ``--dataset``, else the oracle (``--oracle``, default the paper's)."""
     if args.dataset is None:
         if args.test_file is not None:
             raise ValueError("--test-file needs --dataset")
-        return OracleTask(OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else None)
-    if args.oracle_file is not None:
-        raise ValueError("--oracle-file does not apply to --dataset runs (the sentences are the data)")
+        return OracleTask(oracle_from_args(args))
+    for flag, value in (("--oracle", args.oracle), ("--seq-len", args.seq_len), ("--vocab-size", args.vocab_size)):
+        if value is not None:
+            raise ValueError(f"{flag} does not apply to --dataset runs (the sentences are the data)")
     return TextTask(load_text_dataset(args.dataset, args.test_file))
 
 
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         task = make_task(args)
         config = build_config(args, task, device)
         default = f"text-{task.name}" if isinstance(task, TextTask) else f"{args.algo}-{config.preset}"
+        if isinstance(task, OracleTask) and task.tag:
+            default += f"-{task.tag}"
         out = Path(args.out or f"runs/{default}-seed{args.seed}")
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -84,7 +84,8 @@ def runs(tmp_path_factory) -> Path:
     OracleLSTM.random(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
     (root / "train.txt").write_text("\n".join(WORDS * 8) + "\n")
     (root / "test.txt").write_text("a dog sits .\nthe man runs on a mat .\n")
-    oracle = ["--preset", "cpu", "--oracle-file", str(npz), "--eval-samples", "64", *TINY]
+    # --seq-len 20: the length these runs were recorded with (oracle files did not store theirs then)
+    oracle = ["--preset", "cpu", "--oracle-file", str(npz), "--seq-len", "20", "--eval-samples", "64", *TINY]
     pre = ["--pretrain-dir", str(root / "reinforce" / "pretrain")]
     script = load_script("train_agent")
     try:

@@ -110,9 +110,10 @@ def test_random_oracle_of_another_size_round_trips(tmp_path):
     path = tmp_path / "oracle.npz"
     oracle.save_npz(path)
     with np.load(path) as npz:
-        assert sorted(npz.files) == sorted(ARRAY_NAMES)
-        assert all(npz[k].dtype == np.float32 for k in npz.files)
-    loaded = OracleLSTM.from_npz(path, seq_len=7)
+        assert sorted(npz.files) == sorted([*ARRAY_NAMES, "seq_len"]) and int(npz["seq_len"]) == 7
+        assert all(npz[k].dtype == np.float32 for k in ARRAY_NAMES)
+    loaded = OracleLSTM.from_npz(path)  # the file stores its length
+    assert loaded.seq_len == 7 and OracleLSTM.from_npz(path, seq_len=40).seq_len == 40
     for k, v in oracle.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k
     assert torch.equal(loaded.log_probs(samples), oracle.log_probs(samples))
@@ -185,3 +186,24 @@ def test_npz_with_pickled_objects_is_refused(tmp_path, small_arrays):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         OracleLSTM.from_npz(tmp_path / "nope.npz")
+
+
+def test_oracle_specs_of_the_command_lines(tmp_path):
+    paper = OracleLSTM.from_spec("paper")
+    assert paper.is_paper and (paper.vocab_size, paper.seq_len) == (5000, 20)
+    long = OracleLSTM.from_spec("paper", seq_len=40)
+    assert not long.is_paper and long.source == "paper" and long.seq_len == 40  # not the paper's benchmark
+    assert torch.equal(long.output.weight, paper.output.weight)
+    r = OracleLSTM.from_spec("random:4", seq_len=40, vocab_size=50)
+    assert (r.vocab_size, r.seq_len, r.source, r.is_paper) == (50, 40, "random:4", False)
+    assert torch.equal(r.output.weight, OracleLSTM.random(50, 40, seed=4).output.weight)
+    assert not torch.equal(r.output.weight, OracleLSTM.from_spec("random:5", vocab_size=50).output.weight)
+    r.save_npz(tmp_path / "r.npz")
+    f = OracleLSTM.from_spec(str(tmp_path / "r.npz"))
+    assert (f.vocab_size, f.seq_len, f.source) == (50, 40, str(tmp_path / "r.npz"))
+    with pytest.raises(ValueError, match="random:SEED"):
+        OracleLSTM.from_spec("random:x")
+    with pytest.raises(ValueError, match="vocab size 100 does not apply"):
+        OracleLSTM.from_spec("paper", vocab_size=100)
+    with pytest.raises(FileNotFoundError):
+        OracleLSTM.from_spec("nope.npz")

@@ -38,7 +38,7 @@ def test_adapter_matches_dummy_vec_env_step_for_step(reward_mode, disc):
     autoreset), rewards, dones and terminal observations; VecCheckNan and VecMonitor accept the adapter."""
     n, g = 3, tiny_generator()
     kwargs = {"generator": g, "discriminator": disc, "reward_mode": reward_mode, "num_rollouts": 2}
-    native = TokenGenerationVectorEnv(n, **kwargs)
+    native = TokenGenerationVectorEnv(n, autoreset_mode="SameStep", **kwargs)
     ours = VecMonitor(VecCheckNan(SB3VecEnvAdapter(native), raise_exception=True))
     ref = DummyVecEnv([lambda: make_token_generation_env(**kwargs) for _ in range(n)])
     check_for_correct_spaces(ours, ref.observation_space, ref.action_space)
@@ -68,12 +68,14 @@ def test_adapter_matches_dummy_vec_env_step_for_step(reward_mode, disc):
 def test_adapter_rejects_other_envs():
     with pytest.raises(TypeError, match="TokenGenerationVectorEnv"):
         SB3VecEnvAdapter(make_token_generation_env(generator=tiny_generator()))
+    with pytest.raises(ValueError, match="autoreset_mode='SameStep'"):
+        SB3VecEnvAdapter(TokenGenerationVectorEnv(2, generator=tiny_generator()))
 
 
 def tiny_ppo(reward_mode="q", disc=None, num_envs=4, **ppo):
     g = tiny_generator()
     venv = TokenGenerationVectorEnv(num_envs, generator=g, discriminator=disc or tiny_discriminator(),
-                                    reward_mode=reward_mode, num_rollouts=2)  # fmt: skip
+                                    reward_mode=reward_mode, num_rollouts=2, autoreset_mode="SameStep")  # fmt: skip
     cfg = PPOConfig(num_envs=num_envs, reward_mode=reward_mode, batch_size=8, n_epochs=2, **ppo)
     return g, venv, make_ppo(venv, g, cfg, seed=0)
 
@@ -189,7 +191,7 @@ def test_agent_collect_and_update_are_sb3s_own_learn():
     for _ in range(3):
         metrics = agent.update(agent.collect())
     assert {"train/pg_loss", "train/value_loss", "train/approx_kl", "train/mean_q"} <= set(metrics)
-    venv = TokenGenerationVectorEnv(n, generator=g, discriminator=d, reward_mode="q", num_rollouts=2)
+    venv = TokenGenerationVectorEnv(n, generator=g, discriminator=d, num_rollouts=2, autoreset_mode="SameStep")
     model = make_ppo(venv, g, cfg, seed=3)
     model.learn(3 * n * T)
     for (k, a), b in zip(agent.model.policy.state_dict().items(), model.policy.state_dict().values(), strict=True):

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seqgan_rl.config import GeneratorConfig
+from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig
 from seqgan_rl.envs import TokenGenerationEnv, sample_prefix_completions
-from seqgan_rl.models import Generator
+from seqgan_rl.models import Discriminator, Generator
 from seqgan_rl.training.pretrain import mle_loss
 from seqgan_rl.training.run_folder import PlainFolder, load_generator, save_generator
 from seqgan_rl.utils import make_rng
@@ -84,7 +84,9 @@ def test_rollout_completions_pad_after_eos_and_keep_finished_prefixes():
 
 def test_env_takes_the_end_token_from_a_text_generator_and_terminates_there():
     g = text_generator()
-    env = TokenGenerationEnv(generator=g)
+    d = Discriminator(DiscriminatorConfig(vocab_size=g.vocab_size, seq_len=T, embed_dim=4, filter_sizes=(1, 2),
+                                          num_filters=(3, 3)))  # fmt: skip
+    env = TokenGenerationEnv(generator=g, discriminator=d)
     assert (env.eos_token, env.pad_token) == (EOS, PAD)
     env.reset(seed=0)
     obs, _, term, _, _ = env.step(5)

@@ -76,9 +76,22 @@ def test_spaces_and_episode():
     assert steps[-1][1] == pytest.approx(d_y)
 
 
-def test_reward_is_zero_without_a_discriminator():
-    env = gym.make(ENV_ID, reward_mode="q", generator=tiny_generator(), discriminator=None)
-    assert [s[1] for s in play(env, [1] * T)[1:]] == [0.0] * T
+@pytest.mark.parametrize("reward_mode", ["q", "shaped", "terminal"])
+def test_no_silent_zero_rewards_without_a_discriminator(reward_mode):
+    """The env builds without D (spec checks, D set later) but no step returns a reward D did not give."""
+    env = gym.make(ENV_ID, reward_mode=reward_mode, generator=tiny_generator())
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="no discriminator set.*set_discriminator"):
+        for _ in range(T):  # q/shaped: the first step; terminal: the last
+            env.step(1)
+    env.unwrapped.set_discriminator(tiny_discriminator())
+    env.reset(seed=0)
+    rewards = [env.step(1)[1] for _ in range(T)]
+    assert 0 < rewards[-1] < 1
+    venv = TokenGenerationVectorEnv(2, generator=tiny_generator(), reward_mode=reward_mode)
+    venv.reset(seed=0)
+    with pytest.raises(RuntimeError, match="no discriminator set"):
+        venv.step(np.array([1, 1]))
 
 
 @pytest.mark.parametrize("reward_mode", ["q", "shaped", "terminal"])
@@ -141,7 +154,8 @@ def test_cached_prefix_state_follows_generator_updates():
 
 def test_set_discriminator_later_is_used():
     env = make("terminal", discriminator=None)
-    assert play(env, [1] * T)[-1][1] == 0.0
+    with pytest.raises(RuntimeError, match="no discriminator"):
+        play(env, [1] * T)
     env.unwrapped.set_discriminator(FirstTokenD())
     assert play(env, [1] * T)[-1][1] == pytest.approx(2 / 11)
 

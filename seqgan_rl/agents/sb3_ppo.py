@@ -3,9 +3,9 @@
 Four pieces, each usable on its own:
 
 - :class:`SB3VecEnvAdapter`: an SB3 ``VecEnv`` over the natively batched
-  :class:`~seqgan_rl.envs.TokenGenerationVectorEnv` (SB3 cannot consume a gymnasium ``VectorEnv``: it
-  expects same-step autoreset with ``infos[i]["terminal_observation"]``, where gymnasium 1.x resets on the
-  next step).
+  :class:`~seqgan_rl.envs.TokenGenerationVectorEnv` in ``SAME_STEP`` autoreset mode (SB3 cannot consume a
+  gymnasium ``VectorEnv``: it wants a list of infos, the last observation in
+  ``infos[i]["terminal_observation"]``).
 - :class:`SeqGANPolicy`: an ``ActorCriticPolicy`` whose actor *is* the generator's architecture
   (embedding + LSTM over the prefix as the features extractor, the output layer as ``action_net``), so
   it starts from the MLE checkpoint (:meth:`SeqGANPolicy.load_generator`, called after construction:
@@ -45,6 +45,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError('seqgan_rl.agents.sb3_ppo needs Stable-Baselines3: pip install "seqgan-rl[sb3]"') from exc
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
 
 from seqgan_rl.agents.base import Agent
 from seqgan_rl.config import GAMMA_FOR_MODE, GeneratorConfig, PPOConfig
@@ -60,19 +61,24 @@ __all__ = ["GAMMA_FOR_MODE", "PPOAgent", "PPOConfig", "SB3VecEnvAdapter", "SeqGA
 class SB3VecEnvAdapter(VecEnv):
     """SB3's ``VecEnv`` interface over a :class:`TokenGenerationVectorEnv`.
 
-    SB3 resets a finished sub-env in the same ``step`` and reports the last observation in
-    ``infos[i]["terminal_observation"]``; the gymnasium vector env resets on the next step. The adapter
-    resets finished rows at once (``reset_mask``). The sub-envs share one model state, so ``get_attr`` /
-    ``env_method`` read or call the vector env once and repeat the answer per sub-env, and ``set_attr``
-    sets it for all.
+    SB3 resets a finished sub-env in the same ``step``, as the vector env's ``SAME_STEP`` mode does; the
+    adapter turns gymnasium's dict of batched infos (``final_obs``, ``final_info``) into SB3's list of
+    per-env infos. The sub-envs share one model state, so ``get_attr`` / ``env_method`` read or call the
+    vector env once and repeat the answer per sub-env, and ``set_attr`` sets it for all.
 
     Args:
-        venv: the batched env (its ``reward_mode`` decides the rewards).
+        venv: the batched env, built with ``autoreset_mode="SameStep"`` (its ``reward_mode`` decides the
+            rewards).
     """
 
     def __init__(self, venv: TokenGenerationVectorEnv) -> None:
         if not isinstance(venv, TokenGenerationVectorEnv):
             raise TypeError(f"SB3VecEnvAdapter wraps a TokenGenerationVectorEnv, got {type(venv).__name__}")
+        if venv.autoreset_mode != AutoresetMode.SAME_STEP:
+            raise ValueError(
+                f"SB3 resets finished sub-envs in the same step: build the vector env with "
+                f"autoreset_mode='SameStep' (got {venv.autoreset_mode.value!r})"
+            )
         self.venv = venv
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self._actions: np.ndarray | None = None
@@ -96,15 +102,14 @@ class SB3VecEnvAdapter(VecEnv):
         dones = terminated | truncated
         out_infos: list[dict[str, Any]] = []
         for i in range(self.num_envs):
-            info: dict[str, Any] = {"length": int(infos["length"][i])}
-            if "q" in infos and infos["_q"][i]:
-                info["q"] = float(infos["q"][i])
+            step = infos["final_info"] if dones[i] else infos
+            info: dict[str, Any] = {"length": int(step["length"][i])}
+            if step["_q"][i]:
+                info["q"] = float(step["q"][i])
             if dones[i]:
-                info["terminal_observation"] = obs[i].copy()
+                info["terminal_observation"] = infos["final_obs"][i].copy()
                 info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             out_infos.append(info)
-        if dones.any():
-            obs, _ = self.venv.reset(options={"reset_mask": dones})
         return obs, rewards.astype(np.float32), dones, out_infos
 
     def close(self) -> None:
@@ -237,8 +242,9 @@ def make_ppo(
     """An SB3 ``PPO`` on ``venv`` whose policy starts from ``generator``'s weights.
 
     Args:
-        venv: the batched env; its ``reward_mode`` must be ``config.reward_mode`` and ``num_envs``
-            ``config.num_envs``. ``n_steps`` is its ``seq_len`` (one sequence per sub-env per update).
+        venv: the batched env in ``SAME_STEP`` autoreset mode; its ``reward_mode`` must be
+            ``config.reward_mode`` and ``num_envs`` ``config.num_envs``. ``n_steps`` is its ``seq_len`` (one
+            sequence per sub-env per update).
         generator: the MLE checkpoint to start from (copied, not modified). The env's generator (its
             rollout policy) becomes the policy's actor (``SeqGANPolicy.generator_view``).
         config: PPO's settings.
@@ -335,6 +341,7 @@ class PPOAgent(Agent):
         self.venv = TokenGenerationVectorEnv(
             c.num_envs, generator=generator, discriminator=reward.discriminator, reward_mode=c.reward_mode,
             num_rollouts=reward.num_rollouts, temperature=c.temperature, device=device,
+            autoreset_mode=AutoresetMode.SAME_STEP,
         )  # fmt: skip
         self.model = make_ppo(self.venv, generator, c, seed=seed % 2**31, device=device)
         self.generator = self.venv.generator  # the policy's actor (shared parameters)

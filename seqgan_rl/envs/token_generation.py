@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,11 +13,16 @@ import torch
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from seqgan_rl.config import GAMMA_FOR_MODE
 from seqgan_rl.envs.rollout import EMARolloutPolicy, PrefixStateCache, model_device, prefix_q_values
 from seqgan_rl.models.generator import Generator, State
-from seqgan_rl.utils import check_finite, check_temperature
+from seqgan_rl.utils import HOME_PID, check_finite, check_temperature
 
 REWARD_MODES = ("q", "terminal", "shaped")
+NO_DISCRIMINATOR = (
+    "no discriminator set, so this step has no reward (SeqGAN's reward is D's score): pass discriminator=D to "
+    "the env (gym.make(..., discriminator=D)) or call set_discriminator(D) before stepping"
+)
 
 
 class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
@@ -40,7 +47,9 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Rewards
 
-    0 at every step but the last; at the last step D(Y) in (0, 1) when a discriminator is set, else 0.
+    0 at every step but the last; at the last step D(Y) in (0, 1). Without a discriminator the episode's last
+    step raises ``RuntimeError`` (a reward of 0 would train on nothing, silently): the env can be built and
+    checked without one, and D set later with ``set_discriminator``.
 
     ## Starting State
 
@@ -67,14 +76,22 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
     - ``eos_token``, ``pad_token``: end-of-sequence and padding ids (real text); with ``eos_token`` the
       pad token must be a vocabulary id, since D sees padded sequences. Default: the generator's
       (``GeneratorConfig.eos_token`` / ``pad_token``), so a text generator's env ends at its end token.
-    - ``vocab``: a list of words for ``render_mode="ansi"``.
+    - ``vocab``: every id's word for ``render_mode="ansi"``: a list, or the ``Vocabulary`` that
+      ``seqgan_rl.training.run_folder.load_generator`` returns with a text generator.
+    - ``render_mode``: ``"ansi"`` (the prefix as text) or ``"rgb_array"`` (one colour cell per token, what
+      video recorders and SB3's ``make_vec_env`` ask for).
+
+    G and D are live objects the training loop keeps changing, so the env must run in their process: one
+    copied into a worker process (``AsyncVectorEnv``, SB3's ``SubprocVecEnv``, TorchRL's ``ParallelEnv`` or
+    ``GymEnv(num_envs=N)``) raises ``RuntimeError`` instead of scoring with a stale copy of D. Batch with the
+    native vector env (``gym.make_vec``), ``SyncVectorEnv``, SB3's ``DummyVecEnv`` or TorchRL's ``SerialEnv``.
 
     ## Version History
 
     - v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -107,11 +124,12 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
         elif not 0 <= self.pad_token <= self.vocab_size:
             raise ValueError(f"pad_token={self.pad_token} must be in [0, {self.vocab_size}]")
         self.eos_token = eos_token
+        vocab = getattr(vocab, "itos", vocab)  # a Vocabulary: every id's word, special tokens included
         if vocab is not None and len(vocab) < self.vocab_size:
             raise ValueError(f"vocab has {len(vocab)} words, fewer than vocab_size={self.vocab_size}")
         self.vocab = list(vocab) if vocab is not None else None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not supported: use None or 'ansi'")
+            raise ValueError(f"render_mode={render_mode!r} is not supported: use None, 'ansi' or 'rgb_array'")
         self.render_mode = render_mode
 
         self.action_space = spaces.Discrete(self.vocab_size)
@@ -131,6 +149,7 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
         """Set (or clear) the generator used by reward wrappers; checks its vocabulary and length."""
         if generator is not None:
             _check_model("generator", generator, self.vocab_size, self.seq_len)
+            check_home_process("generator", generator)
         self.generator = generator
 
     def set_discriminator(self, discriminator: Any | None) -> None:
@@ -139,7 +158,14 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
             _check_model("discriminator", discriminator, self.vocab_size, self.seq_len)
             if not callable(getattr(discriminator, "prob_real", None)):
                 raise TypeError("discriminator must have a prob_real(tokens) -> (B,) method")
+            check_home_process("discriminator", discriminator)
         self.discriminator = discriminator
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # an env pickled into another process
+        self.__dict__.update(state)
+        for name in ("generator", "discriminator"):
+            if state.get(name) is not None:
+                check_home_process(name, state[name])
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -160,17 +186,16 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
         reward = 0.0
         if terminated:
             self._needs_reset = True
-            if self.discriminator is not None:
-                reward = self.score(self.sequence[None])[0]
-                info["d_terminal"] = reward
+            reward = self.score(self.sequence[None])[0]
+            info["d_terminal"] = reward
         return self._get_obs(), float(reward), bool(terminated), False, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return sequence_image(self._tokens, self._length, self.vocab_size)
         if self.render_mode != "ansi":
             return None
-        ids = self._tokens[: self._length].tolist()
-        words = [self.vocab[i] for i in ids] if self.vocab is not None else [str(i) for i in ids]
-        return f"[{self._length}/{self.seq_len}] " + " ".join(words)
+        return render_text(self._tokens, self._length, self.vocab)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -186,7 +211,7 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
     def score(self, tokens: np.ndarray) -> list[float]:
         """D(Y) for a ``(B, T)`` array of sequences."""
         if self.discriminator is None:
-            raise RuntimeError("no discriminator set: pass discriminator=... or call set_discriminator(D)")
+            raise RuntimeError(NO_DISCRIMINATOR)
         tokens = torch.as_tensor(tokens, dtype=torch.long, device=model_device(self.discriminator))
         scores = self.discriminator.prob_real(tokens)
         check_finite("the discriminator's score D(Y)", scores)
@@ -284,11 +309,13 @@ class MCRolloutReward(gym.Wrapper):
 
     def step(self, action):
         base = self.base
+        if base.discriminator is None and not base._needs_reset:
+            raise RuntimeError(NO_DISCRIMINATOR)
         length_before = base.length
-        if base.discriminator is not None and self.reward_mode != "terminal" and not base._needs_reset:
+        if self.reward_mode != "terminal" and not base._needs_reset:
             state_t = self._prefix_state(length_before)  # state having read start, y_1..y_{t-1}
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if base.discriminator is None or self.reward_mode == "terminal":
+        if self.reward_mode == "terminal":
             return obs, reward, terminated, truncated, info
         q = float(info["d_terminal"]) if terminated else self._mc_q(base.length, state_t)
         info["q"] = q
@@ -324,6 +351,72 @@ def check_reward_settings(reward_mode: str, num_rollouts: int, temperature: floa
     if num_rollouts < 1:
         raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
     check_temperature(temperature)
+
+
+def check_reward_gamma(reward_mode: str | Any, gamma: float) -> None:
+    """Check that a learner's discount ``gamma`` turns this reward mode into SeqGAN's objective.
+
+    ``"q"`` rewards are already returns (Q_t), so a learner must not sum them again: ``gamma=0``. The
+    ``"terminal"`` and ``"shaped"`` rewards sum to D(Y) over an episode: ``gamma=1``. Call it before
+    training with any library's discount, e.g. ``check_reward_gamma(env, PPO(...).gamma)``.
+
+    Args:
+        reward_mode: a mode of ``REWARD_MODES``, or an env (single, wrapped or vector) that has one (a bare
+            ``TokenGenerationEnv`` has ``"terminal"``).
+
+    Raises:
+        ValueError: naming the discount that fits, if ``gamma`` does not.
+    """
+    if not isinstance(reward_mode, str):
+        env = getattr(reward_mode, "unwrapped", reward_mode)
+        reward_mode = getattr(reward_mode, "reward_mode", getattr(env, "reward_mode", "terminal"))
+    if reward_mode not in GAMMA_FOR_MODE:
+        raise ValueError(f"reward_mode={reward_mode!r}: choose one of {tuple(GAMMA_FOR_MODE)}")
+    want = GAMMA_FOR_MODE[reward_mode]
+    if float(gamma) != want:
+        why = "each reward is already Q_t, a return" if reward_mode == "q" else "the rewards sum to D(Y)"
+        raise ValueError(f"reward_mode {reward_mode!r} needs gamma={want:g} ({why}), got gamma={gamma}")
+
+
+def check_home_process(name: str, model: Any) -> None:
+    """Refuse a model that is a copy in a worker process of the one the training loop updates.
+
+    Models record the process that built them (``seqgan_rl.utils.HOME_PID``; other objects are marked on
+    first use). A model whose home is this process's parent was copied into a vectorization worker:
+    updates to the original never reach it, so its rewards would silently go stale.
+
+    Raises:
+        RuntimeError: saying which vectorization to use instead.
+    """
+    home = getattr(model, HOME_PID, None)
+    if home is None:
+        with contextlib.suppress(AttributeError, TypeError):  # an object that takes no attributes: no check
+            setattr(model, HOME_PID, os.getpid())
+    elif home != os.getpid() and home == os.getppid():
+        raise RuntimeError(
+            f"this env's {name} is a copy in worker process {os.getpid()} of the one in process {home} "
+            "(AsyncVectorEnv, SB3 SubprocVecEnv, TorchRL ParallelEnv or GymEnv(num_envs=N)): the original's "
+            "updates would never reach it. Keep the env in the training process: gym.make_vec(ID, num_envs=N, "
+            "...) (the native vector env), SyncVectorEnv, SB3 DummyVecEnv or TorchRL SerialEnv"
+        )
+
+
+def render_text(tokens: np.ndarray, length: int, vocab: Sequence[str] | None) -> str:
+    """``[t/T] w_1 ... w_t``: the prefix's words (or ids without a vocabulary)."""
+    ids = tokens[:length].tolist()
+    return f"[{length}/{len(tokens)}] " + " ".join(vocab[i] if vocab is not None else str(i) for i in ids)
+
+
+def sequence_image(tokens: np.ndarray, length: int, vocab_size: int, cell: int = 8) -> np.ndarray:
+    """An ``(cell, cell * T, 3)`` uint8 image of a prefix: one cell per position, its colour a fixed function of
+    the token id, black after the prefix's end."""
+    ids = np.asarray(tokens[:length], dtype=np.int64)
+    hue = (ids * 0.618033988749895) % 1.0  # golden-ratio steps: neighbouring ids get distant colours
+    shade = 0.55 + 0.45 * (ids / max(vocab_size - 1, 1))
+    rgb = np.stack([np.abs(hue * 6 - 3) - 1, 2 - np.abs(hue * 6 - 2), 2 - np.abs(hue * 6 - 4)], axis=-1)
+    row = np.zeros((len(tokens), 3), dtype=np.uint8)
+    row[:length] = (np.clip(rgb, 0, 1) * shade[:, None] * 255).astype(np.uint8)
+    return np.repeat(np.repeat(row[None], cell, axis=0), cell, axis=1)
 
 
 def as_token(action: Any, vocab_size: int) -> int:

@@ -12,7 +12,13 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from seqgan_rl.envs.rollout import PrefixStateCache, model_device, prefix_q_values
-from seqgan_rl.envs.token_generation import TokenGenerationEnv, check_reward_settings
+from seqgan_rl.envs.token_generation import (
+    NO_DISCRIMINATOR,
+    TokenGenerationEnv,
+    check_reward_settings,
+    render_text,
+    sequence_image,
+)
 from seqgan_rl.models.generator import Generator, State
 from seqgan_rl.utils import check_finite
 
@@ -27,9 +33,19 @@ class TokenGenerationVectorEnv(VectorEnv):
     continuing from the cached state of its prefix (no prefix is recomputed; the cache is rebuilt only
     when the generator's weights change).
 
-    Autoreset follows Gymnasium 1.x's ``NEXT_STEP`` mode (``metadata["autoreset_mode"]``): the step after
-    a sub-environment terminates resets it, ignores its action and returns its first observation with
-    reward 0. ``infos["q"]`` (with mask ``infos["_q"]``) holds Q_t for the sub-environments that moved.
+    Autoreset follows one of Gymnasium 1.x's modes, chosen at construction (``autoreset_mode``, also in
+    ``metadata["autoreset_mode"]``), exactly as ``SyncVectorEnv`` does it:
+
+    - ``NEXT_STEP`` (default): the step after a sub-environment terminates resets it, ignores its action and
+      returns its first observation with reward 0.
+    - ``SAME_STEP``: a terminating step resets the sub-environment at once and returns its first observation;
+      the last one is in ``infos["final_obs"]`` and that step's infos in ``infos["final_info"]`` (masks
+      ``infos["_final_obs"]``, ``infos["_final_info"]``). What SB3 and TorchRL's ``GymWrapper`` expect.
+    - ``DISABLED``: no autoreset; reset finished sub-environments with
+      ``reset(options={"reset_mask": mask})`` (stepping one first raises ``ResetNeeded``). TorchRL's
+      preferred mode.
+
+    ``infos["q"]`` (with mask ``infos["_q"]``) holds Q_t for the sub-environments that moved.
 
     Args:
         num_envs: number of sub-environments.
@@ -39,9 +55,10 @@ class TokenGenerationVectorEnv(VectorEnv):
         num_rollouts: N, rollouts per Q estimate.
         temperature: the rollout policy's sampling temperature.
         device: where the state lives (default: the generator's device, else CPU).
+        autoreset_mode: an ``AutoresetMode`` or its value (``"NextStep"``, ``"SameStep"``, ``"Disabled"``).
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["ansi"]}
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["ansi", "rgb_array"]}
 
     def __init__(
         self,
@@ -58,9 +75,16 @@ class TokenGenerationVectorEnv(VectorEnv):
         vocab: Sequence[str] | None = None,
         render_mode: str | None = None,
         device: str | torch.device | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            modes = [m.value for m in AutoresetMode]
+            raise ValueError(f"autoreset_mode={autoreset_mode!r}: choose one of {modes}") from None
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         check_reward_settings(reward_mode, num_rollouts, temperature)
         # one single env holds the validated settings, spaces and model checks
         self.template = TokenGenerationEnv(
@@ -125,10 +149,17 @@ class TokenGenerationVectorEnv(VectorEnv):
         if not self._started:
             raise ResetNeeded("step() called before reset(): call reset() first")
         acts = self._check_actions(actions)  # (n,) on device
-        resetting = self._needs_reset.clone()
+        resetting = self._needs_reset.clone()  # all False unless NEXT_STEP / DISABLED left rows finished
+        if self.autoreset_mode == AutoresetMode.DISABLED and bool(resetting.any()):
+            rows = resetting.nonzero().squeeze(1).tolist()
+            raise ResetNeeded(
+                f"sub-envs {rows} have ended: with autoreset_mode DISABLED call "
+                "reset(options={'reset_mask': mask}) for them before the next step"
+            )
         self._reset_rows(resetting)
-        mc = self.discriminator is not None and self.reward_mode != "terminal"
-        if mc and self.generator is not None:
+        if self.discriminator is None:
+            raise RuntimeError(NO_DISCRIMINATOR)
+        if self.reward_mode != "terminal":
             self._prefix_states()  # rollouts start from the state before this step's tokens
         moving = ~resetting
         rows = moving.nonzero().squeeze(1)
@@ -141,44 +172,48 @@ class TokenGenerationVectorEnv(VectorEnv):
         rewards = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         q = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         d = self.discriminator
-        if d is not None:
-            ended = terminated.nonzero().squeeze(1)
-            if ended.numel():
-                q[ended] = d.prob_real(self._tokens[ended].to(model_device(d))).to(self.device, torch.float64)
-                check_finite("the discriminator's score D(Y)", q)
-            if self.reward_mode == "terminal":
-                rewards = q.clone()
-            else:
-                cont = (moving & ~terminated).nonzero().squeeze(1)
-                if cont.numel():
-                    q[cont] = self._mc_q(cont, acts[cont])
-                rewards = torch.where(moving, q if self.reward_mode == "q" else q - self._prev_q, rewards)
-                self._prev_q = torch.where(moving, q, self._prev_q)
-        self._needs_reset = terminated
-        infos = {
-            "length": self._lengths.cpu().numpy().copy(),
-            "_length": np.ones(self.num_envs, dtype=bool),
-        }
-        if d is not None:
-            infos["q"] = q.cpu().numpy()
-            infos["_q"] = moving.cpu().numpy()
+        ended = terminated.nonzero().squeeze(1)
+        if ended.numel():
+            q[ended] = d.prob_real(self._tokens[ended].to(model_device(d))).to(self.device, torch.float64)
+            check_finite("the discriminator's score D(Y)", q)
+        if self.reward_mode == "terminal":
+            rewards = q.clone()
+        else:
+            cont = (moving & ~terminated).nonzero().squeeze(1)
+            if cont.numel():
+                q[cont] = self._mc_q(cont, acts[cont])
+            rewards = torch.where(moving, q if self.reward_mode == "q" else q - self._prev_q, rewards)
+            self._prev_q = torch.where(moving, q, self._prev_q)
+        infos = {"length": self._lengths.cpu().numpy().copy(), "q": q.cpu().numpy()}
+        step_masks = {"_length": np.ones(self.num_envs, dtype=bool), "_q": moving.cpu().numpy()}
+        done = terminated.cpu().numpy()
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
+            # as SyncVectorEnv: the last observation and infos move to final_*, the row restarts now
+            final_info = {**infos, **{k: m & done for k, m in step_masks.items()}}
+            infos["final_obs"], infos["_final_obs"] = self._tokens.cpu().numpy().copy(), done
+            infos["final_info"], infos["_final_info"] = final_info, done
+            step_masks = {k: m & ~done for k, m in step_masks.items()}
+            step_masks["_length"] = np.ones(self.num_envs, dtype=bool)  # the reset's info has a length
+            self._reset_rows(terminated)
+            infos["length"] = self._lengths.cpu().numpy().copy()
+        else:
+            self._needs_reset = terminated
+        infos.update(step_masks)
         return (
             self._tokens.cpu().numpy().copy(),  # a copy: the state changes in place
             rewards.cpu().numpy(),
-            terminated.cpu().numpy(),
+            done,
             np.zeros(self.num_envs, dtype=bool),
             infos,
         )
 
-    def render(self) -> tuple[str, ...] | None:
-        if self.render_mode != "ansi":
+    def render(self) -> tuple[str, ...] | tuple[np.ndarray, ...] | None:
+        if self.render_mode not in ("ansi", "rgb_array"):
             return None
-        out = []
-        for tokens, length in zip(self._tokens.cpu().numpy(), self._lengths.tolist(), strict=True):
-            ids = tokens[:length].tolist()
-            vocab = self.template.vocab
-            out.append(f"[{length}/{self.seq_len}] " + " ".join(vocab[i] if vocab else str(i) for i in ids))
-        return tuple(out)
+        rows = zip(self._tokens.cpu().numpy(), self._lengths.tolist(), strict=True)
+        if self.render_mode == "rgb_array":
+            return tuple(sequence_image(tokens, length, self.vocab_size) for tokens, length in rows)
+        return tuple(render_text(tokens, length, self.template.vocab) for tokens, length in rows)
 
     # ------------------------------------------------------------------ internals
     def _check_actions(self, actions) -> torch.Tensor:

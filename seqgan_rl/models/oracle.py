@@ -1,7 +1,9 @@
 """The synthetic benchmark's oracle: an LSTM with fixed parameters that plays the real data.
 
 ``OracleLSTM.paper()`` loads the paper's parameters (``target_params.npz``, shipped with the package);
-``OracleLSTM.random(...)`` builds an N(0, 1) oracle of any size (e.g. the LeakGAN length-40 setting).
+``OracleLSTM.random(...)`` builds an N(0, 1) oracle of any size (e.g. the LeakGAN length-40 setting);
+``OracleLSTM.from_spec("paper" | "random:SEED" | "file.npz", seq_len=..., vocab_size=...)`` is what the
+command lines take. ``source`` names where an oracle came from (``"paper"``, ``"random:SEED"`` or a path).
 The recurrence is the one in the oracle README: a plain LSTM (gates i, f, o, candidate c~), zero
 initial state, first input = embedding of token 0, logits = h W_o + b_o, sampling at temperature 1.
 """
@@ -23,6 +25,7 @@ ARRAY_NAMES = ("g_embeddings", *GATE_ARRAYS, "Wo", "bo")
 """The 15 arrays of ``target_params.npz``, in the reference code's order."""
 
 PAPER_SEQ_LEN = 20
+PAPER_VOCAB_SIZE = 5000
 
 
 def expected_shapes(vocab_size: int, embed_dim: int, hidden_dim: int) -> dict[str, tuple[int, ...]]:
@@ -38,24 +41,68 @@ def expected_shapes(vocab_size: int, embed_dim: int, hidden_dim: int) -> dict[st
 class OracleLSTM(Generator):
     """A frozen LSTM language model with the oracle's recurrence; scores and samples sequences."""
 
-    def __init__(self, config: GeneratorConfig) -> None:
+    def __init__(self, config: GeneratorConfig, source: str = "arrays") -> None:
         super().__init__(config)
+        self.source = source
         self.requires_grad_(False)
         self.eval()
 
+    @property
+    def is_paper(self) -> bool:
+        """The paper's benchmark: its oracle at its length (what its published figures refer to)."""
+        return self.source == "paper" and self.seq_len == PAPER_SEQ_LEN
+
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def paper(cls, device: str | torch.device = "cpu") -> OracleLSTM:
-        """The SeqGAN paper's oracle (V 5000, E 32, H 32, T 20), from the package's data."""
+    def paper(cls, device: str | torch.device = "cpu", seq_len: int = PAPER_SEQ_LEN) -> OracleLSTM:
+        """The SeqGAN paper's oracle (V 5000, E 32, H 32, T 20), from the package's data; another ``seq_len``
+        generates longer or shorter sequences from the same LSTM."""
         path = resources.files("seqgan_rl") / "assets" / "target_params.npz"
         with resources.as_file(path) as p:
-            return cls.from_npz(p, seq_len=PAPER_SEQ_LEN, device=device)
+            oracle = cls.from_npz(p, seq_len=seq_len, device=device)
+        oracle.source = "paper"
+        return oracle
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: str = "paper",
+        seq_len: int | None = None,
+        vocab_size: int | None = None,
+        device: str | torch.device = "cpu",
+    ) -> OracleLSTM:
+        """The oracle a command line names: ``"paper"``, ``"random:SEED"`` (an N(0, 1) oracle with the paper's
+        embedding and hidden sizes, as LeakGAN and RankGAN build theirs) or the path of an ``.npz``.
+
+        Args:
+            seq_len: the sequence length (default: the file's, else the paper's 20).
+            vocab_size: ``random:SEED`` only (default 5000); the paper's and a file's come with them.
+
+        Raises:
+            ValueError: for a malformed spec or a size that does not apply. FileNotFoundError: no such file.
+        """
+        if spec.startswith("random:"):
+            try:
+                seed = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise ValueError(f"oracle {spec!r}: write random:SEED with an integer seed, e.g. random:0") from None
+            v = PAPER_VOCAB_SIZE if vocab_size is None else vocab_size
+            return cls.random(v, seq_len or PAPER_SEQ_LEN, seed=seed, device=device)
+        paper = spec == "paper"
+        oracle = cls.paper(device, seq_len or PAPER_SEQ_LEN) if paper else cls.from_npz(spec, seq_len, device)
+        if vocab_size is not None and vocab_size != oracle.vocab_size:
+            raise ValueError(
+                f"vocab size {vocab_size} does not apply to oracle {spec!r} (its vocabulary has {oracle.vocab_size} "
+                "tokens): drop it, or use a random oracle (random:SEED) of that size"
+            )
+        return oracle
 
     @classmethod
     def from_npz(
-        cls, path: str | os.PathLike, seq_len: int = PAPER_SEQ_LEN, device: str | torch.device = "cpu"
+        cls, path: str | os.PathLike, seq_len: int | None = None, device: str | torch.device = "cpu"
     ) -> OracleLSTM:
-        """Load the 15 arrays of the reference ``target_params`` layout (see ``ARRAY_NAMES``).
+        """Load the 15 arrays of the reference ``target_params`` layout (see ``ARRAY_NAMES``); ``seq_len``
+        defaults to the length the file stores (``save_npz``), else the paper's 20.
 
         Raises:
             FileNotFoundError: if ``path`` does not exist.
@@ -69,6 +116,8 @@ class OracleLSTM(Generator):
                 arrays = {k: npz[k] for k in npz.files}
         except Exception as exc:  # zipfile/pickle/value errors: all mean "not a usable npz"
             raise ValueError(f"{str(path)!r} is not a readable .npz of oracle parameters: {exc}") from exc
+        if seq_len is None:
+            seq_len = int(arrays["seq_len"]) if "seq_len" in arrays else PAPER_SEQ_LEN
         return cls.from_arrays(arrays, seq_len=seq_len, source=str(path)).to(device)
 
     @classmethod
@@ -94,7 +143,7 @@ class OracleLSTM(Generator):
         config = GeneratorConfig(
             vocab_size=emb.shape[0], seq_len=seq_len, embed_dim=emb.shape[1], hidden_dim=hidden, start_token=0
         )
-        oracle = cls(config)
+        oracle = cls(config, source)
         oracle._load_arrays({k: torch.as_tensor(np.asarray(arrays[k], dtype=np.float32)) for k in ARRAY_NAMES})
         return oracle
 
@@ -113,7 +162,7 @@ class OracleLSTM(Generator):
         rng = np.random.default_rng(seed)
         shapes = expected_shapes(vocab_size, embed_dim, hidden_dim)
         arrays = {k: rng.standard_normal(shapes[k]).astype(np.float32) for k in ARRAY_NAMES}
-        return cls.from_arrays(arrays, seq_len=config.seq_len, source=f"random(seed={seed})").to(device)
+        return cls.from_arrays(arrays, seq_len=config.seq_len, source=f"random:{seed}").to(device)
 
     # ------------------------------------------------------------------ parameter layout
     def _load_arrays(self, a: dict[str, torch.Tensor]) -> None:
@@ -143,7 +192,8 @@ class OracleLSTM(Generator):
         return {k: out[k].numpy().copy() for k in ARRAY_NAMES}
 
     def save_npz(self, path: str | os.PathLike) -> None:
-        np.savez(path, **self.to_arrays())
+        """The 15 arrays and the sequence length (``from_npz`` reads it back)."""
+        np.savez(path, **self.to_arrays(), seq_len=np.int64(self.seq_len))
 
     def train(self, mode: bool = True) -> OracleLSTM:  # an oracle never trains
         return super().train(False)

@@ -1,7 +1,8 @@
 """Tasks: a dataset to train on and the evaluator that scores it. One pipeline runs them all.
 
 - ``OracleTask``: the paper's synthetic benchmark (or any oracle LSTM): training and test sequences drawn
-  from the oracle (saved in the pre-training folder's ``data.pt``), NLL-oracle and NLL-test.
+  from the oracle (saved in the pre-training folder's ``data.pt``, with ``oracle.json`` naming the oracle,
+  checked whenever the data is reused), NLL-oracle and NLL-test.
 - ``TextTask``: real text (COCO captions or a user's sentence files): encoded sentences, BLEU/Self-BLEU
   and NLL-test; the run folder also gets ``vocab.json`` and the generator checkpoints carry the vocabulary.
 
@@ -10,6 +11,8 @@ A new dataset is a new task (a data source and an evaluator), not a new loop.
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 from typing import Any
 
@@ -21,7 +24,9 @@ from seqgan_rl.data.text import COCO, TextDataset, Vocabulary
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.training.bleu import BleuReferences
 from seqgan_rl.training.evaluators import BLEU_ORDERS, Evaluator, OracleEvaluator, TextEvaluator
-from seqgan_rl.training.run_folder import RunFolder
+from seqgan_rl.training.run_folder import RunFolder, read_json_file
+
+ORACLE_FILE = "oracle.json"
 
 
 class Task:
@@ -71,15 +76,16 @@ class OracleTask(Task):
     """The synthetic benchmark: an oracle LSTM plays the real data.
 
     Args:
-        oracle: the oracle; ``None`` loads the paper's (V 5000, T 20), whose published figures are the
-            ``references``.
+        oracle: the oracle (``OracleLSTM.from_spec`` builds the command lines' ones); ``None`` loads the
+            paper's (V 5000, T 20). Only the paper's benchmark has ``references``: the published figures
+            of other oracles (RankGAN's and LeakGAN's are random too) are not comparable.
     """
 
     name = "oracle"
 
     def __init__(self, oracle: OracleLSTM | None = None) -> None:
-        self.paper = oracle is None
         self.oracle = OracleLSTM.paper() if oracle is None else oracle
+        self.paper = self.oracle.is_paper
         self.references = (
             "paper: MLE 9.038, SeqGAN 8.736; oracle floor 5.75. Lower NLL-test = more diverse (covers the data)."
             if self.paper
@@ -89,19 +95,54 @@ class OracleTask(Task):
     def dims(self) -> dict[str, int | None]:
         return {"vocab_size": self.oracle.vocab_size, "seq_len": self.oracle.seq_len}
 
+    @property
+    def tag(self) -> str:
+        """A name part for default run folders: ``""`` for the paper's benchmark, else e.g. ``random0-V5000-T40``."""
+        if self.paper:
+            return ""
+        source = self.oracle.source
+        label = source.replace(":", "") if source == "paper" or source.startswith("random:") else "file"
+        return f"{label}-V{self.oracle.vocab_size}-T{self.oracle.seq_len}"
+
     def describe(self) -> str:
-        return f"{'paper' if self.paper else 'custom'} oracle (V={self.oracle.vocab_size}, T={self.oracle.seq_len})"
+        o = self.oracle
+        return f"{'paper' if self.paper else o.source} oracle (V={o.vocab_size}, T={o.seq_len})"
+
+    def identity(self) -> dict[str, Any]:
+        """What ``oracle.json`` records: the oracle's source, sizes and a SHA-256 of its parameters."""
+        digest = hashlib.sha256()
+        for name, array in sorted(self.oracle.to_arrays().items()):
+            digest.update(name.encode() + array.tobytes())
+        o = self.oracle
+        return {"source": o.source, "vocab_size": o.vocab_size, "seq_len": o.seq_len, "sha256": digest.hexdigest()}
 
     def load_data(self, config: PretrainConfig, folder: RunFolder, device: torch.device) -> OracleData:
-        """Oracle samples drawn from streams derived from the seed, saved as ``data.pt`` (reused)."""
+        """Oracle samples drawn from streams derived from the seed, saved as ``data.pt`` (reused) beside
+        ``oracle.json``.
+
+        Raises:
+            ValueError: if the folder's data was drawn from another oracle.
+        """
+        identity = self.identity()
         if folder.has("data.pt"):
+            if folder.has(ORACLE_FILE):
+                saved = read_json_file(folder.path / ORACLE_FILE)
+                if saved["sha256"] != identity["sha256"] or saved["seq_len"] != identity["seq_len"]:
+                    raise ValueError(
+                        f"{folder.path} holds data drawn from the oracle {saved['source']!r} (V={saved['vocab_size']}, "
+                        f"T={saved['seq_len']}), not from {self.describe()}: pass the same oracle, or another folder"
+                    )
             return OracleData(**folder.load_torch("data.pt"))
         data = make_oracle_data(self.oracle.to(device), config.data, config.seed)
+        folder.save_text(ORACLE_FILE, json.dumps(identity, indent=2))
         folder.save_torch("data.pt", {"train": data.train, "test": data.test})
         return data
 
     def evaluator(self, config: PretrainConfig, data: Any, device: torch.device) -> OracleEvaluator:
         return OracleEvaluator(self.oracle.to(device), data.test, config.data.num_eval_samples)
+
+    def summary(self) -> dict[str, Any]:
+        return {"task": self.name, "oracle": self.oracle.source, "paper_benchmark": self.paper}
 
 
 class TextTask(Task):
@@ -145,6 +186,25 @@ class TextTask(Task):
 
     def summary(self) -> dict[str, Any]:
         return {"task": "text", "dataset": self.dataset.name, "data_stats": self.dataset.stats}
+
+
+def add_oracle_arguments(p: argparse.ArgumentParser) -> None:
+    """The oracle benchmark's command-line options (``train_agent.py``, ``compare_algos.py``, ``pretrain.py``):
+    ``--oracle``, ``--seq-len``, ``--vocab-size``; ``oracle_from_args`` builds the oracle they name."""
+    p.add_argument(
+        "--oracle", "--oracle-file", dest="oracle", default=None,
+        help="paper (default) | random:SEED (an N(0,1) oracle, LeakGAN/RankGAN style) | FILE.npz",
+    )  # fmt: skip
+    p.add_argument("--seq-len", type=int, default=None, help="sequence length (default: the oracle's; paper 20)")
+    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary of a random:SEED oracle (default 5000)")
+
+
+def oracle_from_args(args: argparse.Namespace) -> OracleLSTM:
+    """The oracle of ``--oracle``, ``--seq-len`` and ``--vocab-size`` (raises ValueError with the fix)."""
+    for flag, value in (("--seq-len", args.seq_len), ("--vocab-size", args.vocab_size)):
+        if value is not None and value < (2 if flag == "--vocab-size" else 1):
+            raise ValueError(f"{flag} must be >= {2 if flag == '--vocab-size' else 1}, got {value}")
+    return OracleLSTM.from_spec(args.oracle or "paper", args.seq_len, args.vocab_size)
 
 
 def _fmt(dims: dict[str, Any]) -> str:
