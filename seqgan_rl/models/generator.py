@@ -1,11 +1,8 @@
 """The LSTM generator: SeqGAN's policy G_theta(y_t | Y_{1:t-1}).
 
-One model serves every use, batched over any batch size:
-
-- ``forward`` / ``log_probs``: teacher-forced scores of given sequences (MLE, REINFORCE, NLL-test);
-- ``step``: one step, previous token and hidden state in, logits and new state out (env, rollouts);
-- ``sample``: whole sequences; ``rollout``: continue sampling from given hidden states;
-- ``prefix_states``: the hidden state after every prefix of given sequences (cached for rollouts).
+One model serves every use, batched: teacher-forced scores (``forward``, ``log_probs``: MLE, REINFORCE,
+NLL-test), one step (``step``: env, rollouts), whole sequences (``sample``), continuations from given states
+(``rollout``) and the state after every prefix of given sequences (``prefix_states``, cached for rollouts).
 
 State convention: ``state_k`` is the LSTM state after reading the first ``k`` inputs (the start token,
 then y_1..y_{k-1}); ``output(h_k)`` are the logits of y_k. To continue after the prefix Y_{1:t}, feed
@@ -136,10 +133,7 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def prefix_states(self, tokens: torch.Tensor) -> State:
-        """States after every prefix: ``(h, c)``, each ``(B, T, H)``; index k-1 holds ``state_k``.
-
-        ``state_k`` has read the start token and y_1..y_{k-1}; rollouts after Y_{1:t} feed y_t to it.
-        """
+        """States after every prefix: ``(h, c)``, each ``(B, T, H)``; index k-1 holds ``state_k`` (module doc)."""
         check_token_batch(tokens, self.vocab_size)
         b, t = tokens.shape
         state, prev, states = self.initial_state(b), self.start_tokens(b), []
