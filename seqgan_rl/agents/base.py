@@ -1,10 +1,9 @@
 """What the training loop needs of a policy-gradient algorithm.
 
-The loop (``seqgan_rl.training.trainer.Trainer``) is written once, as SB3's ``learn()`` is: it asks the agent
-for a batch (``collect``), hands the batch back for one update (``update``), then moves the reward's rollout
-policy and fires the callbacks (discriminator retraining, evaluation, checkpoints). An algorithm implements
-only those two steps and its checkpoint state; adding one is one ``Agent`` subclass, its config in
-``seqgan_rl.config`` and a line in ``seqgan_rl.agents.AGENTS``. An agent never imports the loop.
+The loop (``seqgan_rl.training.trainer.Trainer``, written once as SB3's ``learn()`` is) asks the agent for a
+batch (``collect``) and hands it back for one update (``update``). An algorithm implements only those two steps
+and its checkpoint state: one ``Agent`` subclass, its config in ``seqgan_rl.config`` and a line in
+``seqgan_rl.agents.AGENTS``. An agent never imports the loop.
 """
 
 from __future__ import annotations
