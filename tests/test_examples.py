@@ -1,5 +1,6 @@
 """The examples run as written (tiny sizes): a plain Gymnasium loop, a CleanRL-style PPO on the
-Gymnasium vector API, and Stable-Baselines3 PPO (skipped without the sb3 extra)."""
+Gymnasium vector API, Stable-Baselines3 PPO and A2C (skipped without the sb3 extra), TorchRL's collector
+(skipped without the torchrl extra)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,22 @@ def test_sb3_ppo_example(capsys):
     pytest.importorskip("stable_baselines3")
     run_example("sb3_ppo", "--tiny", "--updates", "2")
     assert "2 PPO updates" in capsys.readouterr().out
+
+
+def test_torchrl_collector_example(capsys):
+    """GymEnv on the single env and GymWrapper on the native vector env pass TorchRL's spec checks; a
+    collector runs over both halves of a D update and the rewards follow D."""
+    pytest.importorskip("torchrl")
+    run_example("torchrl_collector", "--tiny", "--frames", "192")
+    out = capsys.readouterr().out
+    assert "GymEnv: specs check" in out and "GymWrapper(gym.make_vec(..., num_envs=4)): specs check" in out
+    q = [float(ln.rsplit(" ", 1)[1]) for ln in out.splitlines() if ln.startswith("batch ")]
+    assert len(q) == 8 and "D retrained" in out
+    assert max(q[4:]) < min(q[:4])  # the update taught D that G's sequences are fake: Q falls at once
+
+
+def test_sb3_a2c_example(capsys):
+    pytest.importorskip("stable_baselines3")
+    run_example("sb3_a2c", "--tiny", "--updates", "2")
+    out = capsys.readouterr().out
+    assert "2 A2C updates of 4 sequences" in out and "rgb_array" in out

@@ -12,43 +12,94 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from seqgan_rl.envs import TokenGenerationVectorEnv, make_token_generation_env
 
+MODES = list(AutoresetMode)
 
-def run_both(reward_mode, discriminator, num_envs=3, steps=3 * T + 2, seed=11, eos=None):
+
+def run_both(reward_mode, discriminator, num_envs=3, steps=3 * T + 2, seed=11, eos=None, mode=AutoresetMode.NEXT_STEP):
+    """Step the native vector env and SyncVectorEnv over single envs side by side in autoreset ``mode``:
+    observations, rewards, terminations, truncations and the infos must agree (DISABLED: the driver resets
+    finished sub-envs with a mask, as TorchRL does)."""
     gen = tiny_generator()
     kwargs = {"generator": gen, "discriminator": discriminator, "eos_token": eos}
     if eos is not None:
         kwargs["pad_token"] = 0
-    native = TokenGenerationVectorEnv(num_envs, reward_mode=reward_mode, num_rollouts=4, **kwargs)
+    native = TokenGenerationVectorEnv(num_envs, reward_mode=reward_mode, num_rollouts=4, autoreset_mode=mode, **kwargs)
     sync = SyncVectorEnv(
-        [lambda: make_token_generation_env(reward_mode=reward_mode, num_rollouts=4, **kwargs)] * num_envs
+        [lambda: make_token_generation_env(reward_mode=reward_mode, num_rollouts=4, **kwargs)] * num_envs,
+        autoreset_mode=mode,
     )
+    assert native.autoreset_mode == sync.autoreset_mode == native.metadata["autoreset_mode"] == mode
     rng = np.random.default_rng(seed)
     o1, _ = native.reset(seed=seed)
     o2, _ = sync.reset(seed=seed)
     np.testing.assert_array_equal(o1, o2)
+    ended = 0
     for _ in range(steps):
         a = rng.integers(0, V, size=num_envs)
         s1, s2 = native.step(a), sync.step(a)
         for x, y in zip(s1[:4], s2[:4], strict=True):  # obs, reward, terminated, truncated
             np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+        i1, i2 = s1[4], s2[4]
+        if mode == AutoresetMode.SAME_STEP and s2[2].any():
+            ended += 1
+            np.testing.assert_array_equal(i1["_final_obs"], i2["_final_obs"])
+            for i in np.flatnonzero(i2["_final_obs"]):
+                np.testing.assert_array_equal(i1["final_obs"][i], i2["final_obs"][i])
+            f1, f2 = i1["final_info"], i2["final_info"]
+            for key in [k for k in ("length", "q") if k in f2]:  # a bare env (terminal mode) has no q
+                np.testing.assert_array_equal(f1["_" + key], f2["_" + key])
+                np.testing.assert_allclose(f1[key][f1["_" + key]], f2[key][f2["_" + key]], atol=1e-6)
+        for key in [k for k in ("length", "q") if reward_mode != "terminal" or k != "q"]:
+            mask = i2.get("_" + key, np.zeros(num_envs, dtype=bool))
+            np.testing.assert_array_equal(i1["_" + key], mask)
+            if mask.any():
+                np.testing.assert_allclose(i1[key][mask], i2[key][mask], atol=1e-6)
+        if mode == AutoresetMode.DISABLED and s2[2].any():
+            ended += 1
+            mask = s2[2].copy()
+            o1, _ = native.reset(options={"reset_mask": mask})
+            o2, _ = sync.reset(options={"reset_mask": mask})
+            np.testing.assert_array_equal(o1, o2)
+    assert mode == AutoresetMode.NEXT_STEP or ended > 0
     return native
 
 
-def test_declares_next_step_autoreset():
+def test_declares_next_step_autoreset_by_default():
     assert TokenGenerationVectorEnv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert TokenGenerationVectorEnv(2, vocab_size=V, seq_len=T).autoreset_mode == AutoresetMode.NEXT_STEP
+    with pytest.raises(ValueError, match="autoreset_mode='later'"):
+        TokenGenerationVectorEnv(2, vocab_size=V, seq_len=T, autoreset_mode="later")
 
 
-def test_matches_sync_vector_env_terminal_reward():
-    run_both("terminal", tiny_discriminator())
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_sync_vector_env_terminal_reward(mode):
+    run_both("terminal", tiny_discriminator(), mode=mode)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("reward_mode", ["q", "shaped"])
-def test_matches_sync_vector_env_with_deterministic_q(reward_mode):
-    run_both(reward_mode, FirstTokenD())
+def test_matches_sync_vector_env_with_deterministic_q(reward_mode, mode):
+    run_both(reward_mode, FirstTokenD(), mode=mode)
 
 
-def test_matches_sync_vector_env_with_eos():
-    run_both("terminal", tiny_discriminator(), eos=2, steps=4 * T)
+@pytest.mark.parametrize("mode", MODES)
+def test_matches_sync_vector_env_with_eos(mode):
+    run_both("terminal", tiny_discriminator(), eos=2, steps=4 * T, mode=mode)
+
+
+def test_disabled_mode_refuses_to_step_a_finished_sub_env():
+    env = TokenGenerationVectorEnv(
+        2, generator=tiny_generator(), discriminator=FirstTokenD(), autoreset_mode="Disabled"
+    )
+    env.reset(seed=0)
+    for _ in range(T):
+        env.step(np.array([1, 2]))
+    with pytest.raises(ResetNeeded, match=r"sub-envs \[0, 1\] have ended.*reset_mask"):
+        env.step(np.array([1, 2]))
+    obs, _ = env.reset(options={"reset_mask": np.array([True, False])})
+    assert (obs[0] == V).all() and (obs[1] != V).all()
+    with pytest.raises(ResetNeeded, match=r"sub-envs \[1\]"):
+        env.step(np.array([1, 2]))
 
 
 def test_episode_and_autoreset_step():

@@ -15,6 +15,7 @@ from seqgan_rl.envs.token_generation import (
     REWARD_MODES,
     MCRolloutReward,
     TokenGenerationEnv,
+    check_reward_gamma,
     make_token_generation_env,
 )
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
@@ -23,6 +24,7 @@ ENV_ID = "seqgan_rl/TokenGeneration-v0"
 
 __all__ = [
     "ENV_ID", "REWARD_MODES", "ConstantReward", "EMARolloutPolicy", "MCRolloutReward", "PrefixStateCache", "Reward",
-    "SeqGANReward", "TokenGenerationEnv", "TokenGenerationVectorEnv", "make_token_generation_env", "mc_q_values",
+    "SeqGANReward", "TokenGenerationEnv", "TokenGenerationVectorEnv", "check_reward_gamma", "make_token_generation_env",
+    "mc_q_values",
     "prefix_q_values", "rollout_completions", "sample_prefix_completions",
 ]  # fmt: skip

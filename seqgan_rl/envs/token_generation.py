@@ -368,8 +368,7 @@ def check_reward_gamma(reward_mode: str | Any, gamma: float) -> None:
         ValueError: naming the discount that fits, if ``gamma`` does not.
     """
     if not isinstance(reward_mode, str):
-        env = getattr(reward_mode, "unwrapped", reward_mode)
-        reward_mode = getattr(reward_mode, "reward_mode", getattr(env, "reward_mode", "terminal"))
+        reward_mode = _reward_mode_of(reward_mode)
     if reward_mode not in GAMMA_FOR_MODE:
         raise ValueError(f"reward_mode={reward_mode!r}: choose one of {tuple(GAMMA_FOR_MODE)}")
     want = GAMMA_FOR_MODE[reward_mode]
@@ -378,12 +377,25 @@ def check_reward_gamma(reward_mode: str | Any, gamma: float) -> None:
         raise ValueError(f"reward_mode {reward_mode!r} needs gamma={want:g} ({why}), got gamma={gamma}")
 
 
+def _reward_mode_of(env: Any) -> str:
+    """The reward mode of a Gymnasium env or vector env, however wrapped, or of an SB3 ``VecEnv``."""
+    try:
+        if hasattr(env, "get_attr"):  # SB3 VecEnv
+            return env.get_attr("reward_mode")[0]
+        if hasattr(env, "get_wrapper_attr"):  # Gymnasium wrappers do not forward attributes
+            return env.get_wrapper_attr("reward_mode")
+        return env.reward_mode
+    except AttributeError:
+        return "terminal"  # a bare TokenGenerationEnv: D(Y) at the end
+
+
 def check_home_process(name: str, model: Any) -> None:
-    """Refuse a model that is a copy in a worker process of the one the training loop updates.
+    """Refuse a model that is a copy, in a worker process, of one that a live process is training.
 
     Models record the process that built them (``seqgan_rl.utils.HOME_PID``; other objects are marked on
-    first use). A model whose home is this process's parent was copied into a vectorization worker:
-    updates to the original never reach it, so its rewards would silently go stale.
+    first use). A model whose home is another process that is still running was copied here by pickling
+    (``AsyncVectorEnv``, SB3's ``SubprocVecEnv``, TorchRL's ``ParallelEnv``): the original's updates never
+    reach the copy, so its rewards would silently go stale.
 
     Raises:
         RuntimeError: saying which vectorization to use instead.
@@ -392,13 +404,24 @@ def check_home_process(name: str, model: Any) -> None:
     if home is None:
         with contextlib.suppress(AttributeError, TypeError):  # an object that takes no attributes: no check
             setattr(model, HOME_PID, os.getpid())
-    elif home != os.getpid() and home == os.getppid():
+    elif home != os.getpid() and _process_is_running(home):
         raise RuntimeError(
-            f"this env's {name} is a copy in worker process {os.getpid()} of the one in process {home} "
+            f"this env's {name} is a copy in process {os.getpid()} of the one in running process {home} "
             "(AsyncVectorEnv, SB3 SubprocVecEnv, TorchRL ParallelEnv or GymEnv(num_envs=N)): the original's "
             "updates would never reach it. Keep the env in the training process: gym.make_vec(ID, num_envs=N, "
-            "...) (the native vector env), SyncVectorEnv, SB3 DummyVecEnv or TorchRL SerialEnv"
+            "...) (the native vector env), SyncVectorEnv, SB3 DummyVecEnv or TorchRL SerialEnv. (If this "
+            "process trains the copy itself, call seqgan_rl.utils.mark_home_process(model) first.)"
         )
+
+
+def _process_is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # running, under another user
+        return True
+    return True
 
 
 def render_text(tokens: np.ndarray, length: int, vocab: Sequence[str] | None) -> str:

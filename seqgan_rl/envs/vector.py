@@ -190,7 +190,10 @@ class TokenGenerationVectorEnv(VectorEnv):
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             # as SyncVectorEnv: the last observation and infos move to final_*, the row restarts now
             final_info = {**infos, **{k: m & done for k, m in step_masks.items()}}
-            infos["final_obs"], infos["_final_obs"] = self._tokens.cpu().numpy().copy(), done
+            final_obs = np.full(self.num_envs, None, dtype=object)  # as gymnasium: one array per finished row
+            for i in np.flatnonzero(done):
+                final_obs[i] = self._tokens[i].cpu().numpy().copy()
+            infos["final_obs"], infos["_final_obs"] = final_obs, done
             infos["final_info"], infos["_final_info"] = final_info, done
             step_masks = {k: m & ~done for k, m in step_masks.items()}
             step_masks["_length"] = np.ones(self.num_envs, dtype=bool)  # the reset's info has a length

@@ -14,12 +14,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqgan_rl.config import DiscriminatorConfig
-from seqgan_rl.utils import check_token_batch, eval_mode
+from seqgan_rl.utils import check_token_batch, eval_mode, mark_home_process
 
 
 class Discriminator(nn.Module):
     def __init__(self, config: DiscriminatorConfig | None = None) -> None:
         super().__init__()
+        mark_home_process(self)
         self.config = config or DiscriminatorConfig.paper()
         c = self.config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)

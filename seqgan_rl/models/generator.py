@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models.sampling import sample_categorical
-from seqgan_rl.utils import check_temperature, check_token_batch, pad_after_eos, valid_mask
+from seqgan_rl.utils import check_temperature, check_token_batch, mark_home_process, pad_after_eos, valid_mask
 
 State = tuple[torch.Tensor, torch.Tensor]
 """LSTM state ``(h, c)``, each ``(B, H)``."""
@@ -32,6 +32,7 @@ class Generator(nn.Module):
 
     def __init__(self, config: GeneratorConfig | None = None) -> None:
         super().__init__()
+        mark_home_process(self)
         self.config = config or GeneratorConfig()
         c = self.config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
