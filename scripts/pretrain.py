@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Pre-train SeqGAN's generator (MLE) and discriminator on the paper's oracle benchmark.
+"""Pre-train SeqGAN's generator (MLE) and discriminator on the paper's oracle benchmark (or another oracle).
 
     python scripts/pretrain.py                       # preset 'auto': paper on CUDA, cpu on a CPU
     python scripts/pretrain.py --preset paper --out runs/pretrain-paper
     python scripts/pretrain.py --out runs/x --resume # continue a killed run
+    python scripts/pretrain.py --oracle random:0 --seq-len 40   # the length-40 benchmark's oracle
 
-Writes to the run folder: config.json, data.pt (train/test oracle samples), metrics.csv (NLL-oracle and
+Writes to the run folder: config.json, data.pt (train/test oracle samples) with oracle.json, metrics.csv (NLL-oracle and
 NLL-test every --eval-every epochs, D loss/accuracy per round), pretrain_checkpoint.pt (atomic, resumable)
 and pretrained.pt (final G and D).
 """
@@ -22,10 +23,9 @@ import torch
 from tqdm import tqdm
 
 from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
-from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import resolve_preset, train_preset, with_options
 from seqgan_rl.training.pretrain import run_pretraining
-from seqgan_rl.training.tasks import OracleTask
+from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, seed_everything
 
 
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=None, help="evaluate every N MLE epochs (default 5)")
     p.add_argument("--d-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
     p.add_argument("--discriminator", choices=DISCRIMINATOR_PRESETS, default=None, help="override D preset")
-    p.add_argument("--oracle-file", default=None, help=".npz of oracle parameters (default: the paper's)")
+    add_oracle_arguments(p)
     return p.parse_args(argv)
 
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         device = get_device(args.device)
         preset = resolve_preset(args.preset, device.type)
-        task = OracleTask(OracleLSTM.from_npz(args.oracle_file) if args.oracle_file else None)
+        task = OracleTask(oracle_from_args(args))
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         options = {"mle_epochs": args.mle_epochs, "mle_eval_every": args.eval_every, "d_pretrain_rounds": args.d_rounds}
@@ -63,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         seed_everything(args.seed)
-        out = args.out or f"runs/pretrain-{preset}-seed{args.seed}"
-        print(f"pre-training: preset={preset} device={device} threads={torch.get_num_threads()} out={out}")
+        out = args.out or f"runs/pretrain-{preset}" + (f"-{task.tag}" if task.tag else "") + f"-seed{args.seed}"
+        print(
+            f"pre-training: {task.describe()} preset={preset} device={device} threads={torch.get_num_threads()} "
+            f"out={out}"
+        )
         start = time.perf_counter()
         result = run_pretraining(config, out, device, task, resume=args.resume, progress=tqdm, force=args.force)
     except NonFiniteError as exc:  # raised by run_pretraining only: out is set
@@ -76,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     m = result.mle_metrics
     print(
         f"done in {time.perf_counter() - start:.1f} s: MLE NLL-oracle {m['eval/nll_oracle']:.3f}, "
-        f"NLL-test {m['eval/nll_test']:.3f} (oracle floor 5.75; paper MLE 9.038). Outputs in {out}"
+        f"NLL-test {m['eval/nll_test']:.3f}"
+        + (" (oracle floor 5.75; paper MLE 9.038)" if task.paper else "")
+        + f". Outputs in {out}"
     )
     return 0
 
