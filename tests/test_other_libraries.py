@@ -267,3 +267,22 @@ def test_env_takes_the_vocabulary_a_text_checkpoint_stores(tmp_path):
         env.reset(seed=0)
         env.step(5)
         assert env.render() == f"[1/{T}] w1"
+
+
+def test_a_discriminator_needs_only_what_the_docstring_says():
+    """``vocab_size``, ``seq_len`` and ``prob_real``: no ``device`` attribute, no parameters, in every env."""
+
+    class MinimalD:
+        vocab_size, seq_len = V, T
+
+        def prob_real(self, tokens):
+            return (tokens[:, 0].double() + 1.0) / (V + 1.0)
+
+    g = tiny_generator()
+    for env in (
+        TokenGenerationVectorEnv(2, **env_kwargs(g, MinimalD())),
+        gym.make(ENV_ID, **env_kwargs(g, MinimalD())),
+    ):
+        env.reset(seed=0)
+        reward = env.step(np.array([4, 4]) if hasattr(env, "num_envs") else 4)[1]
+        assert np.allclose(reward, 5 / (V + 1))
