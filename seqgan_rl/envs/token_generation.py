@@ -88,7 +88,8 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
 
     ## Version History
 
-    - v0: initial release.
+    - v0: initial release. Since 0.1.0 (2026-12) a step that needs D without one raises instead of returning
+      0, ``render_mode="rgb_array"`` exists, and models copied into a worker process are refused.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
