@@ -18,3 +18,15 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def paper_oracle() -> OracleLSTM:
     return OracleLSTM.paper()
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each device a test must hold on: the CPU, and CUDA where this machine has it (else skipped, saying so)."""
+    return torch.device(request.param)
