@@ -123,7 +123,7 @@ class ReinforceAgent(Agent):
             raise ValueError(f"REINFORCE consumes per-token Q: use reward_mode='q', not {env.reward_mode!r}")
         g, n, t_len = self.generator, env.num_envs, env.seq_len
         g.eval()
-        env.reset(seed=None if rng is None else int(torch.randint(2**31, (1,), generator=rng)))
+        env.reset(seed=None if rng is None else int(torch.randint(2**31, (1,), generator=rng, device=rng.device)))
         state, prev, bound = g.initial_state(n), g.start_tokens(n), g.logit_bound()
         seqs = torch.zeros(n, t_len, dtype=torch.long, device=g.device)
         rewards = torch.zeros(n, t_len)
