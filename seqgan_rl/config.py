@@ -222,7 +222,7 @@ class PretrainConfig:
             )
 
 
-BASELINES = ("none", "batch_mean", "position_mean")
+BASELINES = ("none", "batch_mean", "position_mean", "rollout_value", "rloo")
 
 
 @dataclass(frozen=True)
@@ -235,8 +235,11 @@ class ReinforceConfig:
     batch_size: int = 64
     """Sequences per update."""
     baseline: str = "none"
-    """``"none"`` (paper), ``"batch_mean"`` (subtract the mean Q of the batch) or ``"position_mean"``
-    (subtract the mean Q of each position over the batch)."""
+    """``"none"`` (paper), ``"batch_mean"`` (subtract the mean Q of the batch), ``"position_mean"``
+    (subtract the mean Q of each position over the batch), ``"rollout_value"`` (A_t = Q_t - Q_{t-1}: the
+    rollouts of the prefix before y_t already estimate its value; Q_0 = the batch's mean Q_1) or ``"rloo"``
+    (leave-one-out: subtract the mean Q of the same position over the *other* sequences of the batch, an
+    unbiased baseline; RLOO with the batch as the group)."""
     normalize: bool = False
     """Divide advantages by their standard deviation over the batch."""
     entropy_coef: float = 0.0
@@ -331,7 +334,22 @@ class PPOConfig:
         return self.num_envs
 
 
-AGENT_CONFIGS: dict[str, type] = {"reinforce": ReinforceConfig, "ppo": PPOConfig}
+@dataclass(frozen=True)
+class KLReinforceConfig(ReinforceConfig):
+    """REINFORCE with a KL penalty towards the generator it started from (the MLE checkpoint), as TRL's PPO
+    regularises: each token's return becomes ``Q_t - kl_coef * sum_{s >= t} (log pi(y_s) - log pi_MLE(y_s))``
+    (the penalty of every later token is part of the return from t)."""
+
+    kl_coef: float = 0.05
+    """beta, the weight of the per-token log-ratio to the reference policy."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.kl_coef >= 0:
+            raise ValueError(f"KLReinforceConfig.kl_coef={self.kl_coef} must be >= 0")
+
+
+AGENT_CONFIGS: dict[str, type] = {"reinforce": ReinforceConfig, "reinforce_kl": KLReinforceConfig, "ppo": PPOConfig}
 """Each algorithm's config class, by the name ``TrainConfig.algo`` (and ``--algo``) uses; the agents
 themselves are in ``seqgan_rl.agents.AGENTS``."""
 
@@ -382,7 +400,8 @@ class TrainConfig:
     seed: int = 0
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     algo: str = "reinforce"
-    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"ppo"``); ``agent`` is its config."""
+    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"ppo"``); ``agent`` is
+    its config."""
     agent: ReinforceConfig | PPOConfig = field(default_factory=ReinforceConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
@@ -391,7 +410,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.seed={self.seed} differs from pretrain.seed={self.pretrain.seed}")
         if self.algo not in AGENT_CONFIGS:
             raise ValueError(f"TrainConfig.algo={self.algo!r}: choose one of {tuple(AGENT_CONFIGS)}")
-        if not isinstance(self.agent, AGENT_CONFIGS[self.algo]):
+        if type(self.agent) is not AGENT_CONFIGS[self.algo]:  # exactly: KLReinforceConfig is a ReinforceConfig
             raise ValueError(
                 f"TrainConfig: algo={self.algo!r} needs a {AGENT_CONFIGS[self.algo].__name__}, "
                 f"got a {type(self.agent).__name__}"

@@ -100,8 +100,8 @@ def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int 
       negatives, Adam 3e-4), evaluated every 10 updates. About 15 minutes per seed on one CPU thread.
 
     Args:
-        algo: the agent (``"reinforce"`` or ``"ppo"``) with its default config; PPO generates as many
-            sequences per update as REINFORCE (64).
+        algo: the agent (``"reinforce"``, ``"reinforce_kl"`` or ``"ppo"``) with its default config; PPO
+            generates as many sequences per update as REINFORCE (64).
         dims: as for ``pretrain_preset``.
     """
     if algo not in AGENT_CONFIGS:
@@ -135,13 +135,13 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
     Args:
         options: ``mle_epochs``, ``mle_eval_every``, ``d_pretrain_rounds``, ``eval_samples`` (pre-training);
             ``iterations``, ``num_rollouts``, ``eval_every``, ``reward`` (the adversarial phase); ``baseline``
-            (REINFORCE), ``reward_mode`` (PPO).
+            (REINFORCE), ``kl_coef`` (REINFORCE with KL), ``reward_mode`` (PPO).
 
     Raises:
         ValueError: for an unknown option, or a value the configs refuse (naming the field).
     """
     o = {k: v for k, v in options.items() if v is not None}
-    unknown = set(o) - {*_PRETRAIN_OPTIONS, *_ADVERSARIAL_OPTIONS, "baseline", "reward_mode"}
+    unknown = set(o) - {*_PRETRAIN_OPTIONS, *_ADVERSARIAL_OPTIONS, *_AGENT_OPTIONS}
     if unknown:
         raise ValueError(f"unknown options {sorted(unknown)}")
     pre = config.pretrain
@@ -149,7 +149,7 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
         if key in o:
             pre = replace(pre, **{section: replace(getattr(pre, section), **{name: o[key]})})
     adv = replace(config.adversarial, **{k: o[k] for k in _ADVERSARIAL_OPTIONS if k in o})
-    agent_options = {k: o[k] for k in ("baseline", "reward_mode") if k in o}
+    agent_options = {k: o[k] for k in _AGENT_OPTIONS if k in o}
     try:
         agent = replace(config.agent, **agent_options)
     except TypeError as exc:
@@ -162,3 +162,4 @@ _PRETRAIN_OPTIONS = {
     "d_pretrain_rounds": ("d_pretrain", "rounds"), "eval_samples": ("data", "num_eval_samples"),
 }  # fmt: skip
 _ADVERSARIAL_OPTIONS = ("iterations", "num_rollouts", "eval_every", "reward")
+_AGENT_OPTIONS = ("baseline", "reward_mode", "kl_coef")

@@ -117,3 +117,77 @@ def test_config_validation():
         ReinforceConfig(reduction="max")
     with pytest.raises(ValueError, match="must be > 0"):
         ReinforceConfig(lr=0)
+
+
+def test_rollout_value_and_leave_one_out_baselines_by_hand():
+    q = torch.tensor([[0.2, 0.5, 0.9], [0.4, 0.3, 0.1], [0.6, 0.7, 0.8]])
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    # A_t = Q_t - Q_{t-1}; before the first token, V ~ the batch's mean Q_1 = 0.4
+    want = torch.tensor([[0.2 - 0.4, 0.3, 0.4], [0.0, -0.1, -0.2], [0.2, 0.1, 0.1]])
+    torch.testing.assert_close(compute_advantages(q, mask, "rollout_value"), want)
+    # RLOO: minus the mean of the same position over the two other sequences
+    want = torch.tensor(
+        [[0.2 - 0.5, 0.5 - 0.5, 0.9 - 0.45], [0.4 - 0.4, 0.3 - 0.6, 0.1 - 0.85], [0.6 - 0.3, 0.7 - 0.4, 0.8 - 0.5]]
+    )
+    torch.testing.assert_close(compute_advantages(q, mask, "rloo"), want)
+    assert float(compute_advantages(q, mask, "rloo").sum()) != pytest.approx(0.0)  # unlike the plain mean
+    mask[1, 2] = False  # a sequence ended before the last position: left out of the others' baseline there
+    loo = compute_advantages(q, mask, "rloo")
+    assert loo[0, 2] == pytest.approx(0.9 - 0.8) and loo[1, 2] == 0.0
+    assert compute_advantages(q, mask, "rollout_value")[1, 2] == 0.0
+
+
+@pytest.mark.parametrize("baseline", ["rollout_value", "rloo"])
+def test_new_baselines_push_the_better_sequence_up_and_the_worse_down(baseline):
+    gen = tiny_generator()
+    seqs = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 1, 2]])
+    rewards = torch.tensor([[0.5, 0.6, 0.7, 0.8, 0.9, 0.95], [0.5, 0.4, 0.3, 0.2, 0.1, 0.05]])
+    batch = RolloutBatch(seqs, rewards, torch.ones_like(seqs, dtype=torch.bool))
+    with torch.no_grad():
+        before = gen.log_probs(seqs)
+    ReinforceAgent(gen, ConstantReward(), ReinforceConfig(lr=0.05, batch_size=2, baseline=baseline)).update(batch)
+    with torch.no_grad():
+        after = gen.log_probs(seqs)
+    assert float(after[0].sum()) > float(before[0].sum()) and float(after[1].sum()) < float(before[1].sum())
+
+
+def test_kl_regularised_returns_by_hand_and_the_pull_towards_the_mle_policy():
+    from seqgan_rl.agents.reinforce import KLReinforceAgent
+    from seqgan_rl.config import KLReinforceConfig
+
+    gen = tiny_generator()
+    agent = KLReinforceAgent(gen, ConstantReward(), KLReinforceConfig(batch_size=2, kl_coef=0.5))
+    seqs = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 1, 2]])
+    q = torch.full((2, 6), 0.5)
+    batch = RolloutBatch(seqs, q, torch.ones_like(seqs, dtype=torch.bool))
+    log_probs = gen.log_probs(seqs).detach()
+    returns, extra = agent.returns(batch, log_probs)
+    torch.testing.assert_close(returns, q, rtol=0, atol=1e-6)  # pi == pi_MLE at the start: no penalty
+    assert extra["train/kl"] == pytest.approx(0.0, abs=1e-6)
+    shifted = log_probs + torch.tensor([[0.1, 0.2, 0.0, 0.0, 0.0, 0.3], [0.0] * 6])  # pi above pi_MLE on row 0
+    returns, extra = agent.returns(batch, shifted)
+    to_go = torch.tensor([[0.6, 0.5, 0.3, 0.3, 0.3, 0.3], [0.0] * 6])  # sum_{s >= t} of the log-ratios
+    torch.testing.assert_close(returns, q - 0.5 * to_go, rtol=0, atol=1e-5)
+    assert extra["train/kl"] == pytest.approx(0.6 / 12, abs=1e-6)
+    # a reward that only ever favours sequence 0 moves the plain agent further from pi_MLE than the KL agent
+    rewards = torch.zeros(2, 6)
+    rewards[0] = 1.0
+    batch = RolloutBatch(seqs, rewards, torch.ones_like(seqs, dtype=torch.bool))
+    plain_g, kl_g = tiny_generator(), tiny_generator()
+    plain = ReinforceAgent(plain_g, ConstantReward(), ReinforceConfig(lr=0.05, batch_size=2))
+    kl = KLReinforceAgent(kl_g, ConstantReward(), KLReinforceConfig(lr=0.05, batch_size=2, kl_coef=2.0))
+    for _ in range(5):
+        plain.update(batch)
+        metrics = kl.update(batch)
+    with torch.no_grad():
+        ref = tiny_generator().log_probs(seqs)
+        drift = [float((g.log_probs(seqs) - ref).abs().sum()) for g in (plain_g, kl_g)]
+    assert drift[1] < drift[0] and "train/kl" in metrics  # (on fixed sequences the log-ratio has either sign)
+    state = kl.state_dict()  # the reference travels with checkpoints
+    again = KLReinforceAgent(tiny_generator(seed=5), ConstantReward(), KLReinforceConfig(batch_size=2))
+    again.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(again.reference.state_dict().values(), ref_state(), strict=True))
+
+
+def ref_state():
+    return tiny_generator().state_dict().values()

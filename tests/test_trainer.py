@@ -212,3 +212,33 @@ def test_a_callback_returning_false_stops_training(tmp_path):
     trainer.train()
     assert trainer.iteration == 2
     assert [r["train/seen"] for r in rows_without_time(tmp_path / "metrics.csv")] == ["1", "2"]
+
+
+def test_kl_regularised_reinforce_runs_and_resumes_exactly(tmp_path, task, monkeypatch):
+    """A new agent is one class and its config on the same loop: its reference policy is checkpointed, so an
+    interrupted run resumes bit for bit."""
+    from seqgan_rl.agents.reinforce import KLReinforceAgent
+    from seqgan_rl.config import KLReinforceConfig
+
+    base = tiny_train_config(iterations=4)
+    cfg = dataclasses.replace(base, algo="reinforce_kl", agent=KLReinforceConfig(batch_size=8, kl_coef=0.2))
+    with pytest.raises(ValueError, match="needs a KLReinforceConfig"):
+        dataclasses.replace(base, algo="reinforce_kl")
+    straight = run_training(cfg, tmp_path / "a", torch.device("cpu"), task)
+    assert "train/kl" in rows_without_time(tmp_path / "a" / "metrics.csv")[1]
+    real_update, calls = KLReinforceAgent.update, {"n": 0}
+
+    def dying_update(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real_update(self, batch)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(KLReinforceAgent, "update", dying_update)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(cfg, tmp_path / "b", torch.device("cpu"), task)
+    resumed = run_training(cfg, tmp_path / "b", torch.device("cpu"), task, resume=True)
+    assert rows_without_time(tmp_path / "a" / "metrics.csv") == rows_without_time(tmp_path / "b" / "metrics.csv")
+    for x, y in zip(straight.generator.state_dict().values(), resumed.generator.state_dict().values(), strict=True):
+        assert torch.equal(x, y)

@@ -16,6 +16,7 @@ from seqgan_rl.models.generator import Generator
 
 AGENTS: dict[str, str] = {
     "reinforce": "seqgan_rl.agents.reinforce:ReinforceAgent",
+    "reinforce_kl": "seqgan_rl.agents.reinforce:KLReinforceAgent",
     "ppo": "seqgan_rl.agents.sb3_ppo:PPOAgent",
 }
 """Each algorithm's agent class (imported on demand: PPO needs the ``sb3`` extra), by the names of
@@ -37,7 +38,7 @@ def make_agent(
     """
     if algo not in AGENTS:
         raise ValueError(f"unknown algorithm {algo!r}: choose one of {tuple(AGENTS)}")
-    if not isinstance(config, AGENT_CONFIGS[algo]):
+    if type(config) is not AGENT_CONFIGS[algo]:
         raise ValueError(f"algo {algo!r} needs a {AGENT_CONFIGS[algo].__name__}, got {type(config).__name__}")
     module, name = AGENTS[algo].split(":")
     try:

@@ -6,19 +6,21 @@ The paper's update (the default) is
 
 summed over the batch's B x T tokens, with no baseline, no discount and no normalisation; Q comes from
 the environment's reward code (``seqgan_rl.envs.SeqGANReward``, or the vector env step by step). Options: a
-baseline (batch mean or per-position mean of Q), reward normalisation, an entropy bonus, a mean instead of
-a sum, a temperature.
+baseline (batch mean, per-position mean, the rollout value Q_{t-1}, leave-one-out), reward normalisation, an
+entropy bonus, a mean instead of a sum, a temperature. ``KLReinforceAgent`` adds a KL penalty towards the
+MLE policy it started from.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from seqgan_rl.agents.base import Agent
-from seqgan_rl.config import BASELINES, ReinforceConfig
+from seqgan_rl.config import BASELINES, KLReinforceConfig, ReinforceConfig
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 from seqgan_rl.models.generator import Generator
@@ -52,6 +54,13 @@ def compute_advantages(rewards: torch.Tensor, mask: torch.Tensor, baseline: str 
     elif baseline == "position_mean":
         per_pos = adv.sum(dim=0) / m.sum(dim=0).clamp(min=1)  # (T,)
         adv = (rewards - per_pos) * m
+    elif baseline == "rollout_value":  # A_t = Q_t - Q_{t-1}; V(empty prefix) ~ the batch's mean Q_1
+        first = adv[:, :1].sum() / m[:, :1].sum().clamp(min=1)
+        previous = torch.cat([first.expand(rewards.shape[0], 1), rewards[:, :-1]], dim=1)  # (B, T)
+        adv = (rewards - previous) * m
+    elif baseline == "rloo":  # the mean of the same position over the other valid sequences
+        others = (adv.sum(dim=0) - adv) / (m.sum(dim=0) - m).clamp(min=1)  # (B, T)
+        adv = (rewards - others) * m
     elif baseline != "none":
         raise ValueError(f"baseline={baseline!r}: choose one of {BASELINES}")
     if normalize:
@@ -148,7 +157,8 @@ class ReinforceAgent(Agent):
         logp_all = torch.log_softmax(logits, dim=-1)
         log_probs = logp_all.gather(-1, batch.sequences.unsqueeze(-1)).squeeze(-1)  # (B, T)
         entropy = -(logp_all.exp() * logp_all).sum(-1) if c.entropy_coef else None
-        adv = compute_advantages(batch.rewards, batch.mask, c.baseline, c.normalize)
+        returns, extra = self.returns(batch, log_probs.detach())
+        adv = compute_advantages(returns, batch.mask, c.baseline, c.normalize)
         loss = reinforce_loss(log_probs, adv, batch.mask, entropy, c.entropy_coef, c.reduction)
         check_finite("the REINFORCE loss", loss)
         self.optimizer.zero_grad(set_to_none=True)
@@ -162,7 +172,12 @@ class ReinforceAgent(Agent):
             "train/grad_norm": float(grad_norm),
             "train/mean_q": float((batch.rewards * m).sum() / m.sum().clamp(min=1)),
             "train/sample_nll": float(-(log_probs.detach() * m).sum() / m.sum().clamp(min=1)),
+            **extra,
         }
+
+    def returns(self, batch: RolloutBatch, log_probs: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The per-token returns the advantages are computed from, and extra metrics: SeqGAN's Q as it is."""
+        return batch.rewards, {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict()}
@@ -174,3 +189,36 @@ class ReinforceAgent(Agent):
     def _mask(self, seqs: torch.Tensor) -> torch.Tensor:
         """Positions up to and including each row's first end token (all of them without one)."""
         return valid_mask(seqs, self.generator.config.eos_token)
+
+
+class KLReinforceAgent(ReinforceAgent):
+    """REINFORCE with a KL penalty towards the reference policy pi_MLE (a frozen copy of the generator as it was
+    given, i.e. the MLE checkpoint): the return of token t is
+
+        Q_t - beta * sum_{s >= t} (log pi(y_s | y_<s) - log pi_MLE(y_s | y_<s)),
+
+    the per-token KL reward of TRL's PPO (Ziegler et al. 2019) summed into SeqGAN's per-token returns. It keeps
+    the policy near the MLE model, the usual guard against mode collapse. The reference scores at temperature 1.
+    """
+
+    metric_fields = (*ReinforceAgent.metric_fields, "train/kl")
+
+    def __init__(self, generator: Generator, reward: Reward, config: KLReinforceConfig | None = None) -> None:
+        super().__init__(generator, reward, config or KLReinforceConfig())
+        self.reference = copy.deepcopy(generator).eval().requires_grad_(False)
+
+    def returns(self, batch: RolloutBatch, log_probs: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            ref = self.reference.log_probs(batch.sequences)  # (B, T)
+        m = batch.mask.to(log_probs.dtype)
+        log_ratio = (log_probs - ref) * m  # (B, T), per token
+        to_go = log_ratio.flip(1).cumsum(1).flip(1)  # sum over s >= t
+        kl = float(log_ratio.sum() / m.sum().clamp(min=1))
+        return batch.rewards - self.config.kl_coef * to_go, {"train/kl": kl}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "reference": self.reference.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.reference.load_state_dict(state["reference"])
