@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import train_preset, with_options
-from seqgan_rl.training.compare import ALGOS, TEMPERATURES, run_comparison, write_outputs
+from seqgan_rl.training.compare import ALGOS, TEMPERATURES, matched_rows, run_comparison, write_outputs
 from seqgan_rl.training.run_folder import read_json_file
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, seed_everything
@@ -66,6 +67,18 @@ def build_config(args: argparse.Namespace, oracle: OracleLSTM):
     return with_options(cfg, **{k: getattr(args, k) for k in keys})
 
 
+def warn_if_the_curve_is_short(records: list[dict]) -> None:
+    """Say so when the MLE generator's temperature sweep does not reach a row's NLL-test (its Δ is then
+    missing): long sequences move NLL-test further than the default temperatures cool."""
+    short = sorted({r["algo"] for r in matched_rows(records) if r["algo"] != "mle" and math.isnan(r["minus_mle_temp"])})
+    if short:
+        print(
+            f"note: the MLE + temperature curve does not reach the NLL-test of {', '.join(short)}: sweep the MLE "
+            "row colder, e.g. --resume --algos mle --temperatures 0.6 0.65 0.7 0.75 0.8 0.85 0.9 0.95 1.0 1.1",
+            file=sys.stderr,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -90,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for p in write_outputs(records, results_dir, name):
             print(f"written: {p}")
+        warn_if_the_curve_is_short(records)
         return 0
     try:
         if args.threads is not None and args.threads < 1:
@@ -126,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for p in write_outputs(records, results_dir, name):
         print(f"written: {p}")
+    warn_if_the_curve_is_short(records)
     print((results_dir / f"{name}.md").read_text())
     print((results_dir / f"{name}_frontier.md").read_text())
     return 0
