@@ -47,12 +47,12 @@ def test_torchrl_collector_example(capsys):
     """GymEnv on the single env and GymWrapper on the native vector env pass TorchRL's spec checks; a
     collector runs over both halves of a D update and the rewards follow D."""
     pytest.importorskip("torchrl")
-    run_example("torchrl_collector", "--tiny", "--frames", "192")
+    run_example("torchrl_collector", "--tiny", "--frames", "384")  # 16 batches of 4 sequences x 6 tokens
     out = capsys.readouterr().out
     assert "GymEnv: specs check" in out and "GymWrapper(gym.make_vec(..., num_envs=4)): specs check" in out
     q = [float(ln.rsplit(" ", 1)[1]) for ln in out.splitlines() if ln.startswith("batch ")]
-    assert len(q) == 8 and "D retrained" in out
-    assert max(q[4:]) < min(q[:4])  # the update taught D that G's sequences are fake: Q falls at once
+    assert len(q) == 16 and "D retrained" in out
+    assert max(q[8:]) < min(q[:8])  # the update taught D that G's sequences are fake: Q falls at once
 
 
 def test_sb3_a2c_example(capsys):
