@@ -147,16 +147,8 @@ def test_tiny_run_and_its_resume(device, tmp_path, monkeypatch):
     task, cfg = tiny_runs.tiny_task(), tiny_runs.tiny_config(iterations=3, mle_epochs=1, every=1)
     straight = run_training(cfg, tmp_path / "a", device, task)
     assert straight.generator.device.type == device.type and straight.summary["iterations"] == 3
-    real_update, calls = ReinforceAgent.update, {"n": 0}
-
-    def dying_update(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real_update(self, batch)
-
     with monkeypatch.context() as mp:
-        mp.setattr(ReinforceAgent, "update", dying_update)
+        tiny_runs.interrupt_update(mp, ReinforceAgent, call=3)
         with pytest.raises(KeyboardInterrupt):
             run_training(cfg, tmp_path / "b", device, task)
     resumed = run_training(cfg, tmp_path / "b", device, task, resume=True)

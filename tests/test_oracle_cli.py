@@ -4,31 +4,14 @@ pre-training's data is never reused for another oracle."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-import pytest
 import torch
+from test_scripts import _keep_threads, load_script  # noqa: F401  (the fixture restores torch's threads)
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = ["--mle-epochs", "1", "--d-pretrain-rounds", "1", "--iterations", "2", "--eval-every", "1",
         "--eval-samples", "64", "--num-rollouts", "2", "--threads", "1"]  # fmt: skip
 LONG = ["--oracle", "random:1", "--seq-len", "40", "--vocab-size", "12"]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_length_40_random_oracle_through_train_agent(tmp_path, capsys):

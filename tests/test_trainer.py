@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from env_helpers import tiny_generator
-from tiny_runs import tiny_config
+from tiny_runs import interrupt_update, tiny_config
 
 from seqgan_rl.agents.reinforce import ReinforceAgent
 from seqgan_rl.config import DiscriminatorTrainConfig, ReinforceConfig, TrainConfig
@@ -226,16 +226,8 @@ def test_kl_regularised_reinforce_runs_and_resumes_exactly(tmp_path, task, monke
         dataclasses.replace(base, algo="reinforce_kl")
     straight = run_training(cfg, tmp_path / "a", torch.device("cpu"), task)
     assert "train/kl" in rows_without_time(tmp_path / "a" / "metrics.csv")[1]
-    real_update, calls = KLReinforceAgent.update, {"n": 0}
-
-    def dying_update(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real_update(self, batch)
-
     with monkeypatch.context() as mp:
-        mp.setattr(KLReinforceAgent, "update", dying_update)
+        interrupt_update(mp, KLReinforceAgent, call=4)
         with pytest.raises(KeyboardInterrupt):
             run_training(cfg, tmp_path / "b", torch.device("cpu"), task)
     resumed = run_training(cfg, tmp_path / "b", torch.device("cpu"), task, resume=True)

@@ -58,6 +58,19 @@ def tiny_task() -> OracleTask:
     return OracleTask(OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3))
 
 
+def interrupt_update(monkeypatch, agent_cls, call: int) -> None:
+    """Make ``agent_cls.update`` raise ``KeyboardInterrupt`` at its ``call``-th call (1-based), in process."""
+    real, n = agent_cls.update, {"calls": 0}
+
+    def update(self, batch):
+        n["calls"] += 1
+        if n["calls"] == call:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(agent_cls, "update", update)
+
+
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
