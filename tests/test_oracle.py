@@ -203,6 +203,8 @@ def test_oracle_specs_of_the_command_lines(tmp_path):
     assert (f.vocab_size, f.seq_len, f.source) == (50, 40, str(tmp_path / "r.npz"))
     with pytest.raises(ValueError, match="random:SEED"):
         OracleLSTM.from_spec("random:x")
+    with pytest.raises(ValueError, match="seq_len must be > 0"):
+        OracleLSTM.from_spec("random:0", seq_len=0)
     with pytest.raises(ValueError, match="vocab size 100 does not apply"):
         OracleLSTM.from_spec("paper", vocab_size=100)
     with pytest.raises(FileNotFoundError):

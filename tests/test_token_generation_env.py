@@ -84,7 +84,9 @@ def test_no_silent_zero_rewards_without_a_discriminator(reward_mode):
     with pytest.raises(RuntimeError, match="no discriminator set.*set_discriminator"):
         for _ in range(T):  # q/shaped: the first step; terminal: the last
             env.step(1)
+    before = env.unwrapped.length
     env.unwrapped.set_discriminator(tiny_discriminator())
+    assert env.step(1)[0].tolist().count(1) == before + 1  # the refused step changed nothing: it goes on
     env.reset(seed=0)
     rewards = [env.step(1)[1] for _ in range(T)]
     assert 0 < rewards[-1] < 1

@@ -180,9 +180,11 @@ class TokenGenerationEnv(gym.Env[np.ndarray, np.int64]):
         if self._needs_reset:
             raise ResetNeeded("step() called before reset() or after the episode ended: call reset() first")
         token = as_token(action, self.vocab_size)
+        terminated = self._length + 1 == self.seq_len or (self.eos_token is not None and token == self.eos_token)
+        if terminated and self.discriminator is None:  # before any change: set D and step again
+            raise RuntimeError(NO_DISCRIMINATOR)
         self._tokens[self._length] = token
         self._length += 1
-        terminated = self._length == self.seq_len or (self.eos_token is not None and token == self.eos_token)
         info = self._get_info()
         reward = 0.0
         if terminated:

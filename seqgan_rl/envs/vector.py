@@ -149,6 +149,8 @@ class TokenGenerationVectorEnv(VectorEnv):
         if not self._started:
             raise ResetNeeded("step() called before reset(): call reset() first")
         acts = self._check_actions(actions)  # (n,) on device
+        if self.discriminator is None:  # before any change: set D and step again
+            raise RuntimeError(NO_DISCRIMINATOR)
         resetting = self._needs_reset.clone()  # all False unless NEXT_STEP / DISABLED left rows finished
         if self.autoreset_mode == AutoresetMode.DISABLED and bool(resetting.any()):
             rows = resetting.nonzero().squeeze(1).tolist()
@@ -157,8 +159,6 @@ class TokenGenerationVectorEnv(VectorEnv):
                 "reset(options={'reset_mask': mask}) for them before the next step"
             )
         self._reset_rows(resetting)
-        if self.discriminator is None:
-            raise RuntimeError(NO_DISCRIMINATOR)
         if self.reward_mode != "terminal":
             self._prefix_states()  # rollouts start from the state before this step's tokens
         moving = ~resetting

@@ -81,15 +81,15 @@ class OracleLSTM(Generator):
         Raises:
             ValueError: for a malformed spec or a size that does not apply. FileNotFoundError: no such file.
         """
+        t = PAPER_SEQ_LEN if seq_len is None else seq_len  # a file's default is its own length
         if spec.startswith("random:"):
             try:
                 seed = int(spec.split(":", 1)[1])
             except ValueError:
                 raise ValueError(f"oracle {spec!r}: write random:SEED with an integer seed, e.g. random:0") from None
             v = PAPER_VOCAB_SIZE if vocab_size is None else vocab_size
-            return cls.random(v, seq_len or PAPER_SEQ_LEN, seed=seed, device=device)
-        paper = spec == "paper"
-        oracle = cls.paper(device, seq_len or PAPER_SEQ_LEN) if paper else cls.from_npz(spec, seq_len, device)
+            return cls.random(v, t, seed=seed, device=device)
+        oracle = cls.paper(device, t) if spec == "paper" else cls.from_npz(spec, seq_len, device)
         if vocab_size is not None and vocab_size != oracle.vocab_size:
             raise ValueError(
                 f"vocab size {vocab_size} does not apply to oracle {spec!r} (its vocabulary has {oracle.vocab_size} "

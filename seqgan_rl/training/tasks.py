@@ -201,9 +201,10 @@ def add_oracle_arguments(p: argparse.ArgumentParser) -> None:
 
 def oracle_from_args(args: argparse.Namespace) -> OracleLSTM:
     """The oracle of ``--oracle``, ``--seq-len`` and ``--vocab-size`` (raises ValueError with the fix)."""
-    for flag, value in (("--seq-len", args.seq_len), ("--vocab-size", args.vocab_size)):
-        if value is not None and value < (2 if flag == "--vocab-size" else 1):
-            raise ValueError(f"{flag} must be >= {2 if flag == '--vocab-size' else 1}, got {value}")
+    if args.seq_len is not None and args.seq_len < 1:
+        raise ValueError(f"--seq-len must be >= 1, got {args.seq_len}")
+    if args.vocab_size is not None and args.vocab_size < 2:
+        raise ValueError(f"--vocab-size must be >= 2, got {args.vocab_size}")
     return OracleLSTM.from_spec(args.oracle or "paper", args.seq_len, args.vocab_size)
 
 
