@@ -22,6 +22,7 @@ import time
 import torch
 from tqdm import tqdm
 
+from seqgan_rl import distributed
 from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
 from seqgan_rl.presets import resolve_preset, train_preset, with_options
 from seqgan_rl.training.pretrain import run_pretraining
@@ -46,11 +47,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def error(message: str) -> None:
+    """A user's mistake, on stderr: once (by rank 0) under torchrun."""
+    if distributed.is_main():
+        print(f"error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        device = get_device(args.device)
+        return _main(args)
+    finally:
+        distributed.shutdown()
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        device = distributed.init_from_env(get_device(args.device))  # under torchrun: this rank's device
+        distributed.quiet_other_ranks()
         preset = resolve_preset(args.preset, device.type)
         task = OracleTask(oracle_from_args(args))
         if args.threads is not None and args.threads < 1:
@@ -69,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             f"out={out}"
         )
         start = time.perf_counter()
-        result = run_pretraining(config, out, device, task, resume=args.resume, progress=tqdm, force=args.force)
+        progress = tqdm if distributed.is_main() else None
+        result = run_pretraining(config, out, device, task, resume=args.resume, progress=progress, force=args.force)
     except NonFiniteError as exc:  # raised by run_pretraining only: out is set
-        print(f"error: {exc}. The last checkpoint in {out} is intact: --resume continues from it.", file=sys.stderr)
+        error(f"{exc}. The last checkpoint in {out} is intact: --resume continues from it.")
         return 1
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     m = result.mle_metrics
     print(

@@ -7,6 +7,7 @@
     python scripts/train_agent.py --algo ppo                    # SB3 PPO from the same MLE checkpoint (sb3 extra)
     python scripts/train_agent.py --dataset coco                # real text: COCO captions, scored by BLEU
     python scripts/train_agent.py --oracle random:0 --seq-len 40  # the length-40 benchmark (LeakGAN/RankGAN)
+    torchrun --nproc_per_node 2 scripts/train_agent.py --threads 1  # one run, data-parallel over 2 processes
 
 Pipeline: pre-training (MLE, then D; reused if the run folder already has it), then adversarial
 iterations (sample 64 sequences, Q by Monte-Carlo rollouts scored by D, one update of the agent, retrain D),
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from seqgan_rl import distributed
 from seqgan_rl.agents import AGENTS
 from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, TrainConfig
 from seqgan_rl.data.text import load_text_dataset
@@ -102,6 +104,11 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
         raise ValueError("--force starts a run in a folder that holds none: it does not go with --resume")
     if args.algo == "ppo" and (args.reward != "mc" or args.baseline is not None):
         raise ValueError("--algo ppo trains on SeqGAN's reward with a learned critic: no --reward constant/--baseline")
+    if args.algo == "ppo" and distributed.launched():
+        raise ValueError(
+            "--algo ppo runs in one process (SB3 has no data-parallel PPO): start it without torchrun, or use "
+            "--algo reinforce under torchrun"
+        )
     if args.kl_coef is not None and args.algo != "reinforce_kl":
         raise ValueError("--kl-coef is the KL weight of --algo reinforce_kl")
     if args.algo != "ppo" and args.reward_mode is not None:
@@ -126,11 +133,25 @@ def display_name(key: str) -> str:
     return name
 
 
+def error(message: str) -> None:
+    """A user's mistake, on stderr: once (by rank 0) under torchrun, where every rank stops with it."""
+    if distributed.is_main():
+        print(f"error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        device = get_device(args.device)
+        return _main(args)
+    finally:
+        distributed.shutdown()
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        device = distributed.init_from_env(get_device(args.device))  # under torchrun: this rank's device
+        distributed.quiet_other_ranks()
         task = make_task(args)
         config = build_config(args, task, device)
         default = f"text-{task.name}" if isinstance(task, TextTask) else f"{args.algo}-{config.preset}"
@@ -138,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             default += f"-{task.tag}"
         out = Path(args.out or f"runs/{default}-seed{args.seed}")
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -150,14 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         result = run_training(
-            config, out, device, task, resume=args.resume, pretrain_dir=args.pretrain_dir, progress=tqdm,
-            force=args.force,
+            config, out, device, task, resume=args.resume, pretrain_dir=args.pretrain_dir,
+            progress=tqdm if distributed.is_main() else None, force=args.force,
         )  # fmt: skip
     except NonFiniteError as exc:
-        print(f"error: {exc}. The last checkpoint in {out} is intact: --resume continues from it.", file=sys.stderr)
+        error(f"{exc}. The last checkpoint in {out} is intact: --resume continues from it.")
         return 1
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error(str(exc))
         return 2
     s = result.summary
     keys = result.evaluator.report

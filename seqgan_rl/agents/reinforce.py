@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from seqgan_rl import distributed
 from seqgan_rl.agents.base import Agent
 from seqgan_rl.config import BASELINES, KLReinforceConfig, ReinforceConfig
 from seqgan_rl.envs.rollout import Reward
@@ -73,7 +74,7 @@ def compute_advantages(rewards: torch.Tensor, mask: torch.Tensor, baseline: str 
 
 def reinforce_loss(
     log_probs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, entropy: torch.Tensor | None = None,
-    entropy_coef: float = 0.0, reduction: str = "sum",
+    entropy_coef: float = 0.0, reduction: str = "sum", count: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """``-sum_{b,t} log pi(y_bt) * A_bt`` (pure function; ``reduction="mean"`` divides by the token count).
 
@@ -84,13 +85,17 @@ def reinforce_loss(
         entropy: ``(B, T)`` policy entropy per position, for the bonus.
         entropy_coef: bonus weight.
         reduction: ``"sum"`` or ``"mean"``.
+        count: the token count the mean divides by (default: this batch's valid positions; data-parallel:
+            the whole batch's, over every rank).
     """
     m = mask.to(log_probs.dtype)
     objective = log_probs * advantages.detach() * m
     if entropy is not None and entropy_coef:
         objective = objective + entropy_coef * entropy * m
     total = -objective.sum()
-    return total if reduction == "sum" else total / m.sum().clamp(min=1)
+    if reduction == "sum":
+        return total
+    return total / (m.sum() if count is None else count).clamp(min=1)
 
 
 class ReinforceAgent(Agent):
@@ -102,6 +107,11 @@ class ReinforceAgent(Agent):
         reward: scores a batch: ``reward.sequence_q(sequences, rng) -> (B, T)`` (``SeqGANReward``,
             ``ConstantReward``).
         config: the update's hyperparameters.
+
+    Data-parallel under torchrun (``seqgan_rl.distributed``): each rank samples and scores its share of
+    ``batch_size``; the advantages are computed over the whole batch (its returns gathered from every rank,
+    so baselines and normalisation see all of it), each rank backpropagates its own rows and the gradients
+    are summed before clipping: the update is the single-process update of the whole batch.
     """
 
     metric_fields = ("train/pg_loss", "train/grad_norm", "train/mean_q", "train/sample_nll")
@@ -118,7 +128,9 @@ class ReinforceAgent(Agent):
         """Sample ``batch_size`` sequences and score every token with the reward (one draw from ``rng`` after
         the other: the sequences, then their rollouts)."""
         self.generator.eval()
-        seqs = self.generator.sample(self.config.batch_size, rng, temperature=self.config.temperature)
+        seqs = self.generator.sample(
+            distributed.local_share(self.config.batch_size), rng, temperature=self.config.temperature
+        )
         rewards = self.reward.sequence_q(seqs, rng).to(seqs.device, torch.float32)
         if rewards.shape != seqs.shape:
             raise ValueError(f"the reward must return (B, T) = {tuple(seqs.shape)}, got {tuple(rewards.shape)}")
@@ -158,11 +170,18 @@ class ReinforceAgent(Agent):
         log_probs = logp_all.gather(-1, batch.sequences.unsqueeze(-1)).squeeze(-1)  # (B, T)
         entropy = -(logp_all.exp() * logp_all).sum(-1) if c.entropy_coef else None
         returns, extra = self.returns(batch, log_probs.detach())
-        adv = compute_advantages(returns, batch.mask, c.baseline, c.normalize)
-        loss = reinforce_loss(log_probs, adv, batch.mask, entropy, c.entropy_coef, c.reduction)
-        check_finite("the REINFORCE loss", loss)
+        count = None
+        if distributed.enabled():  # the advantages of the whole batch; this rank's rows of them
+            all_mask = distributed.gather_rows(batch.mask)
+            adv = compute_advantages(distributed.gather_rows(returns), all_mask, c.baseline, c.normalize)
+            adv, count = adv[distributed.own_rows(all_mask.shape[0])], all_mask.sum()
+        else:
+            adv = compute_advantages(returns, batch.mask, c.baseline, c.normalize)
+        loss = reinforce_loss(log_probs, adv, batch.mask, entropy, c.entropy_coef, c.reduction, count)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        loss = distributed.sum_gradients(g.parameters(), loss.detach().reshape(1)).squeeze(0)
+        check_finite("the REINFORCE loss", loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(g.parameters(), c.grad_clip)
         check_finite("the policy gradient's norm", grad_norm)
         self.optimizer.step()
@@ -170,8 +189,8 @@ class ReinforceAgent(Agent):
         return {
             "train/pg_loss": float(loss.detach()),
             "train/grad_norm": float(grad_norm),
-            "train/mean_q": float((batch.rewards * m).sum() / m.sum().clamp(min=1)),
-            "train/sample_nll": float(-(log_probs.detach() * m).sum() / m.sum().clamp(min=1)),
+            "train/mean_q": distributed.mean((batch.rewards * m).sum(), m.sum()),
+            "train/sample_nll": distributed.mean(-(log_probs.detach() * m).sum(), m.sum()),
             **extra,
         }
 
@@ -213,7 +232,7 @@ class KLReinforceAgent(ReinforceAgent):
         m = batch.mask.to(log_probs.dtype)
         log_ratio = (log_probs - ref) * m  # (B, T), per token
         to_go = log_ratio.flip(1).cumsum(1).flip(1)  # sum over s >= t
-        kl = float(log_ratio.sum() / m.sum().clamp(min=1))
+        kl = distributed.mean(log_ratio.sum(), m.sum())
         return batch.rewards - self.config.kl_coef * to_go, {"train/kl": kl}
 
     def state_dict(self) -> dict[str, Any]:

@@ -47,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 
+from seqgan_rl import distributed
 from seqgan_rl.agents.base import Agent
 from seqgan_rl.config import GAMMA_FOR_MODE, GeneratorConfig, PPOConfig
 from seqgan_rl.envs.rollout import Reward
@@ -354,6 +355,11 @@ class PPOAgent(Agent):
 
     @classmethod
     def build(cls, generator, reward, config, *, seed=0, device="cpu", total_updates=None) -> PPOAgent:
+        if distributed.enabled():
+            raise ValueError(
+                "--algo ppo runs in one process (SB3 has no data-parallel PPO): start it without torchrun, or "
+                "use --algo reinforce under torchrun"
+            )
         return cls(generator, reward, config, seed=seed, device=device, total_updates=total_updates)
 
     def collect(self, rng: torch.Generator | None = None) -> dict[str, float]:

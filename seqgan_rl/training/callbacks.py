@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from seqgan_rl import distributed
 from seqgan_rl.config import DiscriminatorTrainConfig
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.training.evaluators import Evaluator
@@ -216,7 +217,7 @@ class EvalCallback(Callback):
 
     def _evaluate(self) -> None:
         tr, ev = self.trainer, self.evaluator
-        rng = make_rng(derive_seed(tr.seed, ev.streams["adversarial"], tr.iteration), tr.device)
+        rng = make_rng(distributed.rank_seed(derive_seed(tr.seed, ev.streams["adversarial"], tr.iteration)), tr.device)
         m = ev.checked(tr.agent.generator, rng, tr.agent.temperature)  # NaN or diverged: NonFiniteError
         self.last = {"iteration": tr.iteration, **m}
         key = ev.select_key

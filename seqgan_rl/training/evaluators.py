@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import torch
 
+from seqgan_rl import distributed
 from seqgan_rl.data.text import Vocabulary
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.training.bleu import BleuReferences, self_bleu
-from seqgan_rl.training.metrics import evaluate, sample_in_eval_mode
+from seqgan_rl.training.metrics import evaluate, sample_in_eval_mode, sharded_nll
 from seqgan_rl.utils import check_finite, check_nll
 
 BLEU_ORDERS = (2, 3, 4, 5)
@@ -105,11 +106,20 @@ class TextEvaluator(Evaluator):
     def evaluate(
         self, generator: Generator, rng: torch.Generator | None = None, temperature: float = 1.0
     ) -> dict[str, float]:
-        sents = generate_sentences(generator, self.vocab, self.num_samples, rng, temperature)
+        if not distributed.enabled():
+            sents = generate_sentences(generator, self.vocab, self.num_samples, rng, temperature)
+            return {"eval/nll_test": generator.nll(self.test_tokens, temperature), **self._scores(sents)}
+        # under torchrun: each rank samples its share, rank 0 scores them all, NLL-test is sharded
+        local = sample_in_eval_mode(generator, distributed.local_share(self.num_samples), rng, temperature)
+        tokens = distributed.gather_rows(local).cpu()
+        scores = distributed.on_main(lambda: self._scores(self.vocab.decode_batch(tokens)))
+        test = self.test_tokens[distributed.shard(self.test_tokens.shape[0])]
+        return {"eval/nll_test": sharded_nll(generator, test, temperature), **scores}
+
+    def _scores(self, sents: list[list[str]]) -> dict[str, float]:
         bleu = self.references.corpus_scores(sents, BLEU_ORDERS)
         sb = self_bleu(sents, SELF_BLEU_ORDERS)
         return {
-            "eval/nll_test": generator.nll(self.test_tokens, temperature),
             **{f"eval/bleu{n}": s for n, s in bleu.items()},
             **{f"eval/self_bleu{n}": s for n, s in sb.items()},
             "eval/mean_len": sum(map(len, sents)) / len(sents),

@@ -30,7 +30,8 @@ class MetricsLogger:
         tensorboard_dir: also write TensorBoard events there, if the ``tensorboard`` package is installed.
         expected_steps: with ``resume_step``, the steps the checkpoint says were logged: the kept rows must
             hold exactly those, in order (else the file was changed, and ``ValueError`` names it).
-        folder: the run folder (``seqgan_rl.training.run_folder``) whose manifest records the file's checksum.
+        folder: the run folder (``seqgan_rl.training.run_folder``) whose manifest records the file's checksum;
+            one that ``writes`` nothing (a torchrun rank other than 0) makes the logger check rows and write none.
 
     Raises:
         ValueError: a resumed file that is unreadable, not in step order, or without the expected rows.
@@ -42,6 +43,11 @@ class MetricsLogger:
     ) -> None:  # fmt: skip
         self.path, self.folder = Path(path), folder
         self.fieldnames = ["step", *fieldnames]
+        self.rows: list[dict[str, str]] = []
+        self._tb = None
+        self.writes = getattr(folder, "writes", True)  # under torchrun, rank 0 alone writes
+        if not self.writes:
+            return
         kept: list[dict[str, str]] = []
         if resume_step is not None and self.path.exists():
             kept = [row for row in read_metrics(self.path) if int(row["step"]) <= resume_step]
@@ -61,7 +67,6 @@ class MetricsLogger:
         else:
             atomic_write_text(buf.getvalue(), self.path)
         self.rows = [dict(r) for r in kept]
-        self._tb = None
         if tensorboard_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -83,6 +88,8 @@ class MetricsLogger:
             raise KeyError(f"metrics {sorted(unknown)} are not columns of {self.path.name}: {self.fieldnames}")
         for key, value in metrics.items():
             check_finite(f"{key} at step {step}", value)
+        if not self.writes:
+            return
         row = {"step": step, **metrics}
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.fieldnames, extrasaction="ignore").writerow(row)

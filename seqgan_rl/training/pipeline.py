@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from seqgan_rl import distributed
 from seqgan_rl.agents import make_agent
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.envs.rollout import ConstantReward, Reward, SeqGANReward
@@ -27,7 +28,7 @@ from seqgan_rl.training.plots import plot_training_curves
 from seqgan_rl.training.pretrain import CHECKPOINT as PRETRAIN_CHECKPOINT
 from seqgan_rl.training.pretrain import FINAL as PRETRAINED
 from seqgan_rl.training.pretrain import run_pretraining, runtime
-from seqgan_rl.training.run_folder import MANIFEST, Folder, RunFolder, save_generator
+from seqgan_rl.training.run_folder import MANIFEST, Folder, RunFolder, open_folder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.training.trainer import CHECKPOINT, Trainer
 from seqgan_rl.utils import derive_seed
@@ -110,8 +111,11 @@ def run_training(
     task.check(config.pretrain)
     config_dict = {**dataclasses.asdict(config), "runtime": runtime(device)}
     markers = (CHECKPOINT, SUMMARY, f"pretrain/{MANIFEST}")
-    with RunFolder.open(
-        out_dir, "train", config_dict, resume=resume, markers=markers, force=force, what="adversarial run"
+    with open_folder(
+        lambda: RunFolder.open(
+            out_dir, "train", config_dict, resume=resume, markers=markers, force=force, what="adversarial run"
+        ),
+        out_dir,
     ) as folder:
         task.write_files(folder)
         pdir = Path(pretrain_dir) if pretrain_dir is not None else folder.path / "pretrain"
@@ -134,11 +138,16 @@ def run_training(
             "adversarial_wall_s": round(trainer.elapsed, 1), "threads": torch.get_num_threads(),
             "device": str(device),
         }  # fmt: skip
+        if distributed.enabled():
+            summary["world_size"] = distributed.world_size()
         try:
             title = f"{task.name}, {config.algo}, preset {config.preset}, seed {config.seed}"
             paper = isinstance(task, OracleTask) and task.paper
-            png = plot_training_curves(folder.path / "metrics.csv", pre.mle_metrics, title, pre.evaluator.curves, paper)
-            folder.save_bytes("curves.png", png)
+            if folder.writes:
+                png = plot_training_curves(
+                    folder.path / "metrics.csv", pre.mle_metrics, title, pre.evaluator.curves, paper
+                )
+                folder.save_bytes("curves.png", png)
         except ImportError:
             log.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
         folder.save_text(SUMMARY, json.dumps(summary, indent=2))  # last: it marks the run finished

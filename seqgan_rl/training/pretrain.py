@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch.nn import functional as F
 
+from seqgan_rl import distributed
 from seqgan_rl.config import DiscriminatorTrainConfig, MLEConfig, PretrainConfig
 from seqgan_rl.data.oracle_data import iterate_minibatches, random_permutation
 from seqgan_rl.models.discriminator import Discriminator
@@ -25,7 +26,7 @@ from seqgan_rl.models.generator import Generator
 from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.logger import MetricsLogger
 from seqgan_rl.training.metrics import sample_in_eval_mode
-from seqgan_rl.training.run_folder import RunFolder, save_generator
+from seqgan_rl.training.run_folder import Folder, RunFolder, open_folder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.utils import (
     check_finite,
@@ -65,7 +66,10 @@ def mle_loss(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def mle_step(generator: Generator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, grad_clip: float) -> float:
-    """One Adam step on the MLE loss with global grad-norm clipping; returns the loss."""
+    """One Adam step on the MLE loss with global grad-norm clipping; returns the loss. Under torchrun each rank
+    takes its share of ``tokens`` (the same minibatch on every rank) and the gradients are summed."""
+    if distributed.enabled():
+        return _mle_step_sharded(generator, optimizer, tokens, grad_clip)
     generator.train()
     loss = mle_loss(generator, tokens)
     check_nll("the MLE loss", loss)
@@ -74,6 +78,32 @@ def mle_step(generator: Generator, optimizer: torch.optim.Optimizer, tokens: tor
     check_finite("the MLE gradient norm", torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip))
     optimizer.step()
     return float(loss.detach())
+
+
+def _mle_step_sharded(
+    generator: Generator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, grad_clip: float
+) -> float:
+    """``mle_step`` data-parallel: this rank's rows of the minibatch, its NLL summed and divided by the whole
+    minibatch's token count, so that the summed gradient is the gradient of the minibatch's mean NLL."""
+    generator.train()
+    eos = generator.config.eos_token
+    count = tokens.numel() if eos is None else int(valid_mask(tokens, eos).sum())
+    local = tokens[distributed.shard(tokens.shape[0])]
+    optimizer.zero_grad(set_to_none=True)
+    part = torch.zeros(1, device=generator.device)
+    if local.shape[0]:
+        logits = generator(local)  # (b, T, V)
+        nll = F.cross_entropy(logits.flatten(0, 1), local.flatten(), reduction="none")  # (b*T,)
+        if eos is not None:
+            nll = nll * valid_mask(local, eos).flatten().to(nll.dtype)
+        loss = nll.sum() / max(count, 1)
+        loss.backward()
+        part = loss.detach().reshape(1)
+    total = distributed.sum_gradients(generator.parameters(), part)
+    check_nll("the MLE loss", total[0])
+    check_finite("the MLE gradient norm", torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip))
+    optimizer.step()
+    return float(total[0])
 
 
 def mle_epoch(
@@ -113,7 +143,12 @@ def discriminator_round(
 
     Returns:
         ``{"d/loss": mean loss, "d/accuracy": mean batch accuracy, "d/steps": steps taken}``.
+
+    Under torchrun each rank draws its share of the negatives, takes its share of the real data and of each
+    minibatch, and the gradients are summed (``_discriminator_round_sharded``).
     """
+    if distributed.enabled():
+        return _discriminator_round_sharded(discriminator, optimizer, real_tokens, generator, config, rng, temperature)
     num_neg = config.num_negatives or real_tokens.shape[0]
     real = real_tokens.cpu()
     if num_neg < real.shape[0]:  # keep the classes balanced: a random subset of the real data
@@ -133,6 +168,66 @@ def discriminator_round(
             accs.append(acc)
     n = max(len(losses), 1)
     return {"d/loss": sum(losses) / n, "d/accuracy": sum(accs) / n, "d/steps": float(len(losses))}
+
+
+def _discriminator_round_sharded(
+    discriminator: Discriminator, optimizer: torch.optim.Optimizer, real_tokens: torch.Tensor, generator: Generator,
+    config: DiscriminatorTrainConfig, rng: torch.Generator | None, temperature: float,
+) -> dict[str, float]:  # fmt: skip
+    """``discriminator_round`` data-parallel. Rank q holds its shard of the real data and its share of the
+    negatives (n_q sequences in all) and takes b_q of each minibatch of ``batch_size``; each step's loss is
+    its cross-entropy summed and divided by the whole step's row count (known to every rank from the shares)
+    plus 1/K of the L2 penalty, so the summed gradient is that of the step's mean loss over all ranks. Every
+    rank takes the same number of steps (a rank whose data is used up contributes nothing)."""
+    k, me = distributed.world_size(), distributed.rank()
+    if config.batch_size < k:
+        raise ValueError(f"D's batch size {config.batch_size} is smaller than the {k} processes: use at least {k}")
+    n_real, num_neg = real_tokens.shape[0], config.num_negatives or real_tokens.shape[0]
+    reals, negs, batch = (distributed.shard_sizes(n) for n in (n_real, num_neg, config.batch_size))
+    sizes = [min(r, g) + g for r, g in zip(reals, negs, strict=True)]  # rows per rank: balanced classes
+    steps_per_epoch = max(-(-n // b) for n, b in zip(sizes, batch, strict=True))
+    real = real_tokens[distributed.shard(n_real)].cpu()
+    if negs[me] < real.shape[0]:
+        real = real[random_permutation(real.shape[0], rng)[: negs[me]]]
+    fake = sample_in_eval_mode(generator, negs[me], rng, temperature).cpu()
+    tokens = torch.cat([real, fake])
+    labels = torch.cat([torch.ones(real.shape[0], dtype=torch.long), torch.zeros(negs[me], dtype=torch.long)])
+    d, device, losses, accs = discriminator, discriminator.device, [], []
+    for _ in range(config.epochs):
+        order = random_permutation(tokens.shape[0], rng)
+        for i in range(steps_per_epoch):
+            if config.max_steps_per_round is not None and len(losses) >= config.max_steps_per_round:
+                break
+            rows = sum(max(0, min(b, n - i * b)) for n, b in zip(sizes, batch, strict=True))
+            idx = order[i * batch[me] : (i + 1) * batch[me]]
+            loss, acc = sharded_discriminator_step(d, optimizer, tokens[idx].to(device), labels[idx].to(device), rows)
+            losses.append(loss)
+            accs.append(acc)
+    n = max(len(losses), 1)
+    return {"d/loss": sum(losses) / n, "d/accuracy": sum(accs) / n, "d/steps": float(len(losses))}
+
+
+def sharded_discriminator_step(
+    discriminator: Discriminator, optimizer: torch.optim.Optimizer, tokens: torch.Tensor, labels: torch.Tensor,
+    rows: int,
+) -> tuple[float, float]:  # fmt: skip
+    """``discriminator_step`` on this rank's part (possibly empty) of a minibatch of ``rows`` rows over all
+    ranks: its summed cross-entropy / ``rows`` + L2 / K, gradients summed over the ranks (one all-reduce that
+    also carries the loss and the accuracy). Returns the whole minibatch's (loss, accuracy)."""
+    d = discriminator
+    d.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = d.l2_penalty() / distributed.world_size()
+    correct = torch.zeros((), device=d.device)
+    if len(tokens):
+        logits = d(tokens)
+        loss = loss + F.cross_entropy(logits, labels, reduction="sum") / rows
+        correct = (logits.argmax(dim=1) == labels).sum().float()
+    loss.backward()
+    stats = distributed.sum_gradients(d.parameters(), torch.stack([loss.detach(), correct / rows]))
+    check_finite("the discriminator's loss", stats[0])
+    optimizer.step()
+    return float(stats[0]), float(stats[1])
 
 
 # ---------------------------------------------------------------------------------------------- a whole run
@@ -179,20 +274,23 @@ def run_pretraining(
     task = task if task is not None else OracleTask()
     task.check(config)
     config_dict = {**dataclasses.asdict(config), "runtime": runtime(device)}
-    finished = RunFolder.open_finished(out_dir, "pretrain", FINAL, config_dict) if resume else None
-    folder = finished or RunFolder.open(
-        out_dir, "pretrain", config_dict, resume=resume, markers=(CHECKPOINT, FINAL), force=force,
-        what="pre-training run",
-    )  # fmt: skip
-    with folder:
+
+    def claim() -> RunFolder:
+        finished = RunFolder.open_finished(out_dir, "pretrain", FINAL, config_dict) if resume else None
+        return finished or RunFolder.open(
+            out_dir, "pretrain", config_dict, resume=resume, markers=(CHECKPOINT, FINAL), force=force,
+            what="pre-training run",
+        )  # fmt: skip
+
+    with open_folder(claim, out_dir) as folder:
         return _pretrain(config, folder, device, task, progress)
 
 
 def _pretrain(
-    config: PretrainConfig, folder: RunFolder, device: torch.device, task: Task, progress: Callable[..., Any] | None
+    config: PretrainConfig, folder: Folder, device: torch.device, task: Task, progress: Callable[..., Any] | None
 ) -> PretrainResult:
     out = folder.path
-    data = task.load_data(config, folder, device)
+    data = folder.main_only(lambda f: task.load_data(config, f, device))
     evaluator = task.evaluator(config, data, device)
     generator = Generator(config.generator).to(device)
     generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
@@ -201,15 +299,18 @@ def _pretrain(
     discriminator.to(device)
     g_opt = make_generator_optimizer(generator, config.mle.lr)
     d_opt = make_discriminator_optimizer(discriminator, config.d_pretrain.lr, config.d_pretrain.weight_decay)
-    rng = make_rng(derive_seed(config.seed, "pretrain"), device)
-    seed_everything(derive_seed(config.seed, "global"))  # D's dropout draws from the global generator
+    rng = make_rng(distributed.rank_seed(derive_seed(config.seed, "pretrain")), device)
+    seed_everything(distributed.rank_seed(derive_seed(config.seed, "global")))  # D's dropout: the global generator
 
     if folder.has(FINAL):
         state = folder.load_torch(FINAL, device)
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
         if "global_rng" in state:  # pre-trainings written before it was saved reseed the generator instead
-            set_global_rng_state(state["global_rng"])
+            try:
+                set_global_rng_state(distributed.own(state["global_rng"]))
+            except ValueError:  # a shared pre-training run by another number of processes: reseeded, as above
+                log.info("%s was written by another number of processes: dropout reseeded", FINAL)
         return PretrainResult(generator, discriminator, data, state["mle_metrics"], evaluator)
 
     epoch, d_round, elapsed, mle_metrics = 0, 0, 0.0, {}
@@ -220,8 +321,8 @@ def _pretrain(
         discriminator.load_state_dict(state["discriminator"])
         g_opt.load_state_dict(state["g_optim"])
         d_opt.load_state_dict(state["d_optim"])
-        rng.set_state(state["rng"])
-        set_global_rng_state(state["global_rng"])
+        rng.set_state(distributed.own(state["rng"]))
+        set_global_rng_state(distributed.own(state["global_rng"]))
         epoch, d_round, elapsed = state["epoch"], state["round"], state["elapsed"]
         mle_metrics, resume_step, logged = state["mle_metrics"], state["step"], state.get("logged_steps")
         log.info("resuming pre-training at epoch %d, D round %d", epoch, d_round)
@@ -235,13 +336,14 @@ def _pretrain(
             {
                 "step": step, "epoch": epoch, "round": d_round, "elapsed": time.perf_counter() - started,
                 "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
-                "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(), "rng": rng.get_state(),
-                "global_rng": global_rng_state(), "mle_metrics": mle_metrics, "logged_steps": logger.steps,
+                "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(),
+                "rng": distributed.per_rank(rng.get_state()), "global_rng": distributed.per_rank(global_rng_state()),
+                "mle_metrics": mle_metrics, "logged_steps": logger.steps,
             },
         )  # fmt: skip
 
     def evaluate_now(train_loss: float | None) -> dict[str, float]:
-        eval_rng = make_rng(derive_seed(config.seed, evaluator.streams["mle"], epoch), device)
+        eval_rng = make_rng(distributed.rank_seed(derive_seed(config.seed, evaluator.streams["mle"], epoch)), device)
         metrics = evaluator.checked(generator, eval_rng)
         row = {"phase": "mle", "epoch": epoch, **metrics, "time/elapsed_s": round(time.perf_counter() - started, 2)}
         if train_loss is not None:
@@ -256,7 +358,9 @@ def _pretrain(
         checkpoint(0)
     while epoch < mle.epochs:
         with located(f"pre-training, MLE epoch {epoch + 1}"):
-            loss = mle_epoch(generator, g_opt, data.train, mle, rng)
+            # under torchrun every rank walks the same minibatches (a stream shared by the ranks) and takes its share
+            order = make_rng(derive_seed(config.seed, "mle-order", epoch), device) if distributed.enabled() else rng
+            loss = mle_epoch(generator, g_opt, data.train, mle, order)
         epoch += 1
         bar.update(1)
         if epoch % mle.eval_every == 0 or epoch == mle.epochs:
@@ -289,15 +393,18 @@ def _pretrain(
         {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
          "generator_config": dataclasses.asdict(config.generator),
          "discriminator_config": dataclasses.asdict(config.discriminator), "mle_metrics": mle_metrics,
-         "global_rng": global_rng_state()},
+         "global_rng": distributed.per_rank(global_rng_state())},
     )  # fmt: skip
     return PretrainResult(generator, discriminator, data, mle_metrics, evaluator)
 
 
 def runtime(device: torch.device | str) -> dict[str, Any]:
-    """What a run's numbers depend on besides its config: the thread count and the device (saved in
-    ``config.json`` and checked when the run resumes)."""
-    return {"threads": torch.get_num_threads(), "device": str(device)}
+    """What a run's numbers depend on besides its config: the thread count, the device and, under torchrun, the
+    number of processes (saved in ``config.json`` and checked when the run resumes)."""
+    out = {"threads": torch.get_num_threads(), "device": str(device)}
+    if distributed.enabled():  # a torchrun job resumes with the same number of processes
+        out["world_size"] = distributed.world_size()
+    return out
 
 
 class _NoBar:

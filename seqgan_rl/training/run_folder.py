@@ -30,12 +30,13 @@ import logging
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from seqgan_rl import __version__
+from seqgan_rl import __version__, distributed
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.data.text import SPECIALS, Vocabulary
 from seqgan_rl.models.generator import Generator
@@ -72,6 +73,8 @@ class Folder:
     ``Trainer`` made by hand); ``RunFolder`` also keeps the manifest and the lock."""
 
     path: Path
+    writes: bool = True
+    """False on the ranks of a torchrun job other than rank 0 (``RankFolder``): they write nothing."""
 
     def save_bytes(self, name: str, data: bytes) -> None:
         atomic_write_bytes(data, self.path / name)
@@ -96,6 +99,10 @@ class Folder:
         """``torch.load`` (weights only); an unreadable or unverified file raises ``CorruptFileError``."""
         return load_torch_file(self.path / name, map_location)
 
+    def main_only(self, fn: Callable[[Folder], Any]) -> Any:
+        """``fn(self)``; under torchrun, on rank 0 only, its result (or error) given to every rank."""
+        return fn(self)
+
     def close(self) -> None: ...
 
     def __enter__(self) -> Folder:
@@ -109,6 +116,55 @@ class PlainFolder(Folder):
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+
+
+class RankFolder(Folder):
+    """A run folder shared by the ranks of a torchrun job (``seqgan_rl.distributed``): rank 0 holds the open
+    folder (``inner``) and alone writes; the other ranks write nothing and receive what rank 0 reads
+    (``has``, ``load_torch``: the files need not be visible to them, as on several machines). Every rank
+    makes the same calls in the same order, so the broadcasts pair up."""
+
+    def __init__(self, inner: Folder | None, path: str | os.PathLike) -> None:
+        self.inner, self.path = inner, Path(path)
+        self.writes = inner is not None
+
+    def save_bytes(self, name: str, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.save_bytes(name, data)
+
+    def save_torch(self, name: str, obj: Any) -> None:
+        assert_finite_state(obj, f"{self.path / name}")  # every rank refuses the same NaN
+        if self.inner is not None:
+            self.inner.save_torch(name, obj)
+
+    def record_append(self, name: str) -> None:
+        if self.inner is not None:
+            self.inner.record_append(name)
+
+    def has(self, name: str) -> bool:
+        return self.main_only(lambda f: f.has(name))
+
+    def load_torch(self, name: str, map_location: str | torch.device | None = None) -> Any:
+        """Rank 0 reads the file (onto the CPU) and sends it; the caller's ``load_state_dict`` places it."""
+        return self.main_only(lambda f: f.load_torch(name, "cpu"))
+
+    def main_only(self, fn: Callable[[Folder], Any]) -> Any:
+        return distributed.on_main(lambda: fn(self.inner))
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+def open_folder(opener: Callable[[], Folder | None], path: str | os.PathLike) -> Folder | None:
+    """``opener()`` (a ``RunFolder.open``/``open_finished`` call); under torchrun it runs on rank 0 only and
+    every rank gets a ``RankFolder`` around rank 0's folder (or ``None`` where ``opener`` returned ``None``),
+    or rank 0's error."""
+    if not distributed.enabled():
+        return opener()
+    inner = distributed.on_main(opener, share=False)
+    found = distributed.broadcast_object(inner is not None)
+    return RankFolder(inner if distributed.is_main() else None, path) if found else None
 
 
 class RunFolder(Folder):

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from seqgan_rl import distributed
 from seqgan_rl.agents.base import Agent
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.training.callbacks import Callback, CallbackList
@@ -62,7 +63,7 @@ class Trainer:
         self.total_iterations = iterations
         self.folder = out_dir if isinstance(out_dir, Folder) else PlainFolder(out_dir)
         self.seed, self.device, self.out_dir = seed, torch.device(device), self.folder.path
-        self.rng = make_rng(derive_seed(seed, "adversarial"), self.device)
+        self.rng = make_rng(distributed.rank_seed(derive_seed(seed, "adversarial")), self.device)
         self.iteration, self.elapsed = 0, 0.0
         self.pending_metrics: dict[str, Any] = {}
         self.logger: MetricsLogger | None = None
@@ -118,8 +119,9 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "iteration": self.iteration, "elapsed": self.elapsed, "agent": self.agent.state_dict(),
-            "reward": self.reward.state_dict(), "callbacks": self.callback.state_dict(), "rng": self.rng.get_state(),
-            "global_rng": global_rng_state(), "logged_steps": self.logger.steps if self.logger else [],
+            "reward": self.reward.state_dict(), "callbacks": self.callback.state_dict(),
+            "rng": distributed.per_rank(self.rng.get_state()), "global_rng": distributed.per_rank(global_rng_state()),
+            "logged_steps": self.logger.steps if self.logger else [],
         }  # fmt: skip
 
     def save_checkpoint(self) -> None:
@@ -133,8 +135,8 @@ class Trainer:
         self.agent.load_state_dict(state["agent"])
         self.reward.load_state_dict(state["reward"])
         self.callback.load_state_dict(state["callbacks"])
-        self.rng.set_state(state["rng"])
-        set_global_rng_state(state["global_rng"])
+        self.rng.set_state(distributed.own(state["rng"]))
+        set_global_rng_state(distributed.own(state["global_rng"]))
         self.iteration, self.elapsed = state["iteration"], state["elapsed"]
         self.logger = MetricsLogger(
             self.out_dir / "metrics.csv", self.metric_fields, resume_step=self.iteration,
