@@ -2,6 +2,7 @@
 test starts as a process and kills with SIGKILL at a named point, then resumes.
 
     python tests/tiny_runs.py OUT_DIR POINT [--resume]
+    torchrun --nproc_per_node 2 tests/tiny_runs.py OUT_DIR POINT [--resume]   # the same run, data-parallel
 
 POINT is one of ``KILL_POINTS`` (or ``none``; ``slow`` sleeps in every update, for the concurrency test).
 """
@@ -137,8 +138,45 @@ def install(point: str) -> None:
             return real_update(self, batch)
 
         ReinforceAgent.update = slow
+    elif point == "record_writes":  # each process lists what it writes, in OUT_DIR/../writes-<pid>.json
+        record_writes()
     elif point != "none":
         raise SystemExit(f"unknown point {point!r}")
+
+
+def record_writes() -> None:
+    """Record every file this process creates, replaces or appends to (atomic writes end in ``os.replace``;
+    ``metrics.csv`` grows by ``Path.open("a")``; the lock is ``os.open`` with ``O_CREAT``), and at exit write the
+    list, with the process's torchrun rank, to ``writes-<pid>.json`` beside the run folder."""
+    import atexit
+    import json
+    import pathlib
+
+    out = pathlib.Path(sys.argv[1]).resolve()
+    written: list[str] = []
+    real_replace, real_open, real_path_open = os.replace, os.open, pathlib.Path.open
+
+    def replace(src, dst, *args, **kwargs):
+        written.append(str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    def os_open(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            written.append(str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def path_open(self, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+"):
+            written.append(str(self))
+        return real_path_open(self, mode, *args, **kwargs)
+
+    def report():
+        record = {"rank": int(os.environ.get("RANK", "0")), "written": written}
+        with real_path_open(out.parent / f"writes-{os.getpid()}.json", "w") as f:
+            json.dump(record, f)
+
+    os.replace, os.open, pathlib.Path.open = replace, os_open, path_open
+    atexit.register(report)
 
 
 def _rows(folder) -> int:
@@ -153,12 +191,17 @@ KILL_POINTS = (
 
 
 def main(argv: list[str]) -> int:
+    from seqgan_rl import distributed
     from seqgan_rl.training.pipeline import run_training
 
     out, point, resume = argv[0], argv[1], "--resume" in argv
     torch.set_num_threads(1)
     install(point)
-    run_training(tiny_config(), out, torch.device("cpu"), tiny_task(), resume=resume)
+    device = distributed.init_from_env(torch.device("cpu"))  # started by torchrun: one rank of a data-parallel run
+    try:
+        run_training(tiny_config(), out, device, tiny_task(), resume=resume)
+    finally:
+        distributed.shutdown()
     return 0
 
 
