@@ -5,8 +5,8 @@ per rank, side by side, on the ``cpu`` preset's adversarial phase (paper oracle 
 
 Measured per configuration, after one warm-up:
 - the MC reward alone: Q of a batch of 64 sequences (each rank its share) on fixed random weights;
-- one adversarial update as the loop runs it: collect (sample + Q) + the REINFORCE update (gradients summed
-  over the ranks) + D retraining (data-parallel), evaluation excluded (measured once, separately: 9,984 samples
+- one adversarial update as the loop runs it, in its three parts: collect (sample + Q), the REINFORCE update
+  (gradients summed over the ranks), D retraining (data-parallel; one all-reduce per D step); evaluation excluded (measured once, separately: 9,984 samples
   for NLL-oracle and the 5,000 test sequences for NLL-test, sharded).
 The ranks wait for each other at a barrier before and after each timed piece, so a time is the slowest rank's.
 Then the projection for K GPUs: what is all-reduced per update, in bytes, against the rollout compute.
@@ -79,35 +79,26 @@ def worker(args: argparse.Namespace) -> None:
         rng = make_rng(distributed.rank_seed(5))
         reward_s = [timed(lambda: reward.sequence_q(seqs, rng)) for _ in range(args.reward_repeats + 1)][1:]
 
-        def update() -> None:
-            agent.update(agent.collect(trainer.rng))
-            reward.after_update()
+        def update() -> dict[str, float]:
+            box = {}
+            parts = {"collect": timed(lambda: box.setdefault("batch", agent.collect(trainer.rng)))}
+            parts["g_update"] = timed(lambda: (agent.update(box["batch"]), reward.after_update()))
             trainer.iteration += 1
-            d_callback.on_step()
+            parts["d_retrain"] = timed(d_callback.on_step)
+            return parts
 
-        update_s = [timed(update) for _ in range(args.updates + 1)][1:]
+        updates = [update() for _ in range(args.updates + 1)][1:]
         eval_rng = make_rng(distributed.rank_seed(derive_seed(0, "eval")))
         eval_s = timed(lambda: evaluator.evaluate(g, eval_rng))
+    result = {
+        "world_size": distributed.world_size(), "threads": args.threads, "reward_s": reward_s, "updates": updates,
+        "eval_s": eval_s, "batch": agent.config.batch_size, "g_params": sum(p.numel() for p in g.parameters()),
+        "d_params": sum(p.numel() for p in d.parameters()), "num_rollouts": adv.num_rollouts,
+        "d_steps": d_callback.schedule.rounds * (d_callback.schedule.max_steps_per_round or 0),
+        "seq_len": pre.generator.seq_len,
+    }  # fmt: skip
     if distributed.is_main():
-        print(
-            "RESULT "
-            + json.dumps(
-                {
-                    "world_size": distributed.world_size(),
-                    "threads": args.threads,
-                    "reward_s": reward_s,
-                    "update_s": update_s,
-                    "eval_s": eval_s,
-                    "batch": agent.config.batch_size,
-                    "g_params": sum(p.numel() for p in g.parameters()),
-                    "d_params": sum(p.numel() for p in d.parameters()),
-                    "d_steps": d_callback.schedule.rounds * (d_callback.schedule.max_steps_per_round or 0),
-                    "num_rollouts": adv.num_rollouts,
-                    "seq_len": pre.generator.seq_len,
-                }
-            ),  # fmt: skip
-            flush=True,
-        )
+        print("RESULT " + json.dumps(result), flush=True)
     distributed.shutdown()
 
 
@@ -139,17 +130,22 @@ def launch(world: int, threads: int, args: argparse.Namespace) -> dict:
 def report(results: dict[str, list[dict]]) -> str:
     """The table (medians over the rounds' repeats) and the projection."""
     out = ["Data-parallel throughput, cpu preset (paper oracle sizes), side by side in one invocation", ""]
-    out.append(
-        f"{'configuration':32s}{'Q batch s':>11s}{'Q seq/s':>9s}{'update s':>10s}{'update seq/s':>14s}{'eval s':>8s}"
-    )
+    head = ("Q batch s", "Q seq/s", "collect s", "G upd s", "D retr s", "update s", "upd seq/s", "eval s")
+    out.append(f"{'configuration':30s}" + "".join(f"{h:>11s}" for h in head))
     med = {}
     for name, runs in results.items():
-        r = runs[0]
+        r, ups = runs[0], [u for run in runs for u in run["updates"]]
         q = statistics.median(x for run in runs for x in run["reward_s"])
-        u = statistics.median(x for run in runs for x in run["update_s"])
+        parts = [statistics.median(u[k] for u in ups) for k in ("collect", "g_update", "d_retrain")]
+        u = statistics.median(sum(x.values()) for x in ups)
         e = statistics.median(run["eval_s"] for run in runs)
         med[name] = (q, u, e)
-        out.append(f"{name:32s}{q:11.3f}{r['batch'] / q:9.1f}{u:10.3f}{r['batch'] / u:14.1f}{e:8.2f}")
+        row = (q, r["batch"] / q, *parts, u, r["batch"] / u, e)
+        out.append(f"{name:30s}" + "".join(f"{x:11.3f}" for x in row))
+    out.append(
+        f"(medians over {len(ups)} updates and {sum(len(run['reward_s']) for run in runs)} reward batches per "
+        "configuration, interleaved rounds)"
+    )
     (q1, u1, e1), (q2t, u2t, e2t), (qd, ud, ed) = (med[name] for name, _, _ in CONFIGS)
     out += [
         "",
@@ -216,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--updates", type=int, default=4, help="timed adversarial updates per configuration and round")
     p.add_argument("--reward-repeats", type=int, default=4, help="timed MC reward batches per configuration and round")
-    p.add_argument("--rounds", type=int, default=2, help="rounds over the three configurations (interleaved)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds over the three configurations (interleaved)")
     p.add_argument("--quick", action="store_true", help="2 updates, 2 reward batches, 1 round")
     p.add_argument("--out", default=None, help="also write the report to this file")
     args = p.parse_args(argv)
