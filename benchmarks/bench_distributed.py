@@ -99,7 +99,8 @@ def worker(args: argparse.Namespace) -> None:
     }  # fmt: skip
     if distributed.is_main():
         print("RESULT " + json.dumps(result), flush=True)
-    distributed.shutdown()
+    distributed.shutdown(wait=True)
+    distributed.exit_process(0)  # the job ends here (see exit_process)
 
 
 # ---------------------------------------------------------------------------------------------- the driver

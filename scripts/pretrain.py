@@ -56,10 +56,12 @@ def error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    code = 1
     try:
-        return _main(args)
+        code = _main(args)
     finally:
-        distributed.shutdown()
+        distributed.shutdown(wait=code == 0)
+    return code
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -103,4 +105,4 @@ def _main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    distributed.exit_process(main())

@@ -98,7 +98,7 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
         raise ValueError("--num-rollouts only applies to --reward mc (the constant control has no rollouts)")
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue")
-    if args.resume and not Path(args.out).is_dir():
+    if args.resume and not distributed.broadcast_object(Path(args.out).is_dir()):  # as rank 0 sees it
         raise ValueError(f"--resume: {args.out} does not exist, nothing to resume (drop --resume to start it)")
     if args.resume and args.force:
         raise ValueError("--force starts a run in a folder that holds none: it does not go with --resume")
@@ -142,10 +142,12 @@ def error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    code = 1
     try:
-        return _main(args)
+        code = _main(args)
     finally:
-        distributed.shutdown()
+        distributed.shutdown(wait=code == 0)
+    return code
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -198,4 +200,4 @@ def _main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    distributed.exit_process(main())

@@ -3,7 +3,8 @@
 Two kinds of check: the pieces (``torch.multiprocessing.spawn``: each rank's share of a fixed batch gives, once
 summed, the single-process gradient of the whole batch; the ranks' weights stay identical; sharded evaluation
 equals the single-process one on the same samples), and whole runs under ``torchrun --nproc_per_node 2``
-(rank 0 alone writes, a second run reproduces the first, a kill + resume equals the straight run).
+(rank 0 alone writes, a second run reproduces the first, runs killed in pre-training and in the adversarial
+phase and resumed equal the straight run).
 """
 
 from __future__ import annotations
@@ -227,9 +228,13 @@ def dp_runs(tmp_path_factory) -> dict[str, Path]:
     assert first.returncode == 0, first.stderr[-3000:]
     second = torchrun(runs["second"], "none")
     assert second.returncode == 0, second.stderr[-3000:]
-    killed = torchrun(runs["killed"], "mid_adversarial")  # SIGKILL in update 3, after update 2's checkpoint
-    assert killed.returncode != 0 and not (runs["killed"] / "summary.json").exists()
-    assert f"Signal {int(signal.SIGKILL)}" in killed.stderr or "SIGKILL" in killed.stderr
+    # SIGKILL in the second D pre-training round (after the first round's checkpoint), resumed and killed again
+    # in update 3 (after update 2's checkpoint), resumed to the end: both checkpoints hold every rank's streams
+    for point, extra in (("d_pretrain", ()), ("mid_adversarial", ("--resume",))):
+        killed = torchrun(runs["killed"], point, *extra)
+        assert killed.returncode != 0 and not (runs["killed"] / "summary.json").exists()
+        assert "SIGKILL" in killed.stderr or f"Signal {int(signal.SIGKILL)}" in killed.stderr
+    assert (runs["killed"] / "adversarial_checkpoint.pt").exists()
     resumed = torchrun(runs["killed"], "none", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return runs

@@ -198,12 +198,12 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     install(point)
     device = distributed.init_from_env(torch.device("cpu"))  # started by torchrun: one rank of a data-parallel run
-    try:
-        run_training(tiny_config(), out, device, tiny_task(), resume=resume)
-    finally:
-        distributed.shutdown()
+    run_training(tiny_config(), out, device, tiny_task(), resume=resume)
+    distributed.shutdown(wait=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from seqgan_rl import distributed
+
+    distributed.exit_process(main(sys.argv[1:]))

@@ -172,9 +172,9 @@ class ReinforceAgent(Agent):
         returns, extra = self.returns(batch, log_probs.detach())
         count = None
         if distributed.enabled():  # the advantages of the whole batch; this rank's rows of them
-            all_mask = distributed.gather_rows(batch.mask)
+            all_mask, mine = distributed.gather_with_slice(batch.mask)
             adv = compute_advantages(distributed.gather_rows(returns), all_mask, c.baseline, c.normalize)
-            adv, count = adv[distributed.own_rows(all_mask.shape[0])], all_mask.sum()
+            adv, count = adv[mine], all_mask.sum()
         else:
             adv = compute_advantages(returns, batch.mask, c.baseline, c.normalize)
         loss = reinforce_loss(log_probs, adv, batch.mask, entropy, c.entropy_coef, c.reduction, count)
