@@ -33,6 +33,7 @@ from seqgan_rl.training.metrics import sharded_nll
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.pretrain import discriminator_step, mle_step, sharded_discriminator_step
 from seqgan_rl.training.run_folder import RunFolderError
+from seqgan_rl.training.trainer import Trainer
 from seqgan_rl.utils import make_rng
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,8 @@ def rank_checks(rank: int, port: int, out: str) -> None:
         res: dict = {"enabled": distributed.enabled(), "rank": distributed.rank(), "share": distributed.shard(B)}
         agent, res["reinforce_metrics"] = reinforce_update(distributed.shard(B))
         res["reinforce_grads"], res["reinforce_params"] = grads(agent.generator), params(agent.generator)
+        trainer = Trainer(agent, ConstantReward(), iterations=0, out_dir=Path(out) / "by-hand")  # a path: rank 0's
+        res["trainer_writes"] = trainer.folder.writes
 
         g = policy(eos=1)
         res["mle_loss"] = mle_step(g, torch.optim.Adam(g.parameters(), lr=0.01), fixed_batch().sequences, 1e9)
@@ -157,6 +160,7 @@ def assert_equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
 def test_the_ranks_split_the_batch(ranks):
     assert [r["enabled"] for r in ranks] == [True, True] and [r["rank"] for r in ranks] == [0, 1]
     assert [r["share"] for r in ranks] == [slice(0, 3), slice(3, 5)]
+    assert [r["trainer_writes"] for r in ranks] == [True, False]  # a Trainer made by hand writes on rank 0 only
     assert not distributed.enabled() and distributed.shard(B) == slice(0, B)  # a plain process: everything
 
 

@@ -27,7 +27,7 @@ from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.training.callbacks import Callback, CallbackList
 from seqgan_rl.training.logger import MetricsLogger
 from seqgan_rl.training.pretrain import progress_bar
-from seqgan_rl.training.run_folder import Folder, PlainFolder, load_torch_file
+from seqgan_rl.training.run_folder import Folder, PlainFolder, load_torch_file, open_folder
 from seqgan_rl.utils import derive_seed, global_rng_state, located, make_rng, set_global_rng_state
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ class Trainer:
         self.agent, self.reward = agent, reward
         self.callback = CallbackList(list(callbacks))
         self.total_iterations = iterations
-        self.folder = out_dir if isinstance(out_dir, Folder) else PlainFolder(out_dir)
+        # a path: a plain folder (under torchrun, written by rank 0 alone, as every run folder is)
+        self.folder = out_dir if isinstance(out_dir, Folder) else open_folder(lambda: PlainFolder(out_dir), out_dir)
         self.seed, self.device, self.out_dir = seed, torch.device(device), self.folder.path
         self.rng = make_rng(distributed.rank_seed(derive_seed(seed, "adversarial")), self.device)
         self.iteration, self.elapsed = 0, 0.0
