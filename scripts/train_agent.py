@@ -142,12 +142,7 @@ def error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    code = 1
-    try:
-        code = _main(args)
-    finally:
-        distributed.shutdown(wait=code == 0)
-    return code
+    return distributed.run_main(lambda: _main(args))
 
 
 def _main(args: argparse.Namespace) -> int:

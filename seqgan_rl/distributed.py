@@ -97,6 +97,17 @@ def quiet_other_ranks() -> None:
         logging.getLogger().setLevel(logging.WARNING)
 
 
+def run_main(body: Callable[[], int]) -> int:
+    """A script's ``main``: ``body()``'s exit code, leaving the process group afterwards (under torchrun; after
+    a success, once every rank has arrived: see ``shutdown``)."""
+    code = 1
+    try:
+        code = body()
+    finally:
+        shutdown(wait=code == 0)
+    return code
+
+
 def exit_process(code: int) -> None:
     """End a script: ``sys.exit(code)`` in a plain process. Under torchrun (after ``shutdown``): flush, run the
     ``atexit`` handlers, then ``os._exit(code)``, skipping the interpreter's teardown, where gloo's threads
