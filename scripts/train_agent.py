@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reward", choices=REWARDS, default="mc", help="mc: SeqGAN's Q; constant: the control")
     p.add_argument("--num-rollouts", type=int, default=None, help="N rollouts per Q (default 16)")
     p.add_argument("--baseline", choices=BASELINES, default=None, help="REINFORCE baseline (paper: none)")
-    p.add_argument("--kl-coef", type=float, default=None, help="--algo reinforce_kl: beta of the KL to the MLE policy")
+    p.add_argument("--kl-coef", type=float, default=None, help="--algo reinforce_kl, grpo: the KL weight")
     p.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates (default 5)")
     p.add_argument("--mle-epochs", type=int, default=None, help="override the preset's MLE epochs")
     p.add_argument("--d-pretrain-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
@@ -109,8 +109,8 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
             "--algo ppo runs in one process (SB3 has no data-parallel PPO): start it without torchrun, or use "
             "--algo reinforce under torchrun"
         )
-    if args.kl_coef is not None and args.algo != "reinforce_kl":
-        raise ValueError("--kl-coef is the KL weight of --algo reinforce_kl")
+    if args.kl_coef is not None and args.algo not in ("reinforce_kl", "grpo"):
+        raise ValueError("--kl-coef is the KL weight of --algo reinforce_kl or grpo")
     if args.algo != "ppo" and args.reward_mode is not None:
         raise ValueError("--reward-mode applies to --algo ppo (REINFORCE consumes SeqGAN's Q)")
     preset = resolve_preset(args.preset, device.type, text=isinstance(task, TextTask))

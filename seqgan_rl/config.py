@@ -349,7 +349,42 @@ class KLReinforceConfig(ReinforceConfig):
             raise ValueError(f"KLReinforceConfig.kl_coef={self.kl_coef} must be >= 0")
 
 
-AGENT_CONFIGS: dict[str, type] = {"reinforce": ReinforceConfig, "reinforce_kl": KLReinforceConfig, "ppo": PPOConfig}
+@dataclass(frozen=True)
+class GRPOConfig:
+    """GRPO-style update (Shao et al. 2024, DeepSeekMath): group-normalised advantages, PPO's clipped ratio over
+    a few passes on each batch, and a KL penalty towards the generator it started from (the MLE checkpoint)."""
+
+    batch_size: int = 64
+    """Sequences sampled per update (as REINFORCE's, the comparison's budget)."""
+    group_size: int = 8
+    """Sequences per group: each Q_t is normalised by the mean and std of its group's Q at the same position.
+    ``batch_size`` must be a multiple of it."""
+    lr: float = 0.01
+    """Adam's learning rate (REINFORCE's)."""
+    grad_clip: float = 5.0
+    epochs: int = 4
+    """Optimisation passes over each batch (the ratio to the sampling policy is clipped from the second on)."""
+    clip_eps: float = 0.2
+    """PPO's clip range: the ratio pi / pi_old is clipped to [1 - eps, 1 + eps]."""
+    kl_coef: float = 0.04
+    """beta, the weight of the KL estimate to the reference policy (GRPO's default)."""
+    temperature: float = 1.0
+    """Sampling temperature of the policy (the reference scores at 1)."""
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "batch_size", "group_size", "lr", "grad_clip", "epochs", "clip_eps")
+        if self.group_size < 2 or self.batch_size % self.group_size:
+            raise ValueError(
+                f"GRPOConfig: group_size={self.group_size} must be >= 2 and divide batch_size={self.batch_size}"
+            )
+        if not self.kl_coef >= 0:
+            raise ValueError(f"GRPOConfig.kl_coef={self.kl_coef} must be >= 0")
+        check_temperature(self.temperature, "GRPOConfig.temperature")
+
+
+AGENT_CONFIGS: dict[str, type] = {
+    "reinforce": ReinforceConfig, "reinforce_kl": KLReinforceConfig, "grpo": GRPOConfig, "ppo": PPOConfig,
+}  # fmt: skip
 """Each algorithm's config class, by the name ``TrainConfig.algo`` (and ``--algo``) uses; the agents
 themselves are in ``seqgan_rl.agents.AGENTS``."""
 
@@ -402,7 +437,7 @@ class TrainConfig:
     algo: str = "reinforce"
     """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"ppo"``); ``agent`` is
     its config."""
-    agent: ReinforceConfig | PPOConfig = field(default_factory=ReinforceConfig)
+    agent: ReinforceConfig | GRPOConfig | PPOConfig = field(default_factory=ReinforceConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def __post_init__(self) -> None:

@@ -191,3 +191,54 @@ def test_kl_regularised_returns_by_hand_and_the_pull_towards_the_mle_policy():
 
 def ref_state():
     return tiny_generator().state_dict().values()
+
+
+def test_grpo_advantages_and_loss_by_hand():
+    from seqgan_rl.agents.reinforce import group_advantages, grpo_loss
+
+    q = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 5.0], [2.0, 1.0]])  # two groups of 2, T = 2
+    mask = torch.tensor([[True, True], [True, False], [True, True], [True, True]])
+    adv = group_advantages(q, mask, group_size=2)
+    s = math.sqrt(2.0)  # the unbiased std of {1, 3}; group 2 position 0 has std 0; a lone valid entry, 0
+    expected = torch.tensor(
+        [[-1 / s, 0.0], [1 / s, 0.0], [0.0, 4 / (2 * math.sqrt(8.0))], [0.0, -4 / (2 * math.sqrt(8.0))]]
+    )
+    torch.testing.assert_close(adv, expected, rtol=0, atol=1e-6)
+    logp = torch.log(torch.tensor([[0.5, 0.5], [0.3, 0.2]]))
+    old = torch.log(torch.tensor([[0.25, 0.5], [0.3, 0.2]]))  # ratio 2 at (0, 0): clipped to 1.2 for A > 0
+    ref = torch.log(torch.tensor([[0.5, 0.25], [0.3, 0.2]]))
+    a = torch.tensor([[1.0, -1.0], [0.5, 0.0]])
+    m = torch.ones(2, 2, dtype=torch.bool)
+    loss, kl, clipped = grpo_loss(logp, old, ref, a, m, clip_eps=0.2, kl_coef=0.1)
+    kl_01 = 0.5 - math.log(0.5) - 1  # exp(q) - q - 1 with q = log(0.25 / 0.5)
+    surrogate = 1.2 * 1.0 + 1.0 * -1.0 + 1.0 * 0.5 + 0.0
+    assert float(loss) == pytest.approx(-(surrogate - 0.1 * kl_01) / 4, abs=1e-6)
+    assert float(kl) == pytest.approx(kl_01, abs=1e-6) and float(clipped) == 1.0
+
+
+def test_grpo_raises_the_tokens_its_group_rewards_and_keeps_the_reference_in_checkpoints():
+    from seqgan_rl.agents.reinforce import GRPOAgent
+    from seqgan_rl.config import GRPOConfig
+
+    class TokenOneReward(Reward):  # Q_t = 1 where the token is 1: the better sequences of a group hold more 1s
+        def sequence_q(self, sequences, rng=None):
+            return (sequences == 1).float()
+
+    gen = tiny_generator(vocab_size=2)
+    agent = GRPOAgent(gen, TokenOneReward(), GRPOConfig(batch_size=32, group_size=8, lr=0.02, epochs=2))
+    ones = torch.ones(1, gen.seq_len, dtype=torch.long)
+    with torch.no_grad():
+        before = float(gen.log_probs(ones).sum())
+    rng = make_rng(0)
+    for _ in range(10):
+        metrics = agent.update(agent.collect(rng))
+    with torch.no_grad():
+        after = float(gen.log_probs(ones).sum())
+    assert after > before  # the all-ones sequence became more likely
+    assert set(metrics) == {*ReinforceAgent.metric_fields, "train/kl", "train/clip_frac"} and metrics["train/kl"] > 0
+    again = GRPOAgent(tiny_generator(vocab_size=2, seed=5), TokenOneReward(), GRPOConfig(batch_size=32))
+    again.load_state_dict(agent.state_dict())
+    start = tiny_generator(vocab_size=2).state_dict()
+    assert all(torch.equal(a, start[k]) for k, a in again.reference.state_dict().items())
+    with pytest.raises(ValueError, match="divide batch_size"):
+        GRPOConfig(batch_size=10, group_size=4)

@@ -214,20 +214,25 @@ def test_a_callback_returning_false_stops_training(tmp_path):
     assert [r["train/seen"] for r in rows_without_time(tmp_path / "metrics.csv")] == ["1", "2"]
 
 
-def test_kl_regularised_reinforce_runs_and_resumes_exactly(tmp_path, task, monkeypatch):
+@pytest.mark.parametrize("algo", ["reinforce_kl", "grpo"])
+def test_agents_with_a_reference_policy_run_and_resume_exactly(tmp_path, task, monkeypatch, algo):
     """A new agent is one class and its config on the same loop: its reference policy is checkpointed, so an
     interrupted run resumes bit for bit."""
-    from seqgan_rl.agents.reinforce import KLReinforceAgent
-    from seqgan_rl.config import KLReinforceConfig
+    from seqgan_rl.agents.reinforce import GRPOAgent, KLReinforceAgent
+    from seqgan_rl.config import GRPOConfig, KLReinforceConfig
 
+    agent_cls, agent_cfg = {
+        "reinforce_kl": (KLReinforceAgent, KLReinforceConfig(batch_size=8, kl_coef=0.2)),
+        "grpo": (GRPOAgent, GRPOConfig(batch_size=8, group_size=4)),
+    }[algo]
     base = tiny_train_config(iterations=4)
-    cfg = dataclasses.replace(base, algo="reinforce_kl", agent=KLReinforceConfig(batch_size=8, kl_coef=0.2))
-    with pytest.raises(ValueError, match="needs a KLReinforceConfig"):
-        dataclasses.replace(base, algo="reinforce_kl")
+    cfg = dataclasses.replace(base, algo=algo, agent=agent_cfg)
+    with pytest.raises(ValueError, match=f"needs a {type(agent_cfg).__name__}"):
+        dataclasses.replace(base, algo=algo)
     straight = run_training(cfg, tmp_path / "a", torch.device("cpu"), task)
     assert "train/kl" in rows_without_time(tmp_path / "a" / "metrics.csv")[1]
     with monkeypatch.context() as mp:
-        interrupt_update(mp, KLReinforceAgent, call=4)
+        interrupt_update(mp, agent_cls, call=4)
         with pytest.raises(KeyboardInterrupt):
             run_training(cfg, tmp_path / "b", torch.device("cpu"), task)
     resumed = run_training(cfg, tmp_path / "b", torch.device("cpu"), task, resume=True)

@@ -17,6 +17,7 @@ from seqgan_rl.models.generator import Generator
 AGENTS: dict[str, str] = {
     "reinforce": "seqgan_rl.agents.reinforce:ReinforceAgent",
     "reinforce_kl": "seqgan_rl.agents.reinforce:KLReinforceAgent",
+    "grpo": "seqgan_rl.agents.reinforce:GRPOAgent",
     "ppo": "seqgan_rl.agents.sb3_ppo:PPOAgent",
 }
 """Each algorithm's agent class (imported on demand: PPO needs the ``sb3`` extra), by the names of

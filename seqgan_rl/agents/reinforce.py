@@ -8,7 +8,7 @@ summed over the batch's B x T tokens, with no baseline, no discount and no norma
 the environment's reward code (``seqgan_rl.envs.SeqGANReward``, or the vector env step by step). Options: a
 baseline (batch mean, per-position mean, the rollout value Q_{t-1}, leave-one-out), reward normalisation, an
 entropy bonus, a mean instead of a sum, a temperature. ``KLReinforceAgent`` adds a KL penalty towards the
-MLE policy it started from.
+MLE policy it started from; ``GRPOAgent`` is GRPO's group-normalised, clipped, KL-penalised update.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from seqgan_rl import distributed
 from seqgan_rl.agents.base import Agent
-from seqgan_rl.config import BASELINES, KLReinforceConfig, ReinforceConfig
+from seqgan_rl.config import BASELINES, GRPOConfig, KLReinforceConfig, ReinforceConfig
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 from seqgan_rl.models.generator import Generator
@@ -234,6 +234,112 @@ class KLReinforceAgent(ReinforceAgent):
         to_go = log_ratio.flip(1).cumsum(1).flip(1)  # sum over s >= t
         kl = distributed.mean(log_ratio.sum(), m.sum())
         return batch.rewards - self.config.kl_coef * to_go, {"train/kl": kl}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "reference": self.reference.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.reference.load_state_dict(state["reference"])
+
+
+def group_advantages(rewards: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:
+    """GRPO's advantages for per-token returns (pure function): consecutive rows form groups of ``group_size``;
+    each Q_bt becomes ``(Q_bt - mean) / (std + 1e-8)`` with the mean and (unbiased) standard deviation of the
+    group's valid returns at position t; invalid positions are 0.
+
+    Args:
+        rewards: ``(B, T)`` Q values, B a multiple of ``group_size``.
+        mask: ``(B, T)`` valid positions.
+    """
+    b, t = rewards.shape
+    if b % group_size:
+        raise ValueError(f"a batch of {b} sequences does not split into groups of {group_size}")
+    m = mask.to(rewards.dtype).view(-1, group_size, t)  # (groups, G, T)
+    q = rewards.view(-1, group_size, t) * m
+    n = m.sum(dim=1, keepdim=True)  # (groups, 1, T)
+    mean = q.sum(dim=1, keepdim=True) / n.clamp(min=1)
+    var = ((q - mean) * m).square().sum(dim=1, keepdim=True) / (n - 1).clamp(min=1)
+    return ((q - mean) / (var.sqrt() + 1e-8) * m).view(b, t)
+
+
+def grpo_loss(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, ref_log_probs: torch.Tensor, advantages: torch.Tensor,
+    mask: torch.Tensor, clip_eps: float, kl_coef: float, count: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """GRPO's loss (pure function), a mean over the valid tokens:
+
+        - mean_{b,t} [ min(r A, clip(r, 1 - eps, 1 + eps) A) - beta * (exp(q) - q - 1) ],
+        r = exp(log pi - log pi_old),  q = log pi_ref - log pi   (the k3 estimate of KL(pi || pi_ref), >= 0)
+
+    Args:
+        log_probs, old_log_probs, ref_log_probs: ``(B, T)`` log-probabilities of the sampled tokens under the
+            policy (with gradient), the sampling policy and the reference.
+        advantages: ``(B, T)``.
+        mask: ``(B, T)`` valid positions.
+        count: the token count the mean divides by (default: this batch's; data-parallel: the whole batch's).
+
+    Returns:
+        ``(loss, sum of the KL estimate, number of clipped tokens)`` over this batch's valid tokens.
+    """
+    m = mask.to(log_probs.dtype)
+    ratio = (log_probs - old_log_probs.detach()).exp()
+    adv = advantages.detach()
+    surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv)
+    q = ref_log_probs.detach() - log_probs
+    kl = q.exp() - q - 1
+    loss = -((surrogate - kl_coef * kl) * m).sum() / (m.sum() if count is None else count).clamp(min=1)
+    clipped = ((ratio - 1).abs() > clip_eps).to(m.dtype) * m
+    return loss, (kl.detach() * m).sum(), clipped.sum()
+
+
+class GRPOAgent(ReinforceAgent):
+    """GRPO-style policy optimisation on SeqGAN's Q (``GRPOConfig``): the batch is sampled and scored as
+    REINFORCE's (``collect``); each token's Q is normalised within its group of ``group_size`` sequences at
+    the same position (``group_advantages``); then ``epochs`` Adam steps on ``grpo_loss``, the ratio taken to
+    the policy that sampled the batch and the KL to pi_MLE, a frozen copy of the generator as it was given.
+    Source: Shao et al. 2024 (DeepSeekMath), with SeqGAN's per-token Q in place of one reward per sequence.
+    Data-parallel as ``ReinforceAgent``: the advantages over the whole batch, gradients summed each step."""
+
+    metric_fields = (*ReinforceAgent.metric_fields, "train/kl", "train/clip_frac")
+
+    def __init__(self, generator: Generator, reward: Reward, config: GRPOConfig | None = None) -> None:
+        self.generator, self.reward = generator, reward
+        self.config = config or GRPOConfig()
+        self.temperature = self.config.temperature
+        self.sequences_per_update = self.config.batch_size
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr)
+        self.reference = copy.deepcopy(generator).eval().requires_grad_(False)
+
+    def update(self, batch: RolloutBatch) -> dict[str, float]:
+        """``epochs`` Adam steps on the clipped, KL-penalised loss of one batch; metrics of the last step."""
+        c, g = self.config, self.generator
+        g.train()
+        with torch.no_grad():
+            old = g.log_probs(batch.sequences, c.temperature)  # (B, T): the policy that sampled the batch
+            ref = self.reference.log_probs(batch.sequences)
+        all_mask, mine = distributed.gather_with_slice(batch.mask)
+        adv = group_advantages(distributed.gather_rows(batch.rewards), all_mask, c.group_size)[mine]
+        count = all_mask.sum()
+        for _ in range(c.epochs):
+            log_probs = g.log_probs(batch.sequences, c.temperature)
+            loss, kl, clipped = grpo_loss(log_probs, old, ref, adv, batch.mask, c.clip_eps, c.kl_coef, count)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            stats = distributed.sum_gradients(g.parameters(), torch.stack([loss.detach(), kl, clipped]))
+            check_finite("the GRPO loss", stats[0])
+            grad_norm = torch.nn.utils.clip_grad_norm_(g.parameters(), c.grad_clip)
+            check_finite("the policy gradient's norm", grad_norm)
+            self.optimizer.step()
+        m, n = batch.mask, count.clamp(min=1)
+        return {
+            "train/pg_loss": float(stats[0]),
+            "train/grad_norm": float(grad_norm),
+            "train/mean_q": distributed.mean((batch.rewards * m).sum(), m.sum()),
+            "train/sample_nll": distributed.mean(-(old * m).sum(), m.sum()),
+            "train/kl": float(stats[1] / n),
+            "train/clip_frac": float(stats[2] / n),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "reference": self.reference.state_dict()}
