@@ -435,7 +435,7 @@ class TrainConfig:
     seed: int = 0
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     algo: str = "reinforce"
-    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"ppo"``); ``agent`` is
+    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"grpo"``, ``"ppo"``); ``agent`` is
     its config."""
     agent: ReinforceConfig | GRPOConfig | PPOConfig = field(default_factory=ReinforceConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)

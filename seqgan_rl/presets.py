@@ -100,7 +100,7 @@ def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int 
       negatives, Adam 3e-4), evaluated every 10 updates. About 15 minutes per seed on one CPU thread.
 
     Args:
-        algo: the agent (``"reinforce"``, ``"reinforce_kl"`` or ``"ppo"``) with its default config; PPO
+        algo: the agent (``"reinforce"``, ``"reinforce_kl"``, ``"grpo"`` or ``"ppo"``) with its default config; PPO
             generates as many sequences per update as REINFORCE (64).
         dims: as for ``pretrain_preset``.
     """
