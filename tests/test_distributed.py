@@ -26,7 +26,8 @@ from tiny_runs import tiny_config, tiny_task
 
 from seqgan_rl import distributed
 from seqgan_rl.agents import ReinforceAgent, RolloutBatch, make_agent
-from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig, PPOConfig, ReinforceConfig
+from seqgan_rl.agents.reinforce import GRPOAgent
+from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig, GRPOConfig, PPOConfig, ReinforceConfig
 from seqgan_rl.envs.rollout import ConstantReward
 from seqgan_rl.models import Discriminator, Generator
 from seqgan_rl.training.metrics import sharded_nll
@@ -79,6 +80,19 @@ def reinforce_update(rows: slice) -> tuple[ReinforceAgent, dict]:
     return agent, metrics
 
 
+def grpo_update(rows: slice) -> tuple[GRPOAgent, dict]:
+    """Two GRPO steps on ``rows`` of 8 sequences in groups of 4 (whole groups per rank: the advantages of a
+    group need all of it, which the gather gives)."""
+    rng = make_rng(6)
+    seqs, q = torch.randint(3, V, (8, T), generator=rng), torch.rand(8, T, generator=rng)
+    batch = RolloutBatch(seqs, q, torch.ones(8, T, dtype=torch.bool))
+    agent = GRPOAgent(policy(), ConstantReward(), GRPOConfig(batch_size=8, group_size=4, epochs=2, grad_clip=1e9))
+    with torch.no_grad():  # start away from the reference, so that the KL term has a gradient
+        agent.generator.output.bias.add_(0.3)
+    metrics = agent.update(RolloutBatch(*(x[rows] for x in batch)))
+    return agent, metrics
+
+
 def grads(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p.grad.clone() for p in module.parameters()]
 
@@ -114,6 +128,8 @@ def rank_checks(rank: int, port: int, out: str) -> None:
         res: dict = {"enabled": distributed.enabled(), "rank": distributed.rank(), "share": distributed.shard(B)}
         agent, res["reinforce_metrics"] = reinforce_update(distributed.shard(B))
         res["reinforce_grads"], res["reinforce_params"] = grads(agent.generator), params(agent.generator)
+        agent, res["grpo_metrics"] = grpo_update(distributed.shard(8))
+        res["grpo_grads"], res["grpo_params"] = grads(agent.generator), params(agent.generator)
         trainer = Trainer(agent, ConstantReward(), iterations=0, out_dir=Path(out) / "by-hand")  # a path: rank 0's
         res["trainer_writes"] = trainer.folder.writes
 
@@ -172,6 +188,15 @@ def test_the_summed_policy_gradient_is_the_whole_batch_gradient(ranks):
         assert r["reinforce_metrics"] == pytest.approx(metrics, rel=1e-5)
     assert_equal(ranks[0]["reinforce_params"], ranks[1]["reinforce_params"])  # bit-identical on both ranks
     assert ranks[0]["reinforce_metrics"] == ranks[1]["reinforce_metrics"]
+
+
+def test_grpo_updates_data_parallel_as_in_one_process(ranks):
+    agent, metrics = grpo_update(slice(None))
+    for r in ranks:
+        assert_close(r["grpo_grads"], grads(agent.generator))
+        assert_close(r["grpo_params"], params(agent.generator))
+        assert r["grpo_metrics"] == pytest.approx(metrics, rel=1e-5, abs=1e-7)
+    assert_equal(ranks[0]["grpo_params"], ranks[1]["grpo_params"])
 
 
 def test_mle_and_discriminator_steps_sum_to_the_whole_minibatch(ranks):
