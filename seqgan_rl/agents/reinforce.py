@@ -304,11 +304,7 @@ class GRPOAgent(ReinforceAgent):
     metric_fields = (*ReinforceAgent.metric_fields, "train/kl", "train/clip_frac")
 
     def __init__(self, generator: Generator, reward: Reward, config: GRPOConfig | None = None) -> None:
-        self.generator, self.reward = generator, reward
-        self.config = config or GRPOConfig()
-        self.temperature = self.config.temperature
-        self.sequences_per_update = self.config.batch_size
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr)
+        super().__init__(generator, reward, config or GRPOConfig())  # batch size, temperature, Adam at lr
         self.reference = copy.deepcopy(generator).eval().requires_grad_(False)
 
     def update(self, batch: RolloutBatch) -> dict[str, float]:
