@@ -30,7 +30,7 @@ from seqgan_rl.training.evaluators import TextEvaluator
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.run_folder import load_generator, read_json_file
 from seqgan_rl.training.tasks import TextTask
-from seqgan_rl.utils import derive_seed, make_rng
+from seqgan_rl.utils import derive_seed, keep_freed_memory, make_rng
 
 KEYS = ["eval/bleu2", "eval/bleu3", "eval/bleu4", "eval/bleu5", "eval/self_bleu2", "eval/self_bleu3",
         "eval/self_bleu4", "eval/nll_test", "eval/mean_len"]  # fmt: skip
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/coco_seqgan", help="results path without extension")
     p.add_argument("--temperatures", type=float, nargs="*", default=[0.9, 0.8], help="MLE temperature controls")
     args = p.parse_args(argv)
+    keep_freed_memory()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/coco_results.py " + " ".join(argv if argv is not None else sys.argv[1:])
     ds = load_text_dataset(COCO)

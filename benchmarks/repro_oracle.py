@@ -35,8 +35,9 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
     from seqgan_rl.training.metrics import evaluate
     from seqgan_rl.training.pipeline import run_training
     from seqgan_rl.training.run_folder import load_torch_file
-    from seqgan_rl.utils import derive_seed, make_rng, seed_everything
+    from seqgan_rl.utils import derive_seed, keep_freed_memory, make_rng, seed_everything
 
+    keep_freed_memory()
     torch.set_num_threads(threads)
     seed_everything(seed)
     device = torch.device("cpu")

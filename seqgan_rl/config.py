@@ -150,7 +150,8 @@ class MLEConfig:
     grad_clip: float = 5.0
     """Global gradient-norm clip."""
     eval_every: int = 5
-    """Evaluate NLL-oracle and NLL-test every this many epochs."""
+    """Evaluate the generator every this many epochs and after the last; the fresh generator (epoch 0) too when
+    this is below ``epochs``. ``eval_every >= epochs``: the final MLE generator alone is evaluated."""
 
     def __post_init__(self) -> None:
         _check_positive(self, "epochs", "batch_size", "lr", "grad_clip", "eval_every")

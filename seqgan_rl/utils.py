@@ -37,6 +37,31 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the OS.
+
+    Training and evaluation allocate and free tensors of 10-30 MB at every step; with glibc's defaults they
+    are returned to the OS and faulted back in, page by page, each time (thousands of page faults per MLE
+    step), which costs 10-20% of an MLE epoch on CPU. Blocks up to 32 MB then come from the heap and freed
+    memory stays mapped (the process keeps its peak footprint). Results are unchanged: only where memory
+    comes from. The scripts call it; a no-op returning False where glibc's ``mallopt`` is not available.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # <malloc.h>
+    return all(
+        mallopt(option, value) == 1
+        for option, value in ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 64 << 20))
+    )
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch's global generators (library code uses explicit generators)."""
     random.seed(seed)

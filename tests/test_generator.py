@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models import Generator
-from seqgan_rl.utils import make_rng
+from seqgan_rl.utils import make_rng, valid_mask
 
 VOCAB, SEQ_LEN, EMBED, HIDDEN = 10, 8, 8, 16
 B = 5
@@ -151,6 +153,29 @@ def test_nll_is_mean_negative_log_prob(generator, tokens):
     lp = generator.log_probs(tokens).detach()
     torch.testing.assert_close(generator.sequence_nll(tokens, batch_size=2), -lp.mean(dim=1), atol=1e-6, rtol=0)
     assert generator.nll(tokens, batch_size=3) == pytest.approx(float(-lp.mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.7])
+@pytest.mark.parametrize("eos", [None, 5])
+def test_sequence_nll_equals_cross_entropy_bit_for_bit(gen_config, generator, tokens, tau, eos):
+    # the buffered computation (logits and log-probabilities written into reused buffers) gives the values of
+    # cross_entropy(G(chunk)) exactly, partial last chunk included; committed NLL figures depend on it
+    if eos is not None:
+        text = Generator(dataclasses.replace(gen_config, eos_token=eos, pad_token=0))
+        text.load_state_dict(generator.state_dict())
+        generator = text
+        tokens = generator.pad_after_eos(tokens)
+    with torch.no_grad():
+        logits = generator(tokens) / tau if tau != 1.0 else generator(tokens)
+        nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
+        nll = nll.view(tokens.shape)
+    if eos is None:
+        expected = nll.mean(dim=1)
+    else:
+        m = valid_mask(tokens, eos).to(nll.dtype)
+        expected = (nll * m).sum(dim=1) / m.sum(dim=1)
+    for batch_size in (B, 3):  # one chunk; several with a partial last one
+        assert torch.equal(generator.sequence_nll(tokens, tau, batch_size=batch_size), expected)
 
 
 def test_rollout_continues_the_prefix_distribution(generator):

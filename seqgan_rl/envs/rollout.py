@@ -70,8 +70,7 @@ def rollout_completions(
     steps = int(rem_sorted[0])
     # rows with remaining > k, for each step k: a prefix of the sorted order
     active_counts = (rem_sorted.unsqueeze(0) > torch.arange(steps, device=rem_sorted.device).unsqueeze(1)).sum(1)
-    for k in range(steps):
-        a = int(active_counts[k])
+    for k, a in enumerate(active_counts.tolist()):  # one host read, not one per step
         tok, (h_a, c_a) = policy.sample_step(prev[:a], (h[:a], c[:a]), rng, temperature, bound)
         if done is not None:
             tok = torch.where(done[:a], torch.full_like(tok, pad_token), tok)

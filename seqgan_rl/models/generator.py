@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models.sampling import sample_categorical
@@ -77,15 +76,27 @@ class Generator(nn.Module):
     @torch.no_grad()
     def sequence_nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> torch.Tensor:
         """Per-sequence mean NLL in nats, ``(B,)``, computed in chunks (small: cache) without gradients.
-        With an end token (real text), the mean is over the positions up to and including it."""
+        With an end token (real text), the mean is over the positions up to and including it.
+
+        The ``(chunk * T, V)`` logits and log-probabilities are written into two buffers reused by every
+        chunk: fresh 25 MB temporaries per chunk cost more in page faults than the arithmetic (3-4x the time
+        on CPU). The values are those of ``cross_entropy(self(chunk))``, bit for bit."""
         check_temperature(temperature)
-        out = []
+        out, logits_buf, logp_buf = [], None, None
         for i in range(0, tokens.shape[0], batch_size):
             chunk = tokens[i : i + batch_size].to(self.device)
-            logits = self(chunk)  # (b, T, V)
+            check_token_batch(chunk, self.vocab_size)
+            start = chunk.new_full((chunk.shape[0], 1), self.config.start_token)
+            hidden, _ = self.lstm(self.embedding(torch.cat([start, chunk[:, :-1]], dim=1)))  # (b, T, H)
+            hidden = hidden.flatten(0, 1)  # (b*T, H)
+            if logits_buf is None:
+                logits_buf = hidden.new_empty(hidden.shape[0], self.vocab_size)
+                logp_buf = torch.empty_like(logits_buf)
+            logits = torch.addmm(self.output.bias, hidden, self.output.weight.T, out=logits_buf[: hidden.shape[0]])
             if temperature != 1.0:
-                logits = logits / temperature
-            nll = F.cross_entropy(logits.flatten(0, 1), chunk.flatten(), reduction="none").view(chunk.shape)
+                logits.div_(temperature)
+            logp = torch.log_softmax(logits, dim=-1, out=logp_buf[: hidden.shape[0]])
+            nll = logp.gather(1, chunk.reshape(-1, 1)).view(chunk.shape).neg_()  # (b, T)
             if self.config.eos_token is None:
                 out.append(nll.mean(dim=1))
             else:

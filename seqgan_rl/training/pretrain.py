@@ -243,7 +243,7 @@ class PretrainResult(NamedTuple):
 
 
 CHECKPOINT = "pretrain_checkpoint.pt"
-"""Resumable state, rewritten atomically after every evaluation and every D round."""
+"""Resumable state, rewritten atomically after every MLE epoch and every D round."""
 FINAL = "pretrained.pt"
 """Final generator and discriminator (what the adversarial phase loads)."""
 MLE_GENERATOR = "generator_mle.pt"
@@ -354,7 +354,8 @@ def _pretrain(
     mle = config.mle
     bar = progress_bar(progress, mle.epochs, "MLE", epoch)
     if epoch == 0 and resume_step is None:
-        mle_metrics = evaluate_now(None)
+        if mle.eval_every < mle.epochs:  # a curve is asked for: it starts at the fresh generator
+            mle_metrics = evaluate_now(None)
         checkpoint(0)
     while epoch < mle.epochs:
         with located(f"pre-training, MLE epoch {epoch + 1}"):
@@ -367,7 +368,7 @@ def _pretrain(
             with located(f"pre-training, evaluation after MLE epoch {epoch}"):
                 mle_metrics = evaluate_now(loss)
             bar.set_postfix({**evaluator.postfix(mle_metrics), "loss": f"{loss:.3f}"})
-            checkpoint(epoch)
+        checkpoint(epoch)  # every epoch (a few MB): a killed run loses at most one
     bar.close()
 
     dcfg = config.d_pretrain
