@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no pre-training")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--mle-epochs", type=int, default=None, help="override the preset's MLE epochs")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N MLE epochs (default 5)")
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N MLE epochs (0: the final only)")
     p.add_argument("--d-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
     p.add_argument("--discriminator", choices=DISCRIMINATOR_PRESETS, default=None, help="override D preset")
     add_oracle_arguments(p)

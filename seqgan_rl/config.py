@@ -150,11 +150,13 @@ class MLEConfig:
     grad_clip: float = 5.0
     """Global gradient-norm clip."""
     eval_every: int = 5
-    """Evaluate the generator every this many epochs and after the last; the fresh generator (epoch 0) too when
-    this is below ``epochs``. ``eval_every >= epochs``: the final MLE generator alone is evaluated."""
+    """Evaluate the generator every this many epochs, starting with the fresh one (epoch 0), and after the
+    last; 0: the final MLE generator alone (the one the adversarial phase starts from)."""
 
     def __post_init__(self) -> None:
-        _check_positive(self, "epochs", "batch_size", "lr", "grad_clip", "eval_every")
+        _check_positive(self, "epochs", "batch_size", "lr", "grad_clip")
+        if not (isinstance(self.eval_every, int) and self.eval_every >= 0):
+            raise ValueError(f"MLEConfig.eval_every must be >= 0 (0: the final generator), got {self.eval_every!r}")
 
 
 @dataclass(frozen=True)

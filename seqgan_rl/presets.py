@@ -68,7 +68,7 @@ def pretrain_preset(name: str, seed: int = 0, **dims: int | None) -> PretrainCon
             seed=seed,
             generator=g,
             discriminator=DiscriminatorConfig.light(v, t),
-            mle=MLEConfig(epochs=20, eval_every=20),  # the final MLE generator is what the adversarial phase uses
+            mle=MLEConfig(epochs=20, eval_every=0),  # the final MLE generator alone: what the adversarial phase uses
             d_pretrain=DiscriminatorTrainConfig(
                 rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
             ),

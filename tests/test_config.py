@@ -38,7 +38,7 @@ BAD_FIELDS = [
     (MLEConfig, "batch_size", 0),
     (MLEConfig, "lr", 0.0),
     (MLEConfig, "grad_clip", -1.0),
-    (MLEConfig, "eval_every", 0),
+    (MLEConfig, "eval_every", -1),
     (DiscriminatorTrainConfig, "rounds", 0),
     (DiscriminatorTrainConfig, "epochs", 0),
     (DiscriminatorTrainConfig, "batch_size", 0),

@@ -22,7 +22,7 @@ def test_cpu_preset():
     cfg = pretrain_preset("cpu", seed=4)
     assert cfg.seed == 4
     assert cfg.generator == GeneratorConfig()
-    assert cfg.mle == MLEConfig(epochs=20, eval_every=20)
+    assert cfg.mle == MLEConfig(epochs=20, eval_every=0)
     assert cfg.discriminator == DiscriminatorConfig.light()
     d = cfg.d_pretrain
     assert (d.rounds, d.epochs, d.lr, d.max_steps_per_round, d.num_negatives) == (10, 1, 1e-3, 200, 6400)

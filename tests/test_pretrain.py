@@ -291,6 +291,25 @@ def test_kill_during_mle_then_resume_equals_straight_run(tmp_path, monkeypatch, 
     )
 
 
+def test_final_evaluation_only_still_checkpoints_every_epoch(tmp_path, monkeypatch, oracle):
+    # eval_every=0 (the cpu preset): one evaluation, after the last epoch; a run killed in epoch 3 resumes
+    # from epoch 2's checkpoint (one epoch left to train) and ends where a straight run does
+    config = dataclasses.replace(tiny_config(), mle=dataclasses.replace(tiny_config().mle, eval_every=0))
+    straight = run(config, tmp_path / "straight", oracle)
+    rows = read_metrics(tmp_path / "straight/metrics.csv")
+    assert [(r["phase"], r["epoch"]) for r in rows] == [("mle", "3"), ("d_pretrain", "1"), ("d_pretrain", "2")]
+    kill_on_call(monkeypatch, "mle_epoch", 3)
+    with pytest.raises(Killed):
+        run(config, tmp_path / "killed", oracle)
+    monkeypatch.undo()
+    epochs, original = [], pretrain.mle_epoch
+    monkeypatch.setattr(pretrain, "mle_epoch", lambda *a, **k: epochs.append(1) or original(*a, **k))
+    resumed = run(config, tmp_path / "killed", oracle, resume=True)
+    assert len(epochs) == 1
+    assert_same_state(straight.generator, resumed.generator)
+    assert rows_without_time(tmp_path / "straight/metrics.csv") == rows_without_time(tmp_path / "killed/metrics.csv")
+
+
 def test_kill_between_metrics_row_and_checkpoint(tmp_path, monkeypatch, oracle):
     # epoch 3's metrics row is written, then the process dies before its checkpoint: the resumed run drops
     # that row and writes it again, once

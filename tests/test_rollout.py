@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -118,6 +119,57 @@ def test_rollout_completions_mixed_lengths_and_eos():
             assert all(x == pad for x in row[row.index(eos) + 1 :])
     with pytest.raises(ValueError, match="pad_token"):
         rollout_completions(gen, tokens, lens, state, make_rng(2), eos_token=eos)
+
+
+def text_generator(seed: int = 0):
+    gen = tiny_generator(seed, seq_len=8)
+    text = type(gen)(dataclasses.replace(gen.config, eos_token=3, pad_token=0))
+    text.load_state_dict(gen.state_dict())
+    return text.eval()
+
+
+def test_text_rollouts_stop_computing_finished_rows(monkeypatch):
+    # a row is sampled up to its end token and no further: the rows passed to sample_step are exactly the
+    # positions written (up to and including each end token), finished prefixes cost nothing
+    gen, eos, pad = text_generator(), 3, 0
+    tokens = torch.tensor([[5, 3, 0, 0, 0, 0, 0, 0], [5, 6, 7, 8, 9, 5, 6, 7], [6, 6, 3, 0, 0, 0, 0, 0]] * 20)
+    lens = torch.tensor([3, 2, 2] * 20)  # row 0's prefix holds its end token
+    h, c = gen.prefix_states(tokens)
+    state = (h[torch.arange(60), lens - 1], c[torch.arange(60), lens - 1])
+    stepped, step = [], type(gen).sample_step
+
+    def counted(self, prev, *args, **kwargs):
+        stepped.append(len(prev))
+        return step(self, prev, *args, **kwargs)
+
+    monkeypatch.setattr(type(gen), "sample_step", counted)
+    out = rollout_completions(gen, tokens, lens, state, make_rng(2), eos_token=eos, pad_token=pad)
+    written = 0
+    for row, given, n in zip(out.tolist(), tokens.tolist(), lens.tolist(), strict=True):
+        assert row[:n] == given[:n]
+        tail = row[n:]
+        if eos in row[:n]:
+            assert all(x == pad for x in tail)  # finished before the rollout: untouched, padded
+            continue
+        end = tail.index(eos) + 1 if eos in tail else len(tail)
+        assert all(x == pad for x in tail[end:]) and eos not in tail[: end - 1]
+        written += end
+    assert sum(stepped) == written > 0
+
+
+def test_text_sampling_stops_at_the_end_token_and_keeps_the_distribution():
+    # one row at a time the draws line up: sampling to the end token and stopping gives exactly the first
+    # tokens of sampling every position (then padding after the end token)
+    gen = text_generator(1)
+    for seed in range(30):
+        stopped = gen.sample(1, make_rng(seed))
+        rng, prev, state, full = make_rng(seed), gen.start_tokens(1), gen.initial_state(1), []
+        for _ in range(gen.seq_len):
+            prev, state = gen.sample_step(prev, state, rng, bound=gen.logit_bound())
+            full.append(prev)
+        assert torch.equal(stopped, gen.pad_after_eos(torch.stack(full, dim=1)))
+    many = gen.sample(200, make_rng(0))
+    assert torch.equal(many, gen.pad_after_eos(many)) and (many == 3).any()
 
 
 def test_mc_q_rejects_mismatched_models():

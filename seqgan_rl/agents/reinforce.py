@@ -121,7 +121,7 @@ class ReinforceAgent(Agent):
         self.config = config or ReinforceConfig()
         self.temperature = self.config.temperature
         self.sequences_per_update = self.config.batch_size
-        self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr)
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr, foreach=True)
 
     @torch.no_grad()
     def collect(self, rng: torch.Generator | None = None) -> RolloutBatch:

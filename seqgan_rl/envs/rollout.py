@@ -46,8 +46,8 @@ def rollout_completions(
             first ``prefix_len - 1`` tokens (``state_t`` of ``Generator``); the last prefix token is fed next.
         rng: generator on the policy's device.
         temperature: the policy's sampling temperature.
-        eos_token: if set, a row that has sampled it (or whose prefix ends with it) gets ``pad_token``
-            afterwards (the sampling still runs, its result is masked).
+        eos_token: if set, a row that has sampled it (or whose prefix holds it) gets ``pad_token`` afterwards
+            and is no longer computed (``Generator.sample_until_end``).
         pad_token: filler after an end token (required with ``eos_token``).
 
     Returns:
@@ -59,23 +59,28 @@ def rollout_completions(
     out = tokens.clone()
     if r == 0:
         return out
+    if eos_token is not None:
+        in_prefix = torch.arange(t_len, device=tokens.device) < prefix_len.unsqueeze(1)  # (R, T)
+        out[~in_prefix] = pad_token
+        going = ~((tokens == eos_token) & in_prefix).any(dim=1) & (prefix_len < t_len)
+        rows = going.nonzero().squeeze(1)
+        return policy.sample_until_end(
+            out, rows, prefix_len[rows].clone(), tokens[rows, prefix_len[rows] - 1], (state[0][rows], state[1][rows]),
+            rng, temperature, eos_token,
+        )  # fmt: skip
     remaining = t_len - prefix_len
     order = torch.argsort(remaining, descending=True, stable=True)  # longest rollouts first
     rem_sorted = remaining[order]
     pos = prefix_len[order].clone()  # next position to fill, per sorted row
     prev = tokens[order, prefix_len[order] - 1]
     h, c = state[0][order], state[1][order]
-    done = prev == eos_token if eos_token is not None else None
     bound = policy.logit_bound()
     steps = int(rem_sorted[0])
     # rows with remaining > k, for each step k: a prefix of the sorted order
     active_counts = (rem_sorted.unsqueeze(0) > torch.arange(steps, device=rem_sorted.device).unsqueeze(1)).sum(1)
-    for k, a in enumerate(active_counts.tolist()):  # one host read, not one per step
-        tok, (h_a, c_a) = policy.sample_step(prev[:a], (h[:a], c[:a]), rng, temperature, bound)
-        if done is not None:
-            tok = torch.where(done[:a], torch.full_like(tok, pad_token), tok)
-            done[:a] |= tok == eos_token
-        h, c = h_a, c_a  # the rows beyond `a` have finished and are never read again
+    for a in active_counts.tolist():  # one host read, not one per step
+        # the rows beyond `a` have finished and are never read again
+        tok, (h, c) = policy.sample_step(prev[:a], (h[:a], c[:a]), rng, temperature, bound)
         prev = tok
         out[order[:a], pos[:a]] = tok
         pos[:a] += 1
@@ -123,7 +128,8 @@ def sample_prefix_completions(
     tokens = sequences[pairs_b[row_pair]].clone()  # (R, T)
     lens = pairs_t[row_pair] + 1  # the prefix now includes the first sampled token
     tokens[torch.arange(tokens.shape[0], device=tokens.device), lens - 1] = first[row_pair, row_n]
-    comp = rollout_completions(policy, tokens, lens, (h1[row_pair], c1[row_pair]), rng, temperature)
+    eos, pad = policy.config.eos_token, policy.config.pad_token  # real text: a finished row is not sampled on
+    comp = rollout_completions(policy, tokens, lens, (h1[row_pair], c1[row_pair]), rng, temperature, eos, pad)
     # real text: whatever follows an end token (in the prefix or sampled) becomes padding, so D sees padded
     # sequences and the completion of an already finished prefix is the finished sequence itself
     comp = policy.pad_after_eos(comp)

@@ -194,12 +194,39 @@ class Generator(nn.Module):
         self, prev_tokens: torch.Tensor, state: State, num_steps: int, rng: torch.Generator | None = None,
         temperature: float = 1.0,
     ) -> torch.Tensor:  # fmt: skip
-        """Continue ``num_steps`` tokens from ``state`` after ``prev_tokens``: returns ``(B, num_steps)``."""
+        """Continue ``num_steps`` tokens from ``state`` after ``prev_tokens``: returns ``(B, num_steps)``. With an
+        end token (real text), a row stops being sampled once it has drawn it: the rest of it is ``pad_token``."""
+        b, eos = prev_tokens.shape[0], self.config.eos_token
+        if eos is not None:
+            out = prev_tokens.new_full((b, num_steps), self.config.pad_token)
+            rows = torch.arange(b, device=prev_tokens.device)
+            return self.sample_until_end(out, rows, torch.zeros_like(rows), prev_tokens, state, rng, temperature)
         bound = self.logit_bound()
-        out = prev_tokens.new_empty(prev_tokens.shape[0], num_steps)
+        out = prev_tokens.new_empty(b, num_steps)
         for k in range(num_steps):
             prev_tokens, state = self.sample_step(prev_tokens, state, rng, temperature, bound)
             out[:, k] = prev_tokens
+        return out
+
+    @torch.no_grad()
+    def sample_until_end(
+        self, out: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, prev_tokens: torch.Tensor, state: State,
+        rng: torch.Generator | None = None, temperature: float = 1.0, eos_token: int | None = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """Real text: sample ``out[rows[i], pos[i]]``, ``out[rows[i], pos[i] + 1]``, ... from ``state`` after
+        ``prev_tokens`` until row i draws the end token (``eos_token``, default the config's) or fills ``out``'s
+        last column. A finished row leaves the batch: only sequences still going are computed (captions end
+        after ~12 of 37 positions). ``out`` is written in place and returned; other entries are left as they are."""
+        eos = self.config.eos_token if eos_token is None else eos_token
+        bound, width = self.logit_bound(), out.shape[1]
+        keep = pos < width
+        rows, pos, prev_tokens, state = rows[keep], pos[keep], prev_tokens[keep], (state[0][keep], state[1][keep])
+        while rows.numel():
+            prev_tokens, (h, c) = self.sample_step(prev_tokens, state, rng, temperature, bound)
+            out[rows, pos] = prev_tokens
+            pos = pos + 1
+            keep = (prev_tokens != eos) & (pos < width)
+            rows, pos, prev_tokens, state = rows[keep], pos[keep], prev_tokens[keep], (h[keep], c[keep])
         return out
 
     @torch.no_grad()

@@ -44,13 +44,14 @@ log = logging.getLogger(__name__)
 
 
 def make_generator_optimizer(generator: Generator, lr: float) -> torch.optim.Adam:
-    return torch.optim.Adam(generator.parameters(), lr=lr)
+    """Adam; ``foreach``: the multi-tensor implementation, the same values as the per-tensor loop, faster on CPU."""
+    return torch.optim.Adam(generator.parameters(), lr=lr, foreach=True)
 
 
 def make_discriminator_optimizer(
     discriminator: Discriminator, lr: float, weight_decay: float = 0.0
 ) -> torch.optim.Adam:
-    return torch.optim.Adam(discriminator.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.Adam(discriminator.parameters(), lr=lr, weight_decay=weight_decay, foreach=True)
 
 
 def mle_loss(generator: Generator, tokens: torch.Tensor) -> torch.Tensor:
@@ -354,7 +355,7 @@ def _pretrain(
     mle = config.mle
     bar = progress_bar(progress, mle.epochs, "MLE", epoch)
     if epoch == 0 and resume_step is None:
-        if mle.eval_every < mle.epochs:  # a curve is asked for: it starts at the fresh generator
+        if mle.eval_every:  # a curve: it starts at the fresh generator
             mle_metrics = evaluate_now(None)
         checkpoint(0)
     while epoch < mle.epochs:
@@ -364,7 +365,7 @@ def _pretrain(
             loss = mle_epoch(generator, g_opt, data.train, mle, order)
         epoch += 1
         bar.update(1)
-        if epoch % mle.eval_every == 0 or epoch == mle.epochs:
+        if epoch == mle.epochs or (mle.eval_every and epoch % mle.eval_every == 0):
             with located(f"pre-training, evaluation after MLE epoch {epoch}"):
                 mle_metrics = evaluate_now(loss)
             bar.set_postfix({**evaluator.postfix(mle_metrics), "loss": f"{loss:.3f}"})
