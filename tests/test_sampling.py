@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from seqgan_rl.models import sample_categorical
-from seqgan_rl.models.sampling import block_size_for
+from seqgan_rl.models.sampling import CPU_CHUNK_ROWS, CUDA_CHUNK_ROWS, _search, block_size_for, chunk_rows
 from seqgan_rl.utils import make_rng
 
 N = 20_000
@@ -142,3 +142,18 @@ def test_block_size(vocab):
     root = math.isqrt(vocab)
     if vocab == 5000:  # a divisor near sqrt(V): no padding
         assert vocab % k == 0 and root // 2 <= k <= 2 * root
+
+
+def test_branchless_search_equals_the_checked_one():
+    # the GPU path (no host sync per chunk) computes the rounding fallback always: the same indices, the edge
+    # u >= total included; a zero-mass tail is never returned
+    cdf = torch.tensor([[0.0, 1.0, 3.0, 3.0], [2.0, 2.0, 5.0, 6.0], [1.0, 2.0, 3.0, 4.0]])
+    u = torch.tensor([[0.0, 2.999, 3.0, 7.0], [0.0, 1.999, 5.0, 6.0], [0.5, 3.5, 4.0, 9.0]])
+    checked = _search(cdf, u)
+    assert torch.equal(_search(cdf, u, check=False), checked)
+    assert checked.tolist() == [[1, 2, 2, 2], [0, 0, 3, 3], [0, 3, 3, 3]]
+
+
+def test_default_chunk_rows_follow_the_device():
+    assert chunk_rows(torch.device("cpu")) == CPU_CHUNK_ROWS == 512  # the committed draws' chunking
+    assert chunk_rows(torch.device("cuda", 0)) == CUDA_CHUNK_ROWS > CPU_CHUNK_ROWS

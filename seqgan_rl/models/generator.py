@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from seqgan_rl.config import GeneratorConfig
-from seqgan_rl.models.sampling import sample_categorical
+from seqgan_rl.models.sampling import chunk_rows, sample_categorical
 from seqgan_rl.utils import check_temperature, check_token_batch, mark_home_process, pad_after_eos, valid_mask
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -175,16 +175,18 @@ class Generator(nn.Module):
     @torch.no_grad()
     def sample_step(
         self, prev_tokens: torch.Tensor, state: State, rng: torch.Generator | None = None, temperature: float = 1.0,
-        bound: float | None = None, chunk_size: int = 512,
+        bound: float | None = None, chunk_size: int | None = None,
     ) -> tuple[torch.Tensor, State]:  # fmt: skip
         """``step`` then sample, with the output layer and the sampler run in row chunks so the
-        ``(chunk, V)`` logits stay in cache (a (20k, 5000) logits tensor would not).
+        ``(chunk, V)`` logits stay in cache (a (20k, 5000) logits tensor would not); ``chunk_size=None``: the
+        device's default (``sampling.chunk_rows``: 512 rows on the CPU, large chunks on a GPU).
 
         Returns:
             ``(tokens (B,), (h, c))``.
         """
         h, c = self.advance(prev_tokens, state)  # (B, H) each
         tokens = torch.empty_like(prev_tokens)
+        chunk_size = chunk_size or chunk_rows(h.device)
         for i in range(0, h.shape[0], chunk_size):
             tokens[i : i + chunk_size] = self.sample_next(self.output(h[i : i + chunk_size]), rng, temperature, bound)
         return tokens, (h, c)

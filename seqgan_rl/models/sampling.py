@@ -20,6 +20,16 @@ from seqgan_rl.utils import NonFiniteError
 # exp(x) for |x| <= 80 is finite and non-zero in float32 (5.5e34 * 5000 < 3.4e38; exp(-80) > 1.2e-38).
 SAFE_EXP_RANGE = 80.0
 
+CPU_CHUNK_ROWS = 512
+"""Rows per chunk on the CPU: a (512, 5000) float32 chunk is 10 MB, near the caches (the committed draws use it)."""
+CUDA_CHUNK_ROWS = 16384
+"""Rows per chunk on a GPU: few, large kernels (a 512-row chunking is ~7,000 launches per reward batch)."""
+
+
+def chunk_rows(device: torch.device) -> int:
+    """The default row chunk for ``device`` (``CPU_CHUNK_ROWS`` or ``CUDA_CHUNK_ROWS``)."""
+    return CUDA_CHUNK_ROWS if device.type == "cuda" else CPU_CHUNK_ROWS
+
 
 def block_size_for(vocab_size: int) -> int:
     """Tokens per block: a divisor of V near sqrt(V) when one exists (no padding), else ceil(sqrt(V))."""
@@ -32,7 +42,7 @@ def block_size_for(vocab_size: int) -> int:
 
 def sample_categorical(
     logits: torch.Tensor, rng: torch.Generator | None = None, *, num_samples: int | None = None,
-    max_abs_logit: float | None = None, chunk_size: int = 512,
+    max_abs_logit: float | None = None, chunk_size: int | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """Draw indices from ``softmax(logits)``, independently per row (and per sample).
 
@@ -45,7 +55,7 @@ def sample_categorical(
         max_abs_logit: a bound on the finite ``|logits|`` known to the caller (the generator derives
             one from its output layer). When it is at most 80, the row-max subtraction is skipped (exp
             can neither overflow nor underflow), which is exact and faster. ``None`` always subtracts it.
-        chunk_size: rows per chunk (keeps the work in cache).
+        chunk_size: rows per chunk (keeps the work in cache); ``None``: ``chunk_rows(logits.device)``.
 
     Returns:
         int64 indices in ``[0, V)``: ``(N,)``, or ``(N, S)`` with ``num_samples``.
@@ -56,7 +66,11 @@ def sample_categorical(
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     n, v = logits.shape
     s = num_samples or 1
+    chunk_size = chunk_size or chunk_rows(logits.device)
     out = torch.empty(n, s, dtype=torch.long, device=logits.device)
+    # on a GPU the rare rounding fallback is computed always and the check for non-finite logits is read once,
+    # after the last chunk: no host sync inside the loop (on the CPU the branch is cheaper)
+    invalid = torch.zeros((), dtype=torch.bool, device=logits.device) if logits.is_cuda else None
     shift = max_abs_logit is None or max_abs_logit > SAFE_EXP_RANGE
     k = block_size_for(v)
     nb = -(-v // k)
@@ -69,19 +83,28 @@ def sample_categorical(
         blocks = mass.view(r, nb, k)  # (r, NB, K)
         block_cdf = blocks.sum(dim=-1).cumsum_(dim=-1)  # (r, NB)
         u = torch.rand(r, s, generator=rng, device=x.device, dtype=mass.dtype) * block_cdf[:, -1:]  # (r, S)
-        b = _search(block_cdf, u)  # (r, S)
+        if invalid is not None:
+            total = block_cdf[:, -1]
+            invalid |= ~(torch.isfinite(total) & (total > 0)).all()
+        b = _search(block_cdf, u, invalid is None)  # (r, S)
         below = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(u))
         inner_cdf = blocks.gather(1, b.unsqueeze(-1).expand(r, s, k)).cumsum_(dim=-1)  # (r, S, K)
-        j = _search(inner_cdf.view(r * s, k), (u - below).view(r * s, 1)).view(r, s)
+        j = _search(inner_cdf.view(r * s, k), (u - below).view(r * s, 1), invalid is None).view(r, s)
         out[start : start + chunk_size] = b * k + j
+    if invalid is not None and bool(invalid):
+        raise NonFiniteError("sampling: the logits are NaN or infinite (non-finite weights or inputs)")
     return out if num_samples is not None else out.squeeze(1)
 
 
-def _search(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+def _search(cdf: torch.Tensor, u: torch.Tensor, check: bool = True) -> torch.Tensor:
     """Per row of ``cdf`` (n, M) and each value of ``u`` (n, S): the smallest index i with cdf[i] > u.
-    When rounding puts u at or past the row's total: the last index carrying mass (never a zero-mass one)."""
+    When rounding puts u at or past the row's total: the last index carrying mass (never a zero-mass one).
+    ``check=False`` (GPU): no branch on the data; the caller checks the totals."""
     idx = torch.searchsorted(cdf, u, right=True)  # (n, S)
     over = idx >= cdf.shape[1]
+    if not check:
+        last = torch.searchsorted(cdf, cdf[:, -1:].contiguous(), right=False)
+        return torch.where(over, last.expand_as(idx), idx)
     if bool(over.any()):  # rare with finite logits; always with NaN, infinite or all -inf ones (checked here)
         total = cdf[:, -1]
         if not bool((torch.isfinite(total) & (total > 0)).all()):
