@@ -178,6 +178,17 @@ def test_sequence_nll_equals_cross_entropy_bit_for_bit(gen_config, generator, to
         assert torch.equal(generator.sequence_nll(tokens, tau, batch_size=batch_size), expected)
 
 
+def test_sample_step_draws_from_the_output_layer_exactly(generator, tokens):
+    # sample_step projects with mm + bias (no addmm bias copy): the same logits as the output layer, so the
+    # same draws as sampling step()'s logits
+    state = generator.initial_state(B)
+    prev = tokens[:, 0]
+    logits, _ = generator.step(prev, state)
+    expected = generator.sample_next(logits, make_rng(3), bound=generator.logit_bound())
+    got, _ = generator.sample_step(prev, state, make_rng(3), bound=generator.logit_bound(), chunk_size=2)
+    assert torch.equal(got, expected)
+
+
 def test_rollout_continues_the_prefix_distribution(generator):
     # Continuing after Y_{1:2} from the cached state: the first continuation token is distributed as
     # G(. | Y_{1:2}), which the teacher-forced logits at position 3 give.

@@ -157,3 +157,11 @@ def test_branchless_search_equals_the_checked_one():
 def test_default_chunk_rows_follow_the_device():
     assert chunk_rows(torch.device("cpu")) == CPU_CHUNK_ROWS == 512  # the committed draws' chunking
     assert chunk_rows(torch.device("cuda", 0)) == CUDA_CHUNK_ROWS > CPU_CHUNK_ROWS
+
+
+def test_overwriting_the_logits_draws_the_same_tokens():
+    logits = torch.randn(700, 50, generator=make_rng(0))
+    for bound in (None, 10.0):  # with and without the row-max shift
+        expected = sample_categorical(logits, make_rng(1), max_abs_logit=bound)
+        scratch = logits.clone()
+        assert torch.equal(sample_categorical(scratch, make_rng(1), max_abs_logit=bound, overwrite=True), expected)

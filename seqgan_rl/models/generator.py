@@ -163,14 +163,15 @@ class Generator(nn.Module):
 
     def sample_next(
         self, logits: torch.Tensor, rng: torch.Generator | None = None, temperature: float = 1.0,
-        bound: float | None = None, num_samples: int | None = None,
+        bound: float | None = None, num_samples: int | None = None, overwrite: bool = False,
     ) -> torch.Tensor:  # fmt: skip
         """Sample ``(B,)`` tokens (``(B, S)`` with ``num_samples``) from ``(B, V)`` logits at ``temperature``
-        (exactly; see ``sampling``)."""
+        (exactly; see ``sampling``). ``overwrite``: the logits are a temporary the sampler may reuse."""
         if temperature != 1.0:
             logits = logits / check_temperature(temperature)
             bound = None if bound is None else bound / temperature
-        return sample_categorical(logits, rng, num_samples=num_samples, max_abs_logit=bound)
+            overwrite = True  # a copy of ours
+        return sample_categorical(logits, rng, num_samples=num_samples, max_abs_logit=bound, overwrite=overwrite)
 
     @torch.no_grad()
     def sample_step(
@@ -187,8 +188,11 @@ class Generator(nn.Module):
         h, c = self.advance(prev_tokens, state)  # (B, H) each
         tokens = torch.empty_like(prev_tokens)
         chunk_size = chunk_size or chunk_rows(h.device)
+        w, b = self.output.weight, self.output.bias
         for i in range(0, h.shape[0], chunk_size):
-            tokens[i : i + chunk_size] = self.sample_next(self.output(h[i : i + chunk_size]), rng, temperature, bound)
+            # = self.output(h): the same values (tested), without addmm's broadcast copy of the bias first
+            logits = torch.mm(h[i : i + chunk_size], w.T).add_(b)
+            tokens[i : i + chunk_size] = self.sample_next(logits, rng, temperature, bound, overwrite=True)
         return tokens, (h, c)
 
     @torch.no_grad()

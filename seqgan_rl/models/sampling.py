@@ -42,7 +42,7 @@ def block_size_for(vocab_size: int) -> int:
 
 def sample_categorical(
     logits: torch.Tensor, rng: torch.Generator | None = None, *, num_samples: int | None = None,
-    max_abs_logit: float | None = None, chunk_size: int | None = None,
+    max_abs_logit: float | None = None, chunk_size: int | None = None, overwrite: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """Draw indices from ``softmax(logits)``, independently per row (and per sample).
 
@@ -56,6 +56,8 @@ def sample_categorical(
             one from its output layer). When it is at most 80, the row-max subtraction is skipped (exp
             can neither overflow nor underflow), which is exact and faster. ``None`` always subtracts it.
         chunk_size: rows per chunk (keeps the work in cache); ``None``: ``chunk_rows(logits.device)``.
+        overwrite: ``logits`` is a temporary of the caller's: the exponentials are written over it (the same
+            values, one 10 MB buffer less per chunk).
 
     Returns:
         int64 indices in ``[0, V)``: ``(N,)``, or ``(N, S)`` with ``num_samples``.
@@ -77,7 +79,9 @@ def sample_categorical(
     for start in range(0, n, chunk_size):
         x = logits[start : start + chunk_size]
         r = x.shape[0]
-        mass = torch.exp(x - x.amax(dim=-1, keepdim=True) if shift else x)  # (r, V), unnormalised
+        if shift:
+            x = x - x.amax(dim=-1, keepdim=True)  # a copy: overwritten below
+        mass = x.exp_() if shift or overwrite else torch.exp(x)  # (r, V), unnormalised
         if nb * k != v:
             mass = F.pad(mass, (0, nb * k - v))
         blocks = mass.view(r, nb, k)  # (r, NB, K)
