@@ -70,7 +70,7 @@ def write_results(rows: list[dict], out: Path, command: str) -> None:
     lines = [
         "# MLE vs. SeqGAN on Image COCO captions (this package, `text` preset, CPU)",
         "",
-        f"Command: `{command}` (one thread; another agent's jobs shared the 2-core machine).",
+        f"Command: `{command}` (one thread per seed; wall times depend on what else ran on the machine).",
         f"Seeds: {', '.join(map(str, seeds))}. Each metric: mean ± std over seeds. 1,000 sampled sentences per model;",
         "BLEU-n against all 10,000 test captions (nltk `sentence_bleu`, method1, uniform weights, averaged; computed",
         "by `seqgan_rl.training.bleu`, equal to nltk float for float); Self-BLEU-n leave-one-out among the 1,000",
