@@ -33,7 +33,7 @@ from seqgan_rl.training.pretrain import (
     make_generator_optimizer,
     mle_step,
 )
-from seqgan_rl.utils import derive_seed, make_rng
+from seqgan_rl.utils import derive_seed, keep_freed_memory, make_rng
 
 BATCH = 64
 
@@ -114,6 +114,7 @@ def sample_multinomial(generator: Generator, num: int, rng: torch.Generator, bat
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    keep_freed_memory()  # as the scripts do
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     print(

@@ -29,7 +29,7 @@ import torch
 from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig
 from seqgan_rl.envs import TokenGenerationVectorEnv, mc_q_values
 from seqgan_rl.models import Discriminator, Generator
-from seqgan_rl.utils import make_rng
+from seqgan_rl.utils import keep_freed_memory, make_rng
 
 
 @torch.no_grad()
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env-sizes", default="1,64,1024")
     p.add_argument("--discriminator", default="paper", choices=["paper", "light"])
     args = p.parse_args(argv)
+    keep_freed_memory()  # as the scripts do
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     gen = Generator(GeneratorConfig()).eval()
