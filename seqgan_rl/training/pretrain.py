@@ -368,7 +368,7 @@ def _pretrain(
         if epoch == mle.epochs or (mle.eval_every and epoch % mle.eval_every == 0):
             with located(f"pre-training, evaluation after MLE epoch {epoch}"):
                 mle_metrics = evaluate_now(loss)
-            bar.set_postfix({**evaluator.postfix(mle_metrics), "loss": f"{loss:.3f}"})
+        bar.set_postfix({**(evaluator.postfix(mle_metrics) if mle_metrics else {}), "loss": f"{loss:.3f}"})
         checkpoint(epoch)  # every epoch (a few MB): a killed run loses at most one
     bar.close()
 
