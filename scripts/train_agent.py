@@ -5,6 +5,7 @@
     python scripts/train_agent.py --preset paper --device cuda  # the reference hyperparameters exactly
     python scripts/train_agent.py --out runs/x --resume         # continue a killed run
     python scripts/train_agent.py --algo ppo                    # SB3 PPO from the same MLE checkpoint (sb3 extra)
+    python scripts/train_agent.py --algo a2c                    # SB3 A2C, likewise
     python scripts/train_agent.py --dataset coco                # real text: COCO captions, scored by BLEU
     python scripts/train_agent.py --oracle random:0 --seq-len 40  # the length-40 benchmark (LeakGAN/RankGAN)
     torchrun --nproc_per_node 2 scripts/train_agent.py --threads 1  # one run, data-parallel over 2 processes
@@ -13,8 +14,9 @@ Pipeline: pre-training (MLE, then D; reused if the run folder already has it), t
 iterations (sample 64 sequences, Q by Monte-Carlo rollouts scored by D, one update of the agent, retrain D),
 evaluated every few updates (NLL-oracle and NLL-test; BLEU, Self-BLEU and NLL-test for text). --algo ppo
 replaces the REINFORCE update by one SB3 PPO iteration on the batched env (64 sequences, reward mode q with
-gamma 0). Writes config.json, pretrain/, metrics.csv (+ TensorBoard events when tensorboard is installed),
-adversarial_checkpoint.pt, generator_final.pt, summary.json and curves.png to the run folder.
+gamma 0); --algo a2c by one SB3 A2C update on the same rollouts. Writes config.json, pretrain/, metrics.csv
+(+ TensorBoard events when tensorboard is installed), adversarial_checkpoint.pt, generator_final.pt,
+summary.json and curves.png to the run folder.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tqdm import tqdm
 
 from seqgan_rl import distributed
 from seqgan_rl.agents import AGENTS
-from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, TrainConfig
+from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, SB3_ALGOS, TrainConfig
 from seqgan_rl.data.text import load_text_dataset
 from seqgan_rl.presets import PRESETS, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pipeline import run_training
@@ -41,11 +43,11 @@ from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
-        "--algo", default="reinforce", choices=list(AGENTS), help="policy-gradient agent (ppo: the sb3 extra)"
+        "--algo", default="reinforce", choices=list(AGENTS), help="policy-gradient agent (ppo, a2c: the sb3 extra)"
     )
     p.add_argument(
         "--reward-mode", choices=list(GAMMA_FOR_MODE), default=None,
-        help="--algo ppo: q (SeqGAN's Q, gamma 0; default) or shaped/terminal (gamma 1)",
+        help="--algo ppo/a2c: q (SeqGAN's Q, gamma 0; default) or shaped/terminal (gamma 1)",
     )  # fmt: skip
     p.add_argument("--preset", default="auto", choices=["auto", *PRESETS], help="hyperparameter preset")
     p.add_argument("--iterations", type=int, default=None, help="generator updates (preset: paper 200, cpu 50)")
@@ -102,17 +104,20 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
         raise ValueError(f"--resume: {args.out} does not exist, nothing to resume (drop --resume to start it)")
     if args.resume and args.force:
         raise ValueError("--force starts a run in a folder that holds none: it does not go with --resume")
-    if args.algo == "ppo" and (args.reward != "mc" or args.baseline is not None):
-        raise ValueError("--algo ppo trains on SeqGAN's reward with a learned critic: no --reward constant/--baseline")
-    if args.algo == "ppo" and distributed.launched():
+    sb3 = args.algo in SB3_ALGOS
+    if sb3 and (args.reward != "mc" or args.baseline is not None):
         raise ValueError(
-            "--algo ppo runs in one process (SB3 has no data-parallel PPO): start it without torchrun, or use "
-            "--algo reinforce under torchrun"
+            f"--algo {args.algo} trains on SeqGAN's reward with a learned critic: no --reward constant/--baseline"
+        )
+    if sb3 and distributed.launched():
+        raise ValueError(
+            f"--algo {args.algo} runs in one process (SB3 has no data-parallel {args.algo.upper()}): start it without "
+            "torchrun, or use --algo reinforce under torchrun"
         )
     if args.kl_coef is not None and args.algo not in ("reinforce_kl", "grpo"):
         raise ValueError("--kl-coef is the KL weight of --algo reinforce_kl or grpo")
-    if args.algo != "ppo" and args.reward_mode is not None:
-        raise ValueError("--reward-mode applies to --algo ppo (REINFORCE consumes SeqGAN's Q)")
+    if not sb3 and args.reward_mode is not None:
+        raise ValueError("--reward-mode applies to --algo ppo and a2c (REINFORCE consumes SeqGAN's Q)")
     preset = resolve_preset(args.preset, device.type, text=isinstance(task, TextTask))
     cfg = with_options(
         train_preset(preset, seed=args.seed, algo=args.algo, **task.dims()),

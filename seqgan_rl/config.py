@@ -276,8 +276,38 @@ GAMMA_FOR_MODE = {"q": 0.0, "shaped": 1.0, "terminal": 1.0}
 """The discount each reward mode of the environment needs (``seqgan_rl.envs.MCRolloutReward``)."""
 
 
+class _SB3OnPolicy:
+    """What the SB3 agents' configs share: the reward mode that fixes the discount, the sequences per update."""
+
+    num_envs: int
+    reward_mode: str
+    gamma: float | None
+    temperature: float
+
+    def _check_sb3(self, name: str) -> None:
+        if self.reward_mode not in GAMMA_FOR_MODE:
+            raise ValueError(f"{name}.reward_mode={self.reward_mode!r}: choose one of {tuple(GAMMA_FOR_MODE)}")
+        need = GAMMA_FOR_MODE[self.reward_mode]
+        if self.gamma is not None and self.gamma != need:
+            raise ValueError(
+                f"{name}: reward_mode={self.reward_mode!r} needs gamma={need:g}, got {self.gamma}: 'q' rewards are "
+                "already returns (gamma 0); 'shaped'/'terminal' rewards must be summed (gamma 1)"
+            )
+        check_temperature(self.temperature, f"{name}.temperature")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"{name}.gae_lambda={self.gae_lambda} must be in [0, 1]")
+
+    @property
+    def discount(self) -> float:
+        return GAMMA_FOR_MODE[self.reward_mode] if self.gamma is None else float(self.gamma)
+
+    @property
+    def sequences_per_update(self) -> int:
+        return self.num_envs
+
+
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(_SB3OnPolicy):
     """Stable-Baselines3 PPO's update for SeqGAN's generator (``seqgan_rl.agents.sb3_ppo``). One PPO iteration
     collects one sequence per sub-env (``num_envs`` sequences of T tokens: ``n_steps = T``), the same budget
     as one REINFORCE update.
@@ -312,29 +342,44 @@ class PPOConfig:
     """The policy's sampling temperature (its logits are divided by it; also in the rollouts)."""
 
     def __post_init__(self) -> None:
-        if self.reward_mode not in GAMMA_FOR_MODE:
-            raise ValueError(f"PPOConfig.reward_mode={self.reward_mode!r}: choose one of {tuple(GAMMA_FOR_MODE)}")
-        need = GAMMA_FOR_MODE[self.reward_mode]
-        if self.gamma is not None and self.gamma != need:
-            raise ValueError(
-                f"PPOConfig: reward_mode={self.reward_mode!r} needs gamma={need:g}, got {self.gamma}: 'q' rewards are "
-                "already returns (gamma 0); 'shaped'/'terminal' rewards must be summed (gamma 1)"
-            )
+        self._check_sb3("PPOConfig")
         if not (self.num_envs >= 1 and self.n_epochs >= 1 and self.batch_size >= 1):
             raise ValueError("PPOConfig: num_envs, n_epochs and batch_size must be >= 1")
         if not (self.lr > 0 and self.clip_range > 0 and self.max_grad_norm > 0):
             raise ValueError("PPOConfig: lr, clip_range and max_grad_norm must be > 0")
-        check_temperature(self.temperature, "PPOConfig.temperature")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise ValueError(f"PPOConfig.gae_lambda={self.gae_lambda} must be in [0, 1]")
 
-    @property
-    def discount(self) -> float:
-        return GAMMA_FOR_MODE[self.reward_mode] if self.gamma is None else float(self.gamma)
 
-    @property
-    def sequences_per_update(self) -> int:
-        return self.num_envs
+@dataclass(frozen=True)
+class A2CConfig(_SB3OnPolicy):
+    """Stable-Baselines3 A2C's update for SeqGAN's generator (``seqgan_rl.agents.sb3_ppo.A2CAgent``; Mnih et
+    al. 2016, synchronous): one rollout of ``num_envs`` sequences of T tokens, then a single gradient step on
+    all of it (policy gradient with the critic's advantage, value loss, entropy bonus). SB3's defaults: RMSprop
+    at 7e-4, no advantage normalisation. Reward modes and discounts as for ``PPOConfig``."""
+
+    num_envs: int = 64
+    """Sequences generated per update (REINFORCE's batch size)."""
+    lr: float = 7e-4
+    """Learning rate (actor and critic)."""
+    gamma: float | None = None
+    """Discount; ``None`` picks the one the reward mode needs (``q``: 0, ``shaped``/``terminal``: 1)."""
+    gae_lambda: float = 1.0
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    normalize_advantage: bool = False
+    use_rms_prop: bool = True
+    """RMSprop (SB3's and the A3C paper's choice); False: Adam."""
+    reward_mode: str = "q"
+    """``"q"`` (SeqGAN's Q, gamma 0), ``"shaped"`` or ``"terminal"`` (gamma 1)."""
+    value_net: tuple[int, ...] = (64,)
+    """Hidden sizes of the critic's MLP head (on its own embedding + LSTM features)."""
+    temperature: float = 1.0
+    """The policy's sampling temperature (its logits are divided by it; also in the rollouts)."""
+
+    def __post_init__(self) -> None:
+        self._check_sb3("A2CConfig")
+        if not (self.num_envs >= 1 and self.lr > 0 and self.max_grad_norm > 0):
+            raise ValueError("A2CConfig: num_envs must be >= 1, lr and max_grad_norm > 0")
 
 
 @dataclass(frozen=True)
@@ -387,9 +432,12 @@ class GRPOConfig:
 
 AGENT_CONFIGS: dict[str, type] = {
     "reinforce": ReinforceConfig, "reinforce_kl": KLReinforceConfig, "grpo": GRPOConfig, "ppo": PPOConfig,
+    "a2c": A2CConfig,
 }  # fmt: skip
 """Each algorithm's config class, by the name ``TrainConfig.algo`` (and ``--algo``) uses; the agents
 themselves are in ``seqgan_rl.agents.AGENTS``."""
+SB3_ALGOS = ("ppo", "a2c")
+"""The agents that run Stable-Baselines3 on the vector env (one process, fixed-length sequences, MC reward)."""
 
 REWARDS = ("mc", "constant")
 
@@ -438,9 +486,9 @@ class TrainConfig:
     seed: int = 0
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     algo: str = "reinforce"
-    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"grpo"``, ``"ppo"``); ``agent`` is
-    its config."""
-    agent: ReinforceConfig | GRPOConfig | PPOConfig = field(default_factory=ReinforceConfig)
+    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"grpo"``, ``"ppo"``, ``"a2c"``);
+    ``agent`` is its config."""
+    agent: ReinforceConfig | GRPOConfig | PPOConfig | A2CConfig = field(default_factory=ReinforceConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def __post_init__(self) -> None:
@@ -454,13 +502,14 @@ class TrainConfig:
                 f"got a {type(self.agent).__name__}"
             )
         adv = self.adversarial
-        if self.algo == "ppo":
+        if self.algo in SB3_ALGOS:
+            name = self.algo.upper()
             if adv.reward != "mc":
-                raise ValueError(f"PPO trains on the discriminator's reward: reward={adv.reward!r} is for REINFORCE")
+                raise ValueError(f"{name} trains on the discriminator's reward: reward={adv.reward!r} is for REINFORCE")
             if adv.rollout_update_rate is not None:
-                raise ValueError("PPO uses the current generator for rollouts: rollout_update_rate must be None")
+                raise ValueError(f"{name} uses the current generator for rollouts: rollout_update_rate must be None")
             if self.pretrain.generator.eos_token is not None:
                 raise ValueError(
-                    "PPO runs on fixed-length sequences (the oracle benchmark): its policy finds the prefix by the pad "
-                    "token, which real text can generate; use algo='reinforce' for text"
+                    f"{name} runs on fixed-length sequences (the oracle benchmark): its policy finds the prefix by the "
+                    "pad token, which real text can generate; use algo='reinforce' for text"
                 )

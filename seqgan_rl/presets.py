@@ -100,8 +100,8 @@ def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int 
       negatives, Adam 3e-4), evaluated every 10 updates. About 15 minutes per seed on one CPU thread.
 
     Args:
-        algo: the agent (``"reinforce"``, ``"reinforce_kl"``, ``"grpo"`` or ``"ppo"``) with its default config; PPO
-            generates as many sequences per update as REINFORCE (64).
+        algo: the agent (``"reinforce"``, ``"reinforce_kl"``, ``"grpo"``, ``"ppo"`` or ``"a2c"``) with its default
+            config; PPO and A2C generate as many sequences per update as REINFORCE (64).
         dims: as for ``pretrain_preset``.
     """
     if algo not in AGENT_CONFIGS:
@@ -135,7 +135,7 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
     Args:
         options: ``mle_epochs``, ``mle_eval_every``, ``d_pretrain_rounds``, ``eval_samples`` (pre-training);
             ``iterations``, ``num_rollouts``, ``eval_every``, ``reward`` (the adversarial phase); ``baseline``
-            (REINFORCE), ``kl_coef`` (REINFORCE with KL), ``reward_mode`` (PPO).
+            (REINFORCE), ``kl_coef`` (REINFORCE with KL), ``reward_mode`` (PPO, A2C).
 
     Raises:
         ValueError: for an unknown option, or a value the configs refuse (naming the field).

@@ -19,7 +19,15 @@ from stable_baselines3.common.utils import check_for_correct_spaces  # noqa: E40
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecMonitor  # noqa: E402
 
 from seqgan_rl.agents import make_agent  # noqa: E402
-from seqgan_rl.agents.sb3_ppo import PPOAgent, PPOConfig, SB3VecEnvAdapter, make_ppo  # noqa: E402
+from seqgan_rl.agents.sb3_ppo import (  # noqa: E402
+    A2CAgent,
+    A2CConfig,
+    PPOAgent,
+    PPOConfig,
+    SB3VecEnvAdapter,
+    make_a2c,
+    make_ppo,
+)
 from seqgan_rl.config import DiscriminatorTrainConfig  # noqa: E402
 from seqgan_rl.envs import SeqGANReward, TokenGenerationVectorEnv, make_token_generation_env  # noqa: E402
 from seqgan_rl.training.callbacks import Callback, DiscriminatorRetrainCallback  # noqa: E402
@@ -198,6 +206,43 @@ def test_agent_collect_and_update_are_sb3s_own_learn():
         assert torch.equal(a, b), k
 
 
+def test_a2c_agent_is_sb3s_own_a2c_learn_from_the_generator():
+    """A2CAgent: its policy starts as the generator (RMSprop by default), and collect/update in a loop is
+    A2C.learn() step for step (one gradient step per rollout): the same weights after 3 updates."""
+    n, cfg = 4, A2CConfig(num_envs=4)
+    g, d = tiny_generator(), tiny_discriminator()
+    agent = A2CAgent(g, SeqGANReward(g, d, num_rollouts=2), cfg, seed=3, total_updates=3)
+    assert torch.equal(agent.model.policy.action_net.weight, g.output.weight)
+    assert isinstance(agent.model.policy.optimizer, torch.optim.RMSprop)
+    start = {k: v.clone() for k, v in agent.model.policy.state_dict().items()}
+    for _ in range(3):
+        metrics = agent.update(agent.collect())
+    assert {"train/pg_loss", "train/value_loss", "train/entropy_loss", "train/explained_variance"} <= set(metrics)
+    assert agent.model._n_updates == 3  # one gradient step per rollout
+    venv = TokenGenerationVectorEnv(n, generator=g, discriminator=d, num_rollouts=2, autoreset_mode="SameStep")
+    model = make_a2c(venv, g, cfg, seed=3)
+    model.learn(3 * n * T)
+    after = agent.model.policy.state_dict()
+    for (k, a), b in zip(after.items(), model.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert not torch.equal(after["action_net.weight"], start["action_net.weight"])
+
+
+def test_a2c_config_checks_and_names_itself():
+    assert A2CConfig().discount == 0.0 and A2CConfig(reward_mode="terminal").discount == 1.0
+    with pytest.raises(ValueError, match="A2CConfig: reward_mode='q' needs gamma=0"):
+        A2CConfig(gamma=0.99)
+    with pytest.raises(ValueError, match="A2CConfig: num_envs"):
+        A2CConfig(lr=0.0)
+    g, d = tiny_generator(), tiny_discriminator()
+    with pytest.raises(ValueError, match="A2C trains on the discriminator's reward"):
+        from seqgan_rl.envs import ConstantReward
+
+        A2CAgent(g, ConstantReward(), A2CConfig(num_envs=4))
+    agent = make_agent("a2c", A2CConfig(num_envs=4, use_rms_prop=False), g, SeqGANReward(g, d, num_rollouts=2))
+    assert isinstance(agent, A2CAgent) and isinstance(agent.model.policy.optimizer, torch.optim.Adam)
+
+
 def test_agent_in_the_training_loop_fires_callbacks_once_per_update_and_retrains_d(tmp_path):
     g, d = tiny_generator(), tiny_discriminator()
     reward = SeqGANReward(g, d, num_rollouts=2)
@@ -230,7 +275,8 @@ def test_missing_extra_names_the_pip_command(monkeypatch):
         importlib.import_module("seqgan_rl.agents.sb3_ppo")
 
 
-def test_train_agent_algo_ppo_runs_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_train_agent_sb3_algo_runs_end_to_end(tmp_path, capsys, algo):
     import importlib.util
     import json
     from pathlib import Path
@@ -245,7 +291,7 @@ def test_train_agent_algo_ppo_runs_end_to_end(tmp_path, capsys):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     args = [
-        "--algo", "ppo", "--preset", "cpu", "--oracle-file", str(npz), "--out", str(tmp_path / "r"),
+        "--algo", algo, "--preset", "cpu", "--oracle-file", str(npz), "--out", str(tmp_path / "r"),
         "--iterations", "2", "--eval-every", "1", "--mle-epochs", "1", "--d-pretrain-rounds", "1",
         "--eval-samples", "64", "--num-rollouts", "2", "--threads", "1",
     ]  # fmt: skip
@@ -253,7 +299,7 @@ def test_train_agent_algo_ppo_runs_end_to_end(tmp_path, capsys):
     assert "final (update 2)" in capsys.readouterr().out
     out = tmp_path / "r"
     saved = json.loads((out / "config.json").read_text())
-    assert saved["algo"] == "ppo" and saved["agent"]["reward_mode"] == "q"
+    assert saved["algo"] == algo and saved["agent"]["reward_mode"] == "q"
     rows = (out / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     assert "train/value_loss" in header and len(rows) == 4  # header + updates 0, 1, 2

@@ -1,5 +1,5 @@
 """Agents: the policy-gradient algorithms the training loop runs (``Agent``); REINFORCE (the paper's update)
-and SB3 PPO (behind the ``sb3`` extra)."""
+and its variants, SB3 PPO and A2C (behind the ``sb3`` extra)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ AGENTS: dict[str, str] = {
     "reinforce_kl": "seqgan_rl.agents.reinforce:KLReinforceAgent",
     "grpo": "seqgan_rl.agents.reinforce:GRPOAgent",
     "ppo": "seqgan_rl.agents.sb3_ppo:PPOAgent",
+    "a2c": "seqgan_rl.agents.sb3_ppo:A2CAgent",
 }
-"""Each algorithm's agent class (imported on demand: PPO needs the ``sb3`` extra), by the names of
+"""Each algorithm's agent class (imported on demand: PPO and A2C need the ``sb3`` extra), by the names of
 ``seqgan_rl.config.AGENT_CONFIGS``."""
 
 

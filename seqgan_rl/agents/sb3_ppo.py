@@ -36,9 +36,10 @@ import torch
 from torch import nn
 
 try:
-    from stable_baselines3 import PPO
+    from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.distributions import CategoricalDistribution
     from stable_baselines3.common.logger import configure
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
     from stable_baselines3.common.policies import ActorCriticPolicy
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.common.vec_env import VecEnv
@@ -49,13 +50,16 @@ from gymnasium.vector import AutoresetMode
 
 from seqgan_rl import distributed
 from seqgan_rl.agents.base import Agent
-from seqgan_rl.config import GAMMA_FOR_MODE, GeneratorConfig, PPOConfig
+from seqgan_rl.config import GAMMA_FOR_MODE, A2CConfig, GeneratorConfig, PPOConfig
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.utils import check_finite, check_temperature
 
-__all__ = ["GAMMA_FOR_MODE", "PPOAgent", "PPOConfig", "SB3VecEnvAdapter", "SeqGANPolicy", "make_ppo"]
+__all__ = [
+    "GAMMA_FOR_MODE", "A2CAgent", "A2CConfig", "PPOAgent", "PPOConfig", "SB3VecEnvAdapter", "SeqGANPolicy",
+    "make_a2c", "make_ppo",
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- the env
@@ -251,12 +255,7 @@ def make_ppo(
         config: PPO's settings.
         seed: SB3's seed (actions, minibatch order, the env's reset).
     """
-    c = config or PPOConfig(num_envs=venv.num_envs, reward_mode=venv.reward_mode)
-    if venv.reward_mode != c.reward_mode or venv.num_envs != c.num_envs:
-        raise ValueError(
-            f"the env (reward_mode={venv.reward_mode!r}, num_envs={venv.num_envs}) does not match the PPO config "
-            f"(reward_mode={c.reward_mode!r}, num_envs={c.num_envs})"
-        )
+    c = _checked_config(venv, config or PPOConfig(num_envs=venv.num_envs, reward_mode=venv.reward_mode))
     model = PPO(
         SeqGANPolicy,
         SB3VecEnvAdapter(venv),
@@ -272,16 +271,62 @@ def make_ppo(
         max_grad_norm=c.max_grad_norm,
         normalize_advantage=c.normalize_advantage,
         target_kl=c.target_kl,
-        policy_kwargs={
-            "generator_config": generator.config,
-            "pad_token": venv.pad_token,
-            "value_net": tuple(c.value_net),
-            "temperature": c.temperature,
-        },
+        policy_kwargs=_policy_kwargs(venv, generator, c),
         seed=seed,
         device=device,
         verbose=verbose,
     )
+    return _started_from(model, venv, generator)
+
+
+def make_a2c(
+    venv: TokenGenerationVectorEnv,
+    generator: Generator,
+    config: A2CConfig | None = None,
+    seed: int | None = None,
+    device: str | torch.device = "cpu",
+    verbose: int = 0,
+) -> A2C:
+    """An SB3 ``A2C`` on ``venv`` whose policy starts from ``generator``'s weights (arguments as for
+    ``make_ppo``; one rollout of ``seq_len`` steps per sub-env, then one gradient step on all of it)."""
+    c = _checked_config(venv, config or A2CConfig(num_envs=venv.num_envs, reward_mode=venv.reward_mode))
+    model = A2C(
+        SeqGANPolicy,
+        SB3VecEnvAdapter(venv),
+        learning_rate=c.lr,
+        n_steps=venv.seq_len,
+        gamma=c.discount,
+        gae_lambda=c.gae_lambda,
+        ent_coef=c.ent_coef,
+        vf_coef=c.vf_coef,
+        max_grad_norm=c.max_grad_norm,
+        use_rms_prop=c.use_rms_prop,
+        normalize_advantage=c.normalize_advantage,
+        policy_kwargs=_policy_kwargs(venv, generator, c),
+        seed=seed,
+        device=device,
+        verbose=verbose,
+    )
+    return _started_from(model, venv, generator)
+
+
+def _checked_config(venv: TokenGenerationVectorEnv, c: PPOConfig | A2CConfig) -> PPOConfig | A2CConfig:
+    if venv.reward_mode != c.reward_mode or venv.num_envs != c.num_envs:
+        raise ValueError(
+            f"the env (reward_mode={venv.reward_mode!r}, num_envs={venv.num_envs}) does not match the "
+            f"{type(c).__name__.removesuffix('Config')} config (reward_mode={c.reward_mode!r}, num_envs={c.num_envs})"
+        )
+    return c
+
+
+def _policy_kwargs(venv: TokenGenerationVectorEnv, generator: Generator, c: PPOConfig | A2CConfig) -> dict[str, Any]:
+    return {
+        "generator_config": generator.config, "pad_token": venv.pad_token, "value_net": tuple(c.value_net),
+        "temperature": c.temperature,
+    }  # fmt: skip
+
+
+def _started_from(model: OnPolicyAlgorithm, venv: TokenGenerationVectorEnv, generator: Generator):
     model.policy.load_generator(generator)  # after construction: SB3's init overwrote action_net
     model.set_logger(configure(None, []))  # metrics go through this package's logger (name_to_value)
     venv.set_generator(model.policy.generator_view())  # MC rollouts follow the policy as it trains
@@ -325,6 +370,9 @@ class PPOAgent(Agent):
         "train/pg_loss", "train/mean_q", "train/sample_nll", "train/value_loss", "train/approx_kl",
         "train/clip_fraction", "train/entropy_loss",
     )  # fmt: skip
+    config_class: type = PPOConfig
+    sb3_metrics = SB3_METRICS
+    make_model = staticmethod(make_ppo)
 
     def __init__(
         self,
@@ -336,15 +384,16 @@ class PPOAgent(Agent):
         device: str | torch.device = "cpu",
         total_updates: int | None = None,
     ) -> None:
-        c = self.config = config or PPOConfig()
+        c = self.config = config or self.config_class()
+        name = type(c).__name__.removesuffix("Config")
         if reward.discriminator is None:
-            raise ValueError("PPO trains on the discriminator's reward: give it a SeqGANReward, not a constant one")
+            raise ValueError(f"{name} trains on the discriminator's reward: give it a SeqGANReward, not a constant one")
         self.venv = TokenGenerationVectorEnv(
             c.num_envs, generator=generator, discriminator=reward.discriminator, reward_mode=c.reward_mode,
             num_rollouts=reward.num_rollouts, temperature=c.temperature, device=device,
             autoreset_mode=AutoresetMode.SAME_STEP,
         )  # fmt: skip
-        self.model = make_ppo(self.venv, generator, c, seed=seed % 2**31, device=device)
+        self.model = self.make_model(self.venv, generator, c, seed=seed % 2**31, device=device)
         self.generator = self.venv.generator  # the policy's actor (shared parameters)
         reward.set_generator(self.generator)
         self.temperature, self.sequences_per_update = c.temperature, c.num_envs
@@ -356,9 +405,10 @@ class PPOAgent(Agent):
     @classmethod
     def build(cls, generator, reward, config, *, seed=0, device="cpu", total_updates=None) -> PPOAgent:
         if distributed.enabled():
+            name = cls.config_class.__name__.removesuffix("Config")
             raise ValueError(
-                "--algo ppo runs in one process (SB3 has no data-parallel PPO): start it without torchrun, or "
-                "use --algo reinforce under torchrun"
+                f"--algo {name.lower()} runs in one process (SB3 has no data-parallel {name}): start it without "
+                "torchrun, or use --algo reinforce under torchrun"
             )
         return cls(generator, reward, config, seed=seed, device=device, total_updates=total_updates)
 
@@ -379,9 +429,9 @@ class PPOAgent(Agent):
         """One ``PPO.train()`` (``n_epochs`` passes of minibatches over the rollout)."""
         self.model.train()
         values = self.model.logger.name_to_value
-        metrics = {**{ours: float(values[k]) for k, ours in SB3_METRICS.items() if k in values}, **batch}
+        metrics = {**{ours: float(values[k]) for k, ours in self.sb3_metrics.items() if k in values}, **batch}
         for key, value in metrics.items():
-            check_finite(f"PPO's {key}", value)
+            check_finite(f"{type(self.model).__name__}'s {key}", value)
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
@@ -395,3 +445,22 @@ class PPOAgent(Agent):
         self.model.policy.load_state_dict(state["policy"])
         self.model.policy.optimizer.load_state_dict(state["optimizer"])
         self._resumed_timesteps = int(state["num_timesteps"])
+
+
+class A2CAgent(PPOAgent):
+    """SB3 A2C as an agent of the training loop: the same env, policy, rollouts and checkpoints as ``PPOAgent``;
+    ``update`` is one ``A2C.train()``, a single gradient step on the whole rollout (policy gradient with the
+    critic's advantage, value loss, entropy bonus), with RMSprop by default (``A2CConfig``)."""
+
+    metric_fields = (
+        "train/pg_loss", "train/mean_q", "train/sample_nll", "train/value_loss", "train/entropy_loss",
+        "train/explained_variance",
+    )  # fmt: skip
+    config_class = A2CConfig
+    sb3_metrics = {
+        "train/policy_loss": "train/pg_loss",
+        "train/value_loss": "train/value_loss",
+        "train/entropy_loss": "train/entropy_loss",
+        "train/explained_variance": "train/explained_variance",
+    }
+    make_model = staticmethod(make_a2c)
