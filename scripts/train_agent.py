@@ -57,7 +57,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no run of this kind")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--reward", choices=REWARDS, default="mc", help="mc: SeqGAN's Q; constant: the control")
+    p.add_argument(
+        "--reward", choices=REWARDS, default="mc",
+        help="mc: SeqGAN's Q; constant: the control; maligan/maligan_d: MaliGAN's sequence weight (odds/D)",
+    )  # fmt: skip
     p.add_argument("--num-rollouts", type=int, default=None, help="N rollouts per Q (default 16)")
     p.add_argument("--baseline", choices=BASELINES, default=None, help="REINFORCE baseline (paper: none)")
     p.add_argument("--kl-coef", type=float, default=None, help="--algo reinforce_kl, grpo: the KL weight")
@@ -96,8 +99,8 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
     (raises ValueError with the fix)."""
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.reward == "constant" and args.num_rollouts is not None:
-        raise ValueError("--num-rollouts only applies to --reward mc (the constant control has no rollouts)")
+    if args.reward != "mc" and args.num_rollouts is not None:
+        raise ValueError(f"--num-rollouts only applies to --reward mc (--reward {args.reward} has no rollouts)")
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue")
     if args.resume and not distributed.broadcast_object(Path(args.out).is_dir()):  # as rank 0 sees it

@@ -439,7 +439,8 @@ themselves are in ``seqgan_rl.agents.AGENTS``."""
 SB3_ALGOS = ("ppo", "a2c")
 """The agents that run Stable-Baselines3 on the vector env (one process, fixed-length sequences, MC reward)."""
 
-REWARDS = ("mc", "constant")
+REWARDS = ("mc", "constant", "maligan", "maligan_d")
+"""The adversarial phase's rewards (``AdversarialConfig.reward``); all but ``"constant"`` retrain D."""
 
 
 @dataclass(frozen=True)
@@ -453,7 +454,9 @@ class AdversarialConfig:
     """N: Monte-Carlo rollouts per Q estimate."""
     reward: str = "mc"
     """``"mc"``: SeqGAN's Q from D; ``"constant"``: every token gets ``constant_reward`` (a control:
-    no D, no rollouts; what self-sharpening alone does)."""
+    no D, no rollouts; what self-sharpening alone does); ``"maligan"`` / ``"maligan_d"``: MaliGAN's
+    normalised importance weight of the whole sequence, from D's odds D/(1-D) or from D itself (Texygen's
+    port; ``seqgan_rl.envs.MaliGANReward``): no rollouts."""
     constant_reward: float = 1.0
     d_every: int = 1
     """Retrain D after every this many generator updates."""

@@ -10,7 +10,14 @@ import torch
 from env_helpers import FirstTokenD, tiny_discriminator, tiny_generator
 
 from seqgan_rl.agents import ReinforceAgent, ReinforceConfig, RolloutBatch, compute_advantages, reinforce_loss
-from seqgan_rl.envs import ConstantReward, Reward, SeqGANReward, TokenGenerationVectorEnv, mc_q_values
+from seqgan_rl.envs import (
+    ConstantReward,
+    MaliGANReward,
+    Reward,
+    SeqGANReward,
+    TokenGenerationVectorEnv,
+    mc_q_values,
+)
 from seqgan_rl.utils import make_rng
 
 
@@ -242,3 +249,50 @@ def test_grpo_raises_the_tokens_its_group_rewards_and_keeps_the_reference_in_che
     assert all(torch.equal(a, start[k]) for k, a in again.reference.state_dict().items())
     with pytest.raises(ValueError, match="divide batch_size"):
         GRPOConfig(batch_size=10, group_size=4)
+
+
+# ---------------------------------------------------------------------------------------------- MaliGAN
+class TableD:
+    """A 'discriminator' with given D(y) per first token."""
+
+    def __init__(self, probs):
+        self.probs, self.device = torch.tensor(probs), torch.device("cpu")
+
+    def prob_real(self, tokens):
+        return self.probs[tokens[:, 0]]
+
+
+def test_maligan_rewards_by_hand_both_variants():
+    seqs = torch.tensor([[0, 1, 1], [1, 0, 0], [2, 2, 2], [0, 2, 1]])  # D = 0.5, 0.8, 0.2, 0.5
+    d = TableD([0.5, 0.8, 0.2])
+    odds = torch.tensor([1.0, 4.0, 0.25, 1.0])  # D / (1 - D)
+    for variant, w in (("odds", odds), ("d", torch.tensor([0.5, 0.8, 0.2, 0.5]))):
+        reward = MaliGANReward(d, variant)
+        weights = reward.weights(seqs)
+        torch.testing.assert_close(weights, (w / w.sum()).double())
+        assert float(weights.sum()) == pytest.approx(1.0, abs=1e-12)  # the weights sum to 1
+        q = reward.sequence_q(seqs)
+        assert q.shape == seqs.shape and torch.equal(q, q[:, :1].expand_as(q))  # one reward per sequence
+        torch.testing.assert_close(q[:, 0], (w / w.sum() - 0.25).float())  # r_i = w_i / sum w - 1/B
+        assert float(q[:, 0].sum()) == pytest.approx(0.0, abs=1e-6)  # the rewards sum to 0
+    # D at float32's 1: a finite weight that dominates the batch
+    assert float(MaliGANReward(TableD([1.0, 0.5, 0.5])).weights(seqs[:3])[0]) > 0.999
+    with pytest.raises(ValueError, match="MaliGAN variant"):
+        MaliGANReward(d, "logit")
+
+
+def test_maligan_raises_the_sequences_d_prefers():
+    # D prefers sequences starting with token 0 (D 0.9 against 0.1): REINFORCE on MaliGAN's reward makes the
+    # first token 0 more likely
+    gen = tiny_generator()
+    d = TableD([0.9] + [0.1] * 9)
+    agent = ReinforceAgent(gen, MaliGANReward(d), ReinforceConfig(lr=0.05, batch_size=64))
+    first = gen.start_tokens(1)
+    with torch.no_grad():
+        before = torch.softmax(gen.step(first, gen.initial_state(1))[0], -1)[0, 0]
+    rng = make_rng(0)
+    for _ in range(5):
+        agent.update(agent.collect(rng))
+    with torch.no_grad():
+        after = torch.softmax(gen.step(first, gen.initial_state(1))[0], -1)[0, 0]
+    assert float(after) > float(before) + 0.05

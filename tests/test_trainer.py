@@ -112,6 +112,25 @@ def test_constant_reward_control_needs_no_discriminator_training(tmp_path, task)
     assert res.summary["reward"] == "constant"
 
 
+@pytest.mark.parametrize("reward", ["maligan", "maligan_d"])
+def test_maligan_reward_retrains_d_and_resumes_exactly(tmp_path, task, monkeypatch, reward):
+    # MaliGAN's sequence reward on the same loop: D is retrained (its weights are in the reward's checkpoint),
+    # every token of a sequence gets its one reward, and an interrupted run resumes bit for bit
+    cfg = tiny_train_config(iterations=4, reward=reward)
+    straight = run_training(cfg, tmp_path / "a", torch.device("cpu"), task)
+    rows = rows_without_time(tmp_path / "a" / "metrics.csv")
+    assert all("d/loss" in r for r in rows[1:]) and straight.summary["reward"] == reward
+    assert all(abs(float(r["train/mean_q"])) < 1e-6 for r in rows[1:])  # the rewards sum to 0 over the batch
+    with monkeypatch.context() as mp:
+        interrupt_update(mp, ReinforceAgent, call=4)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(cfg, tmp_path / "b", torch.device("cpu"), task)
+    resumed = run_training(cfg, tmp_path / "b", torch.device("cpu"), task, resume=True)
+    assert rows == rows_without_time(tmp_path / "b" / "metrics.csv")
+    for x, y in zip(straight.generator.state_dict().values(), resumed.generator.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+
+
 def test_interrupt_and_resume_equals_a_straight_run(tmp_path, task, monkeypatch):
     straight = run_training(tiny_train_config(iterations=5), tmp_path / "a", torch.device("cpu"), task)
 

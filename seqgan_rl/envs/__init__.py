@@ -3,6 +3,7 @@
 from seqgan_rl.envs.rollout import (
     ConstantReward,
     EMARolloutPolicy,
+    MaliGANReward,
     PrefixStateCache,
     Reward,
     SeqGANReward,
@@ -23,7 +24,8 @@ from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 ENV_ID = "seqgan_rl/TokenGeneration-v0"
 
 __all__ = [
-    "ENV_ID", "REWARD_MODES", "ConstantReward", "EMARolloutPolicy", "MCRolloutReward", "PrefixStateCache", "Reward",
+    "ENV_ID", "REWARD_MODES", "ConstantReward", "EMARolloutPolicy", "MCRolloutReward", "MaliGANReward",
+    "PrefixStateCache", "Reward",
     "SeqGANReward", "TokenGenerationEnv", "TokenGenerationVectorEnv", "check_reward_gamma", "make_token_generation_env",
     "mc_q_values",
     "prefix_q_values", "rollout_completions", "sample_prefix_completions",

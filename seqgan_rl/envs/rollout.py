@@ -364,6 +364,43 @@ class ConstantReward(Reward):
         return torch.full(sequences.shape, self.value, device=sequences.device)
 
 
+class MaliGANReward(Reward):
+    """MaliGAN's sequence-level reward (Che et al. 2017): every token of sequence i of a batch of B gets
+
+        r_i = w_i / sum_j w_j - 1/B,
+
+    with w_i = D(y_i) / (1 - D(y_i)) (``variant="odds"``: the paper's derivation, TextGAN-PyTorch's
+    ``get_mali_reward``) or w_i = D(y_i) (``variant="d"``: Texygen's port). With an optimal D the odds are
+    p_data / p_G, so sum_i r_i grad log G(y_i) estimates the gradient of the data's log-likelihood; the -1/B is
+    the baseline. No rollouts: one D pass per sequence. The weights sum to 1 and the rewards to 0 over the
+    batch. D's probabilities are kept below 1 - 2**-24 (float32 rounds D to 1 beyond a logit gap of ~17)."""
+
+    VARIANTS = ("odds", "d")
+
+    def __init__(self, discriminator: Any, variant: str = "odds") -> None:
+        if variant not in self.VARIANTS:
+            raise ValueError(f"MaliGAN variant {variant!r}: choose one of {self.VARIANTS}")
+        self.discriminator, self.variant = discriminator, variant
+
+    def weights(self, sequences: torch.Tensor) -> torch.Tensor:
+        """The normalised weights w_i / sum_j w_j, ``(B,)`` float64 (they sum to 1)."""
+        d = self.discriminator.prob_real(sequences.to(model_device(self.discriminator))).double()
+        check_finite("the discriminator's scores", d)
+        w = d / (1.0 - d.clamp(max=1.0 - 2.0**-24)) if self.variant == "odds" else d
+        return w / w.sum()
+
+    def sequence_q(self, sequences: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        b, t = sequences.shape
+        r = (self.weights(sequences) - 1.0 / b).to(sequences.device, torch.float32)
+        return r.unsqueeze(1).expand(b, t).contiguous()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"discriminator": self.discriminator.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+
+
 class EMARolloutPolicy:
     """A delayed copy of the generator for rollouts: ``beta <- r * beta + (1 - r) * theta``.
 

@@ -19,7 +19,7 @@ import torch
 from seqgan_rl import distributed
 from seqgan_rl.agents import make_agent
 from seqgan_rl.config import TrainConfig
-from seqgan_rl.envs.rollout import ConstantReward, Reward, SeqGANReward
+from seqgan_rl.envs.rollout import ConstantReward, MaliGANReward, Reward, SeqGANReward
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.training.callbacks import CheckpointCallback, DiscriminatorRetrainCallback, EvalCallback
@@ -40,10 +40,12 @@ FINAL_GENERATOR = "generator_final.pt"
 
 
 def make_reward(config: TrainConfig, generator: Generator, discriminator: Discriminator) -> Reward:
-    """SeqGAN's MC-rollout Q (at the agent's temperature), or the constant-reward control."""
+    """SeqGAN's MC-rollout Q (at the agent's temperature), MaliGAN's sequence reward, or the constant control."""
     adv = config.adversarial
     if adv.reward == "constant":
         return ConstantReward(adv.constant_reward)
+    if adv.reward.startswith("maligan"):
+        return MaliGANReward(discriminator, "d" if adv.reward == "maligan_d" else "odds")
     return SeqGANReward(generator, discriminator, adv.num_rollouts, config.agent.temperature, adv.rollout_update_rate)
 
 
@@ -66,7 +68,7 @@ def build_trainer(
         total_updates=adv.iterations,
     )  # fmt: skip
     callbacks = []
-    if adv.reward == "mc":
+    if adv.reward != "constant":  # the reward scores with D: retrain it
         callbacks.append(DiscriminatorRetrainCallback(discriminator, data.train, data.test, adv.d_train, adv.d_every))
     callbacks += [EvalCallback(evaluator, adv.eval_every), CheckpointCallback(adv.checkpoint_every)]
     return Trainer(agent, reward, callbacks, iterations=adv.iterations, seed=config.seed, device=device, out_dir=out)
