@@ -257,25 +257,9 @@ def make_ppo(
     """
     c = _checked_config(venv, config or PPOConfig(num_envs=venv.num_envs, reward_mode=venv.reward_mode))
     model = PPO(
-        SeqGANPolicy,
-        SB3VecEnvAdapter(venv),
-        learning_rate=c.lr,
-        n_steps=venv.seq_len,
-        batch_size=min(c.batch_size, venv.seq_len * c.num_envs),
-        n_epochs=c.n_epochs,
-        gamma=c.discount,
-        gae_lambda=c.gae_lambda,
-        clip_range=c.clip_range,
-        ent_coef=c.ent_coef,
-        vf_coef=c.vf_coef,
-        max_grad_norm=c.max_grad_norm,
-        normalize_advantage=c.normalize_advantage,
-        target_kl=c.target_kl,
-        policy_kwargs=_policy_kwargs(venv, generator, c),
-        seed=seed,
-        device=device,
-        verbose=verbose,
-    )
+        batch_size=min(c.batch_size, venv.seq_len * c.num_envs), n_epochs=c.n_epochs, clip_range=c.clip_range,
+        target_kl=c.target_kl, **_common_arguments(venv, generator, c, seed, device, verbose),
+    )  # fmt: skip
     return _started_from(model, venv, generator)
 
 
@@ -290,23 +274,7 @@ def make_a2c(
     """An SB3 ``A2C`` on ``venv`` whose policy starts from ``generator``'s weights (arguments as for
     ``make_ppo``; one rollout of ``seq_len`` steps per sub-env, then one gradient step on all of it)."""
     c = _checked_config(venv, config or A2CConfig(num_envs=venv.num_envs, reward_mode=venv.reward_mode))
-    model = A2C(
-        SeqGANPolicy,
-        SB3VecEnvAdapter(venv),
-        learning_rate=c.lr,
-        n_steps=venv.seq_len,
-        gamma=c.discount,
-        gae_lambda=c.gae_lambda,
-        ent_coef=c.ent_coef,
-        vf_coef=c.vf_coef,
-        max_grad_norm=c.max_grad_norm,
-        use_rms_prop=c.use_rms_prop,
-        normalize_advantage=c.normalize_advantage,
-        policy_kwargs=_policy_kwargs(venv, generator, c),
-        seed=seed,
-        device=device,
-        verbose=verbose,
-    )
+    model = A2C(use_rms_prop=c.use_rms_prop, **_common_arguments(venv, generator, c, seed, device, verbose))
     return _started_from(model, venv, generator)
 
 
@@ -319,10 +287,21 @@ def _checked_config(venv: TokenGenerationVectorEnv, c: PPOConfig | A2CConfig) ->
     return c
 
 
-def _policy_kwargs(venv: TokenGenerationVectorEnv, generator: Generator, c: PPOConfig | A2CConfig) -> dict[str, Any]:
+def _common_arguments(
+    venv: TokenGenerationVectorEnv, generator: Generator, c: PPOConfig | A2CConfig, seed: int | None,
+    device: str | torch.device, verbose: int,
+) -> dict[str, Any]:  # fmt: skip
+    """What SB3's PPO and A2C take alike: the policy, the env, one sequence per sub-env per rollout, the
+    discount of the reward mode, the loss weights."""
     return {
-        "generator_config": generator.config, "pad_token": venv.pad_token, "value_net": tuple(c.value_net),
-        "temperature": c.temperature,
+        "policy": SeqGANPolicy, "env": SB3VecEnvAdapter(venv), "learning_rate": c.lr, "n_steps": venv.seq_len,
+        "gamma": c.discount, "gae_lambda": c.gae_lambda, "ent_coef": c.ent_coef, "vf_coef": c.vf_coef,
+        "max_grad_norm": c.max_grad_norm, "normalize_advantage": c.normalize_advantage,
+        "policy_kwargs": {
+            "generator_config": generator.config, "pad_token": venv.pad_token, "value_net": tuple(c.value_net),
+            "temperature": c.temperature,
+        },
+        "seed": seed, "device": device, "verbose": verbose,
     }  # fmt: skip
 
 
