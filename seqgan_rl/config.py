@@ -429,6 +429,10 @@ class GRPOConfig:
             raise ValueError(f"GRPOConfig.kl_coef={self.kl_coef} must be >= 0")
         check_temperature(self.temperature, "GRPOConfig.temperature")
 
+    @property
+    def sequences_per_update(self) -> int:
+        return self.batch_size
+
 
 AGENT_CONFIGS: dict[str, type] = {
     "reinforce": ReinforceConfig, "reinforce_kl": KLReinforceConfig, "grpo": GRPOConfig, "ppo": PPOConfig,

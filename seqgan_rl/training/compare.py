@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqgan_rl.config import PPOConfig, TrainConfig
+from seqgan_rl.config import A2CConfig, GRPOConfig, KLReinforceConfig, PPOConfig, TrainConfig
 from seqgan_rl.data.oracle_data import OracleData
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
@@ -49,7 +49,13 @@ ALGOS: dict[str, str] = {
     "mle": "MLE only (no adversarial phase)",
     "reinforce": "REINFORCE as in the paper (MC Q, no baseline)",
     "reinforce_baseline": "REINFORCE, per-position mean baseline",
+    "rollout_value": "REINFORCE, rollout-value advantage Q_t - Q_{t-1}",
+    "rloo": "REINFORCE, leave-one-out baseline (RLOO)",
+    "reinforce_kl": "KL-regularised REINFORCE (beta 0.05 to the MLE policy)",
+    "grpo": "GRPO (groups of 8, clip 0.2, KL 0.04)",
+    "maligan": "MaliGAN reward, w = D/(1-D) (REINFORCE)",
     "ppo": "SB3 PPO (Q reward, gamma 0, learned critic)",
+    "a2c": "SB3 A2C (Q reward, gamma 0, learned critic)",
     "constant": "REINFORCE, constant reward (control)",
 }
 TEMPERATURES = (0.85, 0.9, 0.95, 1.0, 1.1)
@@ -66,8 +72,21 @@ def algo_run(algo: str, base: TrainConfig) -> TrainConfig:
         return dataclasses.replace(base, agent=dataclasses.replace(base.agent, baseline="position_mean"))
     if algo == "constant":
         return dataclasses.replace(base, adversarial=dataclasses.replace(base.adversarial, reward="constant"))
+    if algo in ("rollout_value", "rloo"):
+        return dataclasses.replace(base, agent=dataclasses.replace(base.agent, baseline=algo))
+    if algo == "maligan":
+        return dataclasses.replace(base, adversarial=dataclasses.replace(base.adversarial, reward="maligan"))
+    if algo == "reinforce_kl":
+        agent = KLReinforceConfig(**dataclasses.asdict(base.agent))
+        return dataclasses.replace(base, algo=algo, agent=agent)
+    if algo == "grpo":
+        a = base.agent
+        agent = GRPOConfig(batch_size=a.batch_size, lr=a.lr, grad_clip=a.grad_clip, temperature=a.temperature)
+        return dataclasses.replace(base, algo=algo, agent=agent)
     if algo == "ppo":
         return dataclasses.replace(base, algo="ppo", agent=PPOConfig(num_envs=base.agent.batch_size))
+    if algo == "a2c":
+        return dataclasses.replace(base, algo="a2c", agent=A2CConfig(num_envs=base.agent.batch_size))
     raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
 
 
