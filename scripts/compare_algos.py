@@ -3,6 +3,7 @@
 
     python scripts/compare_algos.py --seeds 0 1 2 --threads 1 --resume     # cpu preset; reuses finished rows
     python scripts/compare_algos.py --tables-only                          # rebuild tables/plots from results
+    python scripts/compare_algos.py --tables-only --out runs/a --merge runs/b   # rows run by two processes
     python scripts/compare_algos.py --oracle random:0 --seq-len 40 --algos mle reinforce  # the length-40 oracle
 
 Rows (seqgan_rl/training/compare.py): MLE only, REINFORCE as in the paper, REINFORCE with a per-position
@@ -25,8 +26,7 @@ import torch
 
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import train_preset, with_options
-from seqgan_rl.training.compare import ALGOS, TEMPERATURES, matched_rows, run_comparison, write_outputs
-from seqgan_rl.training.run_folder import read_json_file
+from seqgan_rl.training.compare import ALGOS, TEMPERATURES, matched_rows, merge_results, run_comparison, write_outputs
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
@@ -46,6 +46,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true", help="reuse finished rows and continue unfinished runs")
     p.add_argument("--tables-only", action="store_true", help="rebuild tables and plots from <out>/results.json")
+    p.add_argument(
+        "--merge", nargs="+", default=[], metavar="OUT",
+        help="with --tables-only: also the rows of these comparison folders (rows run by other processes)",
+    )  # fmt: skip
     p.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES))
     p.add_argument(
         "--sweep-samples", type=int, default=4992, help="samples per NLL-oracle in the sweeps (half the 9,984: cost)"
@@ -93,13 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"compare_{args.preset}" + (f"_{tag}" if tag else "")
     results_dir = Path(args.results_dir) if args.results_dir is not None else out / "tables"
     if args.tables_only:
-        path = out / "results.json"
-        if not path.exists():
-            print(f"error: {path} does not exist: run the comparison first", file=sys.stderr)
-            return 2
         try:
-            records = read_json_file(path)
-        except ValueError as exc:
+            records = merge_results([out, *args.merge])
+        except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         for p in write_outputs(records, results_dir, name):

@@ -15,7 +15,16 @@ import torch
 
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.models import OracleLSTM
-from seqgan_rl.training.compare import ALGOS, frontier_at, matched_rows, run_comparison, write_outputs
+from seqgan_rl.training.compare import (
+    ALGOS,
+    frontier_at,
+    leaderboard,
+    matched_rows,
+    merge_results,
+    paired_interval,
+    run_comparison,
+    write_outputs,
+)  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 V, T = 20, 6
@@ -52,6 +61,62 @@ def test_matched_rows_compare_with_mle_plus_temperature_at_equal_nll_test():
     assert row["minus_mle_temp"] == pytest.approx(8.6 - 8.75)
     assert row["oracle_at_mle_test+0.2"] == pytest.approx(8.5)  # its own curve at NLL-test 8.6: a third of the way
     assert math.isnan(row["oracle_at_mle_test+0.05"])  # its curve never gets that diverse
+
+
+def test_paired_interval_by_hand():
+    st = paired_interval([-0.1, -0.2, -0.3, math.nan])  # NaN: a seed whose Δ could not be read
+    assert st["n"] == 3 and st["mean"] == pytest.approx(-0.2) and st["std"] == pytest.approx(0.1)
+    half = 4.303 * 0.1 / math.sqrt(3)  # t(0.975, 2 df)
+    assert (st["lo"], st["hi"]) == (pytest.approx(-0.2 - half), pytest.approx(-0.2 + half))
+    assert st["max"] == pytest.approx(-0.1)
+    one = paired_interval([0.5])
+    assert one["mean"] == 0.5 and math.isnan(one["lo"]) and math.isnan(paired_interval([])["mean"])
+
+
+def _record(algo, seed, tau1, cooled, wall=10.0):
+    """A comparison record whose sweep is two points: (tau 1: ``tau1``) and (tau 0.9: ``cooled``), each
+    (NLL-oracle, NLL-test)."""
+    pts = [{"tau": 0.9, "nll_oracle": cooled[0], "nll_test": cooled[1]}, {"tau": 1.0, "nll_oracle": tau1[0],
+           "nll_test": tau1[1]}]  # fmt: skip
+    final = {"iteration": 2, "eval/nll_oracle": tau1[0], "eval/nll_test": tau1[1]}
+    adv = algo != "mle"
+    return {"algo": algo, "seed": seed, "sweep": pts, "final": final, "best": final, "mle": final,
+            "sequences": 128 if adv else 0, "wall_s": wall if adv else 0.0, "threads": 1,
+            "curve": [{"sequences": 0, "eval/nll_oracle": tau1[0], "eval/nll_test": tau1[1]}],
+            "temperatures": [0.9, 1.0], "sweep_samples": 8}  # fmt: skip
+
+
+def test_leaderboard_ranks_by_the_paired_delta_and_marks_the_noise(tmp_path):
+    # MLE's curve: NLL-oracle 9.0 at NLL-test 8.4, 8.0 at 8.8 (a line: NLL-oracle = 9 - 2.5 (test - 8.4))
+    recs = [_record("mle", s, (9.0, 8.4), (8.0, 8.8)) for s in (0, 1, 2)]
+    # reinforce: below the curve on every seed (Δ -0.2, -0.3, -0.25); constant: on it up to noise (±0.1, 0)
+    for s, d in enumerate((-0.2, -0.3, -0.25)):
+        recs.append(_record("reinforce", s, (9.0 - 2.5 * 0.2 + d, 8.6), (8.0, 9.0), wall=20.0))
+    for s, d in enumerate((0.1, -0.1, 0.03)):
+        recs.append(_record("constant", s, (9.0 - 2.5 * 0.2 + d, 8.6), (8.0, 9.0)))
+    board = leaderboard(recs)
+    assert [r["algo"] for r in board] == ["reinforce", "mle", "constant"]
+    rf, mle, const = board
+    assert rf["delta_mean"] == pytest.approx(-0.25) and rf["delta_max"] == pytest.approx(-0.2)
+    assert rf["distinguishable"] and rf["every_seed_below"] and rf["sequences_per_s"] == pytest.approx(128 / 20)
+    assert mle["delta_mean"] == 0 and not mle["distinguishable"]
+    assert const["delta_mean"] == pytest.approx(0.01) and not const["distinguishable"] and not const["every_seed_below"]
+    write_outputs(recs, tmp_path, "lb")
+    md = (tmp_path / "lb_leaderboard.md").read_text()
+    assert "| 1 | REINFORCE as in the paper" in md and "**no**" in md and "reference" in md
+
+
+def test_merge_results_joins_folders_and_refuses_two_different_runs_of_a_row(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "results.json").write_text(json.dumps([_record("mle", 0, (9.0, 8.4), (8.0, 8.8))]))
+    (b / "results.json").write_text(json.dumps([_record("reinforce", 0, (8.7, 8.5), (8.0, 9.0))]))
+    assert {r["algo"] for r in merge_results([a, b])} == {"mle", "reinforce"}
+    (b / "results.json").write_text(json.dumps([_record("mle", 0, (9.1, 8.4), (8.0, 8.8))]))
+    with pytest.raises(ValueError, match="mle seed 0 is in two folders"):
+        merge_results([a, b])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        merge_results([a, tmp_path / "none"])
 
 
 def tiny_config(iterations: int = 2) -> TrainConfig:

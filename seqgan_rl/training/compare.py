@@ -203,6 +203,22 @@ def run_comparison(
 RESULTS = "results.json"
 
 
+def merge_results(roots: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
+    """The records of several comparison folders (rows spread over processes or machines), keyed by
+    (algorithm, seed). A key found in two folders with different records is an error (two runs of one row)."""
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for root in roots:
+        path = Path(root) / RESULTS
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: run the comparison there first")
+        for r in read_json_file(path):
+            key = (r["algo"], r["seed"])
+            if key in merged and merged[key] != r:
+                raise ValueError(f"{r['algo']} seed {r['seed']} is in two folders with different results ({root})")
+            merged[key] = r
+    return list(merged.values())
+
+
 # ---------------------------------------------------------------------------------------------- tables
 def _mean_std(values: Sequence[float], digits: int = 3) -> str:
     vals = [v for v in values if not math.isnan(v)]
@@ -244,9 +260,104 @@ def matched_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+_T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+          12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}  # fmt: skip
+"""Student's t, 97.5% quantile, by degrees of freedom (in between: the next smaller tabulated df, wider)."""
+
+
+def paired_interval(deltas: Sequence[float]) -> dict[str, float]:
+    """Mean, standard deviation and 95% t-interval of per-seed paired differences (NaNs dropped); the
+    interval is NaN with fewer than two values."""
+    vals = [d for d in deltas if not math.isnan(d)]
+    n = len(vals)
+    out = {"n": n, "mean": math.nan, "std": math.nan, "lo": math.nan, "hi": math.nan, "max": math.nan}
+    if not vals:
+        return out
+    out["mean"], out["max"] = statistics.mean(vals), max(vals)
+    if n >= 2:
+        out["std"] = statistics.stdev(vals)
+        t = _T_975[max(df for df in _T_975 if df <= n - 1)] if n - 1 <= 30 else 1.96
+        half = t * out["std"] / math.sqrt(n)
+        out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    return out
+
+
+def leaderboard(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row an algorithm, ranked by its mean paired Δ: the final model's NLL-oracle at temperature 1 minus
+    the same seed's MLE + temperature at the same NLL-test (``matched_rows``), with its std, 95% interval and
+    largest per-seed value; ``distinguishable`` is False where the interval contains 0 (or cannot be formed),
+    ``every_seed_below`` True where every seed's Δ is <= -0.05. Also final/best NLLs (means), wall time and
+    sequences per second of the adversarial phase."""
+    rows = matched_rows(records)
+    out = []
+    for a in ALGOS:
+        rs = [r for r in records if r["algo"] == a]
+        if not rs:
+            continue
+        stats = paired_interval([m["minus_mle_temp"] for m in rows if m["algo"] == a])
+        wall = sum(r["wall_s"] for r in rs)
+        out.append({
+            "algo": a, "seeds": len(rs), **{f"delta_{k}": v for k, v in stats.items()},
+            "distinguishable": a != "mle" and not math.isnan(stats["lo"]) and (stats["hi"] < 0 or stats["lo"] > 0),
+            "every_seed_below": stats["n"] == len(rs) and stats["max"] <= -0.05,
+            "final_nll_oracle": statistics.mean(r["final"]["eval/nll_oracle"] for r in rs),
+            "final_nll_test": statistics.mean(r["final"]["eval/nll_test"] for r in rs),
+            "best_nll_oracle": statistics.mean(r["best"]["eval/nll_oracle"] for r in rs),
+            "wall_s": wall / len(rs), "sequences_per_s": sum(r["sequences"] for r in rs) / wall if wall else math.nan,
+        })  # fmt: skip
+    return sorted(out, key=lambda r: math.inf if math.isnan(r["delta_mean"]) else r["delta_mean"])
+
+
+def _leaderboard_outputs(records: Sequence[dict[str, Any]], out: Path, name: str) -> list[Path]:
+    """``<name>_leaderboard.md/.csv``: the ranking of ``leaderboard``."""
+    board = leaderboard(records)
+    csv_path = out / f"{name}_leaderboard.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(board[0]))
+        w.writeheader()
+        w.writerows(board)
+    seeds = sorted({r["seed"] for r in records})
+    threads = sorted({r["threads"] for r in records})
+    lines = [
+        f"# Leaderboard: paired by seed against MLE + temperature ({len(seeds)} seeds: {', '.join(map(str, seeds))})",
+        "",
+        "Δ (nats, lower is better) = the final model's NLL-oracle at τ 1 minus the NLL-oracle of the same seed's MLE",
+        "generator cooled to the same NLL-test (its temperature curve, interpolated); MLE + temperature itself is 0",
+        "by construction. Mean, std and 95% t-interval of the per-seed differences; *max* is the worst seed.",
+        "Ranked by mean Δ. **no**: the interval contains 0, not distinguishable from MLE + temperature.",
+        f"Wall and sequences/s: adversarial phase per run (torch threads {threads}). NLLs: means over seeds.",
+        "",
+        "| rank | algorithm | Δ mean ± std | 95% interval | max Δ | beyond noise | every seed ≤ −0.05 | "
+        "final NLL-oracle / NLL-test | best NLL-oracle | wall s | seq/s | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, r in enumerate(board, 1):
+        ci = "–" if math.isnan(r["delta_lo"]) else f"[{r['delta_lo']:+.3f}, {r['delta_hi']:+.3f}]"
+        if r["algo"] == "mle":  # MLE at tau 1 lies on its own curve: both rows are 0 by construction
+            lines.append(
+                _row(i, "MLE + temperature (the reference curve)", "0 (reference)", *["–"] * 5, "–", "–", "–", "–")
+            )
+            label, verdict = "MLE only (τ 1)", "reference"
+        else:
+            label, verdict = ALGOS[r["algo"]], ("yes" if r["distinguishable"] else "**no**")
+        dm = "–" if math.isnan(r["delta_mean"]) else f"{r['delta_mean']:+.3f} ± {r['delta_std']:.3f}"
+        if r["delta_n"] < r["seeds"]:
+            dm += f" (n {r['delta_n']})"
+        lines.append(_row(
+            i, label, dm, ci, f"{r['delta_max']:+.3f}", verdict, "yes" if r["every_seed_below"] else "no",
+            f"{r['final_nll_oracle']:.3f} / {r['final_nll_test']:.3f}", f"{r['best_nll_oracle']:.3f}",
+            f"{r['wall_s']:.0f}", "–" if math.isnan(r["sequences_per_s"]) else f"{r['sequences_per_s']:.1f}",
+            r["seeds"],
+        ))  # fmt: skip
+    md_path = out / f"{name}_leaderboard.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    return [csv_path, md_path]
+
+
 def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, name: str) -> list[Path]:
     """``<name>.md/.csv`` (results), ``<name>_frontier.md/.csv`` (temperature sweeps, matched NLL-test),
-    ``<name>_curves.png`` and ``<name>_frontier.png``. Returns the paths written."""
+    ``<name>_leaderboard.md/.csv`` (the paired ranking), ``<name>_curves.png`` and ``<name>_frontier.png``.
+    Returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     algos = [a for a in ALGOS if any(r["algo"] == a for r in records)]
@@ -332,6 +443,7 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
     fmd = out / f"{name}_frontier.md"
     fmd.write_text("\n".join(lines) + "\n")
     paths.append(fmd)
+    paths += _leaderboard_outputs(records, out, name)
     try:
         paths += _plots(by, out, name)
     except ImportError:
