@@ -398,6 +398,24 @@ class KLReinforceConfig(ReinforceConfig):
 
 
 @dataclass(frozen=True)
+class ColdGANConfig(ReinforceConfig):
+    """ColdGAN-style REINFORCE (Scialom et al. 2020): sequences are sampled from a colder copy of the policy,
+    pi_cold = softmax(logits / cold_temperature), and each token's return is multiplied by the truncated
+    importance weight ``min(pi(y_t | y_<t) / pi_cold(y_t | y_<t), weight_clip)`` (no gradient through it)."""
+
+    cold_temperature: float = 0.8
+    """The behaviour policy's temperature (below the policy's ``temperature``: colder)."""
+    weight_clip: float = 2.0
+    """The importance weights' upper bound (truncated importance sampling)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_temperature(self.cold_temperature, "ColdGANConfig.cold_temperature")
+        if not self.weight_clip > 0:
+            raise ValueError(f"ColdGANConfig.weight_clip={self.weight_clip} must be > 0")
+
+
+@dataclass(frozen=True)
 class GRPOConfig:
     """GRPO-style update (Shao et al. 2024, DeepSeekMath): group-normalised advantages, PPO's clipped ratio over
     a few passes on each batch, and a KL penalty towards the generator it started from (the MLE checkpoint)."""
@@ -435,8 +453,8 @@ class GRPOConfig:
 
 
 AGENT_CONFIGS: dict[str, type] = {
-    "reinforce": ReinforceConfig, "reinforce_kl": KLReinforceConfig, "grpo": GRPOConfig, "ppo": PPOConfig,
-    "a2c": A2CConfig,
+    "reinforce": ReinforceConfig, "reinforce_kl": KLReinforceConfig, "coldgan": ColdGANConfig, "grpo": GRPOConfig,
+    "ppo": PPOConfig, "a2c": A2CConfig,
 }  # fmt: skip
 """Each algorithm's config class, by the name ``TrainConfig.algo`` (and ``--algo``) uses; the agents
 themselves are in ``seqgan_rl.agents.AGENTS``."""
@@ -493,7 +511,8 @@ class TrainConfig:
     seed: int = 0
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     algo: str = "reinforce"
-    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"grpo"``, ``"ppo"``, ``"a2c"``);
+    """The agent: a key of ``AGENT_CONFIGS`` (``"reinforce"``, ``"reinforce_kl"``, ``"coldgan"``, ``"grpo"``, ``"ppo"``,
+    ``"a2c"``);
     ``agent`` is its config."""
     agent: ReinforceConfig | GRPOConfig | PPOConfig | A2CConfig = field(default_factory=ReinforceConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
@@ -503,7 +522,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.seed={self.seed} differs from pretrain.seed={self.pretrain.seed}")
         if self.algo not in AGENT_CONFIGS:
             raise ValueError(f"TrainConfig.algo={self.algo!r}: choose one of {tuple(AGENT_CONFIGS)}")
-        if type(self.agent) is not AGENT_CONFIGS[self.algo]:  # exactly: KLReinforceConfig is a ReinforceConfig
+        if type(self.agent) is not AGENT_CONFIGS[self.algo]:  # exactly: KLReinforceConfig is a ReinforceConfig, ...
             raise ValueError(
                 f"TrainConfig: algo={self.algo!r} needs a {AGENT_CONFIGS[self.algo].__name__}, "
                 f"got a {type(self.agent).__name__}"

@@ -251,6 +251,45 @@ def test_grpo_raises_the_tokens_its_group_rewards_and_keeps_the_reference_in_che
         GRPOConfig(batch_size=10, group_size=4)
 
 
+def test_coldgan_samples_cold_weights_by_hand_and_raises_the_rewarded_token():
+    from seqgan_rl.agents.reinforce import ColdGANAgent
+    from seqgan_rl.config import ColdGANConfig
+
+    gen = tiny_generator()
+    agent = ColdGANAgent(gen, ConstantReward(0.5), ColdGANConfig(batch_size=4, cold_temperature=0.5, weight_clip=1.5))
+    batch = agent.collect(make_rng(3))
+    torch.testing.assert_close(batch.sequences, gen.sample(4, make_rng(3), temperature=0.5), rtol=0, atol=0)
+    assert agent.temperature == 1.0  # the loop's rollouts, D's negatives and evaluation use the policy itself
+    with torch.no_grad():
+        logp, cold = gen.log_probs(batch.sequences), gen.log_probs(batch.sequences, temperature=0.5)
+    returns, extra = agent.returns(batch, logp)
+    weights = torch.minimum((logp - cold).exp(), torch.tensor(1.5))  # truncated pi / pi_cold
+    torch.testing.assert_close(returns, 0.5 * weights, rtol=0, atol=1e-6)
+    assert extra["train/weight_mean"] == pytest.approx(float(weights.mean()), abs=1e-6)
+    assert extra["train/weight_clipped"] == pytest.approx(float(((logp - cold).exp() > 1.5).float().mean()))
+    assert (weights <= 1.5).all() and (weights < 1).any()  # cold samples are over-represented: weights below 1
+
+    class SignedTokenOne(Reward):  # +1 for token 1, -1 for token 0
+        def sequence_q(self, sequences, rng=None):
+            return (sequences == 1).float() * 2 - 1
+
+    g2 = tiny_generator(vocab_size=2)
+    ones = torch.ones(1, g2.seq_len, dtype=torch.long)
+    with torch.no_grad():
+        before = float(g2.log_probs(ones).sum())
+    agent = ColdGANAgent(g2, SignedTokenOne(), ColdGANConfig(batch_size=16, lr=0.02, cold_temperature=0.7))
+    rng = make_rng(0)
+    for _ in range(10):
+        metrics = agent.update(agent.collect(rng))
+    with torch.no_grad():
+        assert float(g2.log_probs(ones).sum()) > before
+    assert {"train/weight_mean", "train/weight_clipped"} <= set(metrics)
+    with pytest.raises(ValueError, match="weight_clip"):
+        ColdGANConfig(weight_clip=0)
+    with pytest.raises(ValueError, match="vector env"):
+        agent.collect_from_env(None)
+
+
 # ---------------------------------------------------------------------------------------------- MaliGAN
 class TableD:
     """A 'discriminator' with given D(y) per first token."""

@@ -17,6 +17,7 @@ from seqgan_rl.models.generator import Generator
 AGENTS: dict[str, str] = {
     "reinforce": "seqgan_rl.agents.reinforce:ReinforceAgent",
     "reinforce_kl": "seqgan_rl.agents.reinforce:KLReinforceAgent",
+    "coldgan": "seqgan_rl.agents.reinforce:ColdGANAgent",
     "grpo": "seqgan_rl.agents.reinforce:GRPOAgent",
     "ppo": "seqgan_rl.agents.sb3_ppo:PPOAgent",
     "a2c": "seqgan_rl.agents.sb3_ppo:A2CAgent",

@@ -8,7 +8,8 @@ summed over the batch's B x T tokens, with no baseline, no discount and no norma
 the environment's reward code (``seqgan_rl.envs.SeqGANReward``, or the vector env step by step). Options: a
 baseline (batch mean, per-position mean, the rollout value Q_{t-1}, leave-one-out), reward normalisation, an
 entropy bonus, a mean instead of a sum, a temperature. ``KLReinforceAgent`` adds a KL penalty towards the
-MLE policy it started from; ``GRPOAgent`` is GRPO's group-normalised, clipped, KL-penalised update.
+MLE policy it started from; ``ColdGANAgent`` samples from a colder policy with truncated importance weights;
+``GRPOAgent`` is GRPO's group-normalised, clipped, KL-penalised update.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from seqgan_rl import distributed
 from seqgan_rl.agents.base import Agent
-from seqgan_rl.config import BASELINES, GRPOConfig, KLReinforceConfig, ReinforceConfig
+from seqgan_rl.config import BASELINES, ColdGANConfig, GRPOConfig, KLReinforceConfig, ReinforceConfig
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
 from seqgan_rl.models.generator import Generator
@@ -241,6 +242,48 @@ class KLReinforceAgent(ReinforceAgent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.reference.load_state_dict(state["reference"])
+
+
+class ColdGANAgent(ReinforceAgent):
+    """REINFORCE from a colder behaviour policy (ColdGAN, Scialom et al. 2020): ``collect`` samples at
+    ``cold_temperature``; the return of token t is
+
+        w_t Q_t,    w_t = min(pi(y_t | y_<t) / pi_cold(y_t | y_<t), c),
+
+    with pi the policy at its ``temperature`` (what the rollouts, D's negatives and the evaluation use) and c =
+    ``weight_clip``: the truncated importance weight that corrects the cold samples towards pi's gradient.
+    Cold samples are more often good ones, so D's reward is less noisy; the weights keep the update pi's.
+    """
+
+    metric_fields = (*ReinforceAgent.metric_fields, "train/weight_mean", "train/weight_clipped")
+
+    def __init__(self, generator: Generator, reward: Reward, config: ColdGANConfig | None = None) -> None:
+        super().__init__(generator, reward, config or ColdGANConfig())
+
+    @torch.no_grad()
+    def collect(self, rng: torch.Generator | None = None) -> RolloutBatch:
+        """Sample ``batch_size`` sequences at the cold temperature and score them with the reward."""
+        self.generator.eval()
+        seqs = self.generator.sample(
+            distributed.local_share(self.config.batch_size), rng, temperature=self.config.cold_temperature
+        )
+        rewards = self.reward.sequence_q(seqs, rng).to(seqs.device, torch.float32)
+        return RolloutBatch(seqs, rewards, self._mask(seqs))
+
+    def collect_from_env(self, env: TokenGenerationVectorEnv, rng: torch.Generator | None = None) -> RolloutBatch:
+        raise ValueError("ColdGANAgent samples from its cold policy: use collect(), not the vector env")
+
+    def returns(self, batch: RolloutBatch, log_probs: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            cold = self.generator.log_probs(batch.sequences, self.config.cold_temperature)  # (B, T)
+        raw = (log_probs - cold).exp()
+        weights = raw.clamp(max=self.config.weight_clip)
+        m = batch.mask
+        extra = {
+            "train/weight_mean": distributed.mean((weights * m).sum(), m.sum()),
+            "train/weight_clipped": distributed.mean(((raw > self.config.weight_clip) & m).sum(), m.sum()),
+        }
+        return batch.rewards * weights, extra
 
 
 def group_advantages(rewards: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:

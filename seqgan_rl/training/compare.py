@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqgan_rl.config import A2CConfig, GRPOConfig, KLReinforceConfig, PPOConfig, TrainConfig
+from seqgan_rl.config import A2CConfig, ColdGANConfig, GRPOConfig, KLReinforceConfig, PPOConfig, TrainConfig
 from seqgan_rl.data.oracle_data import OracleData
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
@@ -52,6 +52,7 @@ ALGOS: dict[str, str] = {
     "rollout_value": "REINFORCE, rollout-value advantage Q_t - Q_{t-1}",
     "rloo": "REINFORCE, leave-one-out baseline (RLOO)",
     "reinforce_kl": "KL-regularised REINFORCE (beta 0.05 to the MLE policy)",
+    "coldgan": "ColdGAN (cold sampling τ 0.8, importance weights ≤ 2)",
     "grpo": "GRPO (groups of 8, clip 0.2, KL 0.04)",
     "maligan": "MaliGAN reward, w = D/(1-D) (REINFORCE)",
     "ppo": "SB3 PPO (Q reward, gamma 0, learned critic)",
@@ -76,8 +77,8 @@ def algo_run(algo: str, base: TrainConfig) -> TrainConfig:
         return dataclasses.replace(base, agent=dataclasses.replace(base.agent, baseline=algo))
     if algo == "maligan":
         return dataclasses.replace(base, adversarial=dataclasses.replace(base.adversarial, reward="maligan"))
-    if algo == "reinforce_kl":
-        agent = KLReinforceConfig(**dataclasses.asdict(base.agent))
+    if algo in ("reinforce_kl", "coldgan"):
+        agent = (KLReinforceConfig if algo == "reinforce_kl" else ColdGANConfig)(**dataclasses.asdict(base.agent))
         return dataclasses.replace(base, algo=algo, agent=agent)
     if algo == "grpo":
         a = base.agent
