@@ -59,7 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
         "--reward", choices=REWARDS, default="mc",
-        help="mc: SeqGAN's Q; constant: the control; maligan/maligan_d: MaliGAN's sequence weight (odds/D)",
+        help="mc: SeqGAN's Q; constant: the control; maligan/maligan_d: MaliGAN's sequence weight (odds/D); "
+        "rankgan: MC Q of RankGAN's ranker",
     )  # fmt: skip
     p.add_argument("--num-rollouts", type=int, default=None, help="N rollouts per Q (default 16)")
     p.add_argument("--baseline", choices=BASELINES, default=None, help="REINFORCE baseline (paper: none)")
@@ -99,8 +100,8 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
     (raises ValueError with the fix)."""
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    if args.reward != "mc" and args.num_rollouts is not None:
-        raise ValueError(f"--num-rollouts only applies to --reward mc (--reward {args.reward} has no rollouts)")
+    if args.reward not in ("mc", "rankgan") and args.num_rollouts is not None:
+        raise ValueError(f"--num-rollouts only applies to --reward mc/rankgan (--reward {args.reward} has no rollouts)")
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue")
     if args.resume and not distributed.broadcast_object(Path(args.out).is_dir()):  # as rank 0 sees it

@@ -461,7 +461,7 @@ themselves are in ``seqgan_rl.agents.AGENTS``."""
 SB3_ALGOS = ("ppo", "a2c")
 """The agents that run Stable-Baselines3 on the vector env (one process, fixed-length sequences, MC reward)."""
 
-REWARDS = ("mc", "constant", "maligan", "maligan_d")
+REWARDS = ("mc", "constant", "maligan", "maligan_d", "rankgan")
 """The adversarial phase's rewards (``AdversarialConfig.reward``); all but ``"constant"`` retrain D."""
 
 
@@ -478,7 +478,9 @@ class AdversarialConfig:
     """``"mc"``: SeqGAN's Q from D; ``"constant"``: every token gets ``constant_reward`` (a control:
     no D, no rollouts; what self-sharpening alone does); ``"maligan"`` / ``"maligan_d"``: MaliGAN's
     normalised importance weight of the whole sequence, from D's odds D/(1-D) or from D itself (Texygen's
-    port; ``seqgan_rl.envs.MaliGANReward``): no rollouts."""
+    port; ``seqgan_rl.envs.MaliGANReward``): no rollouts; ``"rankgan"``: SeqGAN's MC-rollout Q with RankGAN's
+    ranker in place of D (``seqgan_rl.models.Ranker``, started from the pre-trained D, retrained on its ranking
+    loss by the same callback)."""
     constant_reward: float = 1.0
     d_every: int = 1
     """Retrain D after every this many generator updates."""

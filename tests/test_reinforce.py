@@ -335,3 +335,63 @@ def test_maligan_raises_the_sequences_d_prefers():
     with torch.no_grad():
         after = torch.softmax(gen.step(first, gen.initial_state(1))[0], -1)[0, 0]
     assert float(after) > float(before) + 0.05
+
+
+# ---------------------------------------------------------------------------------------------- RankGAN
+def _ranker(gamma=2.0, k=3, u=2):
+    from seqgan_rl.models import Ranker
+
+    d = tiny_discriminator()
+    real = torch.randint(0, d.vocab_size, (10, d.seq_len), generator=make_rng(4))
+    return Ranker.from_discriminator(d, real, make_rng(5), num_references=u, comparison_size=k, gamma=gamma).eval()
+
+
+def test_ranker_rank_scores_and_reward_by_hand():
+    r = _ranker()
+    alpha = torch.tensor([[0.5, -0.5]])  # one sequence, two references
+    alpha_set = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # the comparison set's similarities
+    e1, e2 = math.exp(1.0), math.exp(-1.0)  # exp(gamma alpha), gamma 2
+    z1, z2 = 1 + math.exp(2) + 1, 1 + 1 + math.exp(2)
+    expected = (e1 / (e1 + z1) + e2 / (e2 + z2)) / 2  # the mean over references of the softmax share
+    assert float(r.rank_scores(alpha, alpha_set)) == pytest.approx(expected, rel=1e-6)
+    # the reward of a hand-made batch: (K + 1) R(s | U, C+) from the ranker's own features
+    seqs = torch.randint(0, r.vocab_size, (4, r.seq_len), generator=make_rng(6))
+    with torch.no_grad():
+        f, fu, fc = r.features(seqs), r.features(r.references), r.features(r.comparison)
+        by_hand = 4 * r.rank_scores(f @ fu.T, fc @ fu.T)
+    torch.testing.assert_close(r.prob_real(seqs), by_hand, rtol=1e-5, atol=1e-6)
+    assert (r.prob_real(r.comparison[:1]) > 0).all()
+    # the rollouts' fast path gives the same scores
+    completions = seqs.expand(r.seq_len - 1, 2, 4, r.seq_len).clone()
+    comp, full = r.prob_real_rollouts(seqs, completions)
+    torch.testing.assert_close(full, by_hand, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(comp[3, 1], by_hand, rtol=1e-5, atol=1e-6)
+
+
+def test_ranker_loss_by_hand_and_training_ranks_human_first():
+    r = _ranker(gamma=1.0)
+    human = torch.ones(3, r.seq_len, dtype=torch.long)
+    fake = torch.zeros(2, r.seq_len, dtype=torch.long)
+    tokens, labels = torch.cat([human, fake]), torch.tensor([1, 1, 1, 0, 0])
+    loss, acc = r.train_loss(tokens, labels)
+    with torch.no_grad():
+        a = r.features(tokens) @ r.features(r.references).T
+        e = a.exp()
+        r_h = (e[:3] / (e[:3] + e[3:].sum(0))).mean(1)  # human ranked against the generated ones
+        r_g = (e[3:] / (e[3:] + e[:3].sum(0))).mean(1)
+        expected = -r_h.log().mean() - (1 - r_g).log().mean()
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5) and 0 <= float(acc) <= 1
+    # the reference set is human data like `human`: training puts human sequences above generated ones
+    r.references.copy_(torch.ones_like(r.references))
+    r.references[:, 0] = 2
+    opt = torch.optim.Adam(r.parameters(), lr=0.01)
+    r.train()
+    for _ in range(30):
+        loss, acc = r.train_loss(tokens, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    r.eval()
+    assert float(acc) == 1.0 and float(r.prob_real(human).min()) > float(r.prob_real(fake).max())
+    with pytest.raises(ValueError, match="gamma"):
+        type(r)(r.config, r.references, r.comparison, gamma=0)

@@ -70,9 +70,12 @@ class Discriminator(nn.Module):
 
     def head(self, pooled: torch.Tensor) -> torch.Tensor:
         """Highway -> dropout -> output: pooled features ``(B, F)`` to class logits ``(B, 2)``."""
+        return self.output(self.dropout(self._highway(pooled)))  # (B, 2)
+
+    def _highway(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The highway layer, ``(B, F)`` to ``(B, F)``."""
         gate = torch.sigmoid(self.highway_gate(pooled))
-        h = gate * F.relu(self.highway_hidden(pooled)) + (1.0 - gate) * pooled  # (B, F)
-        return self.output(self.dropout(h))  # (B, 2)
+        return gate * F.relu(self.highway_hidden(pooled)) + (1.0 - gate) * pooled
 
     def l2_penalty(self) -> torch.Tensor:
         """``l2_reg * (sum(W**2) + sum(b**2)) / 2`` over the output layer only (the reference)."""
@@ -82,6 +85,12 @@ class Discriminator(nn.Module):
     def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (real = 1, fake = 0) plus the L2 penalty on the output layer."""
         return F.cross_entropy(self(tokens), labels) + self.l2_penalty()
+
+    def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training step's loss (``loss``) and the batch's accuracy (no gradient)."""
+        logits = self(tokens)
+        loss = F.cross_entropy(logits, labels) + self.l2_penalty()
+        return loss, (logits.detach().argmax(dim=1) == labels).float().mean()
 
     @torch.no_grad()
     def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -189,6 +198,86 @@ class Discriminator(nn.Module):
     def _prob(self, pooled: torch.Tensor) -> torch.Tensor:
         logits = self.head(pooled)  # (B, 2)
         return torch.sigmoid(logits[:, 1] - logits[:, 0])  # = softmax(logits)[:, 1]
+
+
+class Ranker(Discriminator):
+    """RankGAN's ranker (Lin et al. 2017, "Adversarial Ranking for Language Generation"): D's CNN and highway
+    layer as a feature map f (the output layer unused), scoring a sequence by how it ranks against human ones.
+
+    With cosine similarities alpha(s | u) = cos(f(s), f(u)) to each reference sequence u of ``references`` (U,
+    human-written), the rank score of s among a comparison set C is (the paper's eq. 3)
+
+        R(s | U, C) = mean_u  exp(gamma alpha(s|u)) / sum_{s' in C + {s}} exp(gamma alpha(s'|u)).
+
+    ``prob_real`` (and the rollouts' ``prob_real_rollouts``) returns the reward of a generated sequence,
+    ``(K + 1) R(s | U, C+)`` with C+ = ``comparison`` (K human sequences), so that a sequence ranked like the
+    average human one gets about 1 (the paper's raw R would be ~1/(K+1): REINFORCE's steps would shrink by
+    K+1). ``train_loss`` is the ranker's objective (the paper's eq. 2), on a batch of human (label 1) and
+    generated (label 0) sequences, each ranked against the *other* class of the batch:
+
+        loss = - mean_{h human} log R(h | U, C-) - mean_{g generated} log(1 - R(g | U, C+)).
+
+    U and C+ are drawn once from the training data (``from_discriminator``) and saved with the weights.
+    """
+
+    def __init__(
+        self, config: DiscriminatorConfig, references: torch.Tensor, comparison: torch.Tensor, gamma: float = 1.0
+    ) -> None:
+        super().__init__(config)
+        if not gamma > 0:
+            raise ValueError(f"Ranker: gamma={gamma} must be > 0")
+        check_token_batch(references, config.vocab_size, config.seq_len, "references")
+        check_token_batch(comparison, config.vocab_size, config.seq_len, "comparison")
+        self.gamma = float(gamma)
+        self.register_buffer("references", references.clone())
+        self.register_buffer("comparison", comparison.clone())
+
+    @classmethod
+    def from_discriminator(
+        cls, discriminator: Discriminator, real: torch.Tensor, rng: torch.Generator, num_references: int = 16,
+        comparison_size: int = 63, gamma: float = 1.0,
+    ) -> Ranker:  # fmt: skip
+        """A ranker with ``discriminator``'s weights (its features: the pre-trained D's CNN), references and a
+        comparison set drawn without replacement from the human sequences ``real``."""
+        if num_references + comparison_size > real.shape[0]:
+            raise ValueError(f"Ranker: {num_references} + {comparison_size} sequences needed, {real.shape[0]} given")
+        idx = torch.randperm(real.shape[0], generator=rng)[: num_references + comparison_size]
+        picked = real[idx].to(discriminator.device)
+        ranker = cls(discriminator.config, picked[:num_references], picked[num_references:], gamma)
+        ranker.load_state_dict({**discriminator.state_dict(), "references": ranker.references,
+                                "comparison": ranker.comparison})  # fmt: skip
+        return ranker.to(discriminator.device)
+
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """f(tokens), unit-normalised, ``(B, F)`` (dropout in training mode)."""
+        x = self.embedding(tokens).transpose(1, 2)
+        pooled = torch.cat([F.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)
+        return F.normalize(self.dropout(self._highway(pooled)), dim=1)
+
+    def rank_scores(self, alpha: torch.Tensor, alpha_set: torch.Tensor) -> torch.Tensor:
+        """R(s | U, C) for similarities ``alpha`` ``(n, U)`` of the sequences and ``alpha_set`` ``(K, U)`` of C."""
+        e = torch.exp(self.gamma * alpha)  # (n, U)
+        z = torch.exp(self.gamma * alpha_set).sum(dim=0)  # (U,)
+        return (e / (e + z)).mean(dim=1)
+
+    def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ranker's loss on a batch (each class ranked against the other), and the share of (human,
+        generated) pairs whose mean similarity to the references puts the human one first."""
+        alpha = self.features(tokens) @ self.features(self.references).T  # (B, U)
+        human, gen = labels == 1, labels == 0
+        r_h = self.rank_scores(alpha[human], alpha[gen])
+        r_g = self.rank_scores(alpha[gen], alpha[human])
+        loss = -torch.log(r_h).sum() / max(len(r_h), 1) - torch.log1p(-r_g).sum() / max(len(r_g), 1)
+        mean_sim = alpha.detach().mean(dim=1)
+        pairs = (mean_sim[human].unsqueeze(1) > mean_sim[gen].unsqueeze(0)).float()
+        return loss, pairs.mean() if pairs.numel() else torch.tensor(0.0)
+
+    def _prob(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The reward ``(K + 1) R(s | U, C+)`` of each row of pooled CNN features (eval mode: no dropout)."""
+        f = F.normalize(self._highway(pooled), dim=1)
+        refs = F.normalize(self._highway(self._pooled(self.references)), dim=1)  # (U, F)
+        comp = F.normalize(self._highway(self._pooled(self.comparison)), dim=1)  # (K, F)
+        return (self.comparison.shape[0] + 1) * self.rank_scores(f @ refs.T, comp @ refs.T)
 
 
 def _truncated_normal(shape: torch.Size, std: float, rng: torch.Generator | None) -> torch.Tensor:

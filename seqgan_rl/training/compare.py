@@ -55,6 +55,7 @@ ALGOS: dict[str, str] = {
     "coldgan": "ColdGAN (cold sampling τ 0.8, importance weights ≤ 2)",
     "grpo": "GRPO (groups of 8, clip 0.2, KL 0.04)",
     "maligan": "MaliGAN reward, w = D/(1-D) (REINFORCE)",
+    "rankgan": "RankGAN reward: MC Q of a ranker (REINFORCE)",
     "ppo": "SB3 PPO (Q reward, gamma 0, learned critic)",
     "a2c": "SB3 A2C (Q reward, gamma 0, learned critic)",
     "constant": "REINFORCE, constant reward (control)",
@@ -75,8 +76,8 @@ def algo_run(algo: str, base: TrainConfig) -> TrainConfig:
         return dataclasses.replace(base, adversarial=dataclasses.replace(base.adversarial, reward="constant"))
     if algo in ("rollout_value", "rloo"):
         return dataclasses.replace(base, agent=dataclasses.replace(base.agent, baseline=algo))
-    if algo == "maligan":
-        return dataclasses.replace(base, adversarial=dataclasses.replace(base.adversarial, reward="maligan"))
+    if algo in ("maligan", "rankgan"):
+        return dataclasses.replace(base, adversarial=dataclasses.replace(base.adversarial, reward=algo))
     if algo in ("reinforce_kl", "coldgan"):
         agent = (KLReinforceConfig if algo == "reinforce_kl" else ColdGANConfig)(**dataclasses.asdict(base.agent))
         return dataclasses.replace(base, algo=algo, agent=agent)

@@ -20,7 +20,7 @@ from seqgan_rl import distributed
 from seqgan_rl.agents import make_agent
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.envs.rollout import ConstantReward, MaliGANReward, Reward, SeqGANReward
-from seqgan_rl.models.discriminator import Discriminator
+from seqgan_rl.models.discriminator import Discriminator, Ranker
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.training.callbacks import CheckpointCallback, DiscriminatorRetrainCallback, EvalCallback
 from seqgan_rl.training.evaluators import Evaluator
@@ -40,7 +40,8 @@ FINAL_GENERATOR = "generator_final.pt"
 
 
 def make_reward(config: TrainConfig, generator: Generator, discriminator: Discriminator) -> Reward:
-    """SeqGAN's MC-rollout Q (at the agent's temperature), MaliGAN's sequence reward, or the constant control."""
+    """SeqGAN's MC-rollout Q (at the agent's temperature; with a ``Ranker``: RankGAN's), MaliGAN's sequence
+    reward, or the constant control."""
     adv = config.adversarial
     if adv.reward == "constant":
         return ConstantReward(adv.constant_reward)
@@ -62,6 +63,11 @@ def build_trainer(
         out: the folder to write to (a path, or an open ``RunFolder``).
     """
     adv = config.adversarial
+    if adv.reward == "rankgan":  # RankGAN: D's pre-trained CNN becomes the ranker's feature map
+        if distributed.enabled():
+            raise ValueError("reward='rankgan' runs in one process: start it without torchrun")
+        rng = torch.Generator().manual_seed(derive_seed(config.seed, "rankgan"))
+        discriminator = Ranker.from_discriminator(discriminator, data.train, rng)
     reward = make_reward(config, generator, discriminator)
     agent = make_agent(
         config.algo, config.agent, generator, reward, seed=derive_seed(config.seed, config.algo), device=device,

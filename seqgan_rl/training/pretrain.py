@@ -124,13 +124,11 @@ def discriminator_step(
 ) -> tuple[float, float]:
     """One Adam step on D's loss; returns (loss, accuracy on this batch)."""
     discriminator.train()
-    logits = discriminator(tokens)
-    loss = F.cross_entropy(logits, labels) + discriminator.l2_penalty()
+    loss, acc = discriminator.train_loss(tokens, labels)
     check_finite("the discriminator's loss", loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    acc = (logits.argmax(dim=1) == labels).float().mean()
     return float(loss.detach()), float(acc)
 
 
