@@ -336,17 +336,16 @@ def _leaderboard_outputs(records: Sequence[dict[str, Any]], out: Path, name: str
     for i, r in enumerate(board, 1):
         ci = "–" if math.isnan(r["delta_lo"]) else f"[{r['delta_lo']:+.3f}, {r['delta_hi']:+.3f}]"
         if r["algo"] == "mle":  # MLE at tau 1 lies on its own curve: both rows are 0 by construction
-            lines.append(
-                _row(i, "MLE + temperature (the reference curve)", "0 (reference)", *["–"] * 5, "–", "–", "–", "–")
-            )
+            lines.append(_row(i, "MLE + temperature (the reference curve)", "0 (reference)", *["–"] * 9))
             label, verdict = "MLE only (τ 1)", "reference"
         else:
             label, verdict = ALGOS[r["algo"]], ("yes" if r["distinguishable"] else "**no**")
         dm = "–" if math.isnan(r["delta_mean"]) else f"{r['delta_mean']:+.3f} ± {r['delta_std']:.3f}"
         if r["delta_n"] < r["seeds"]:
             dm += f" (n {r['delta_n']})"
+        worst = "–" if math.isnan(r["delta_max"]) else f"{r['delta_max']:+.3f}"
         lines.append(_row(
-            i, label, dm, ci, f"{r['delta_max']:+.3f}", verdict, "yes" if r["every_seed_below"] else "no",
+            i, label, dm, ci, worst, verdict, "yes" if r["every_seed_below"] else "no",
             f"{r['final_nll_oracle']:.3f} / {r['final_nll_test']:.3f}", f"{r['best_nll_oracle']:.3f}",
             f"{r['wall_s']:.0f}", "–" if math.isnan(r["sequences_per_s"]) else f"{r['sequences_per_s']:.1f}",
             r["seeds"],
@@ -459,7 +458,7 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str) -> list[Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {a: f"C{i}" for i, a in enumerate(ALGOS)}
+    colors = {a: plt.get_cmap("tab20")(i % 20) for i, a in enumerate(ALGOS)}  # 14 rows: more than C0-C9
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for a, rs in by.items():
         for ax, key in zip(axes, _NLLS, strict=True):
