@@ -124,13 +124,18 @@ class ReinforceAgent(Agent):
         self.sequences_per_update = self.config.batch_size
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.config.lr, foreach=True)
 
+    @property
+    def sampling_temperature(self) -> float:
+        """The temperature ``collect`` samples at: the policy's own."""
+        return self.config.temperature
+
     @torch.no_grad()
     def collect(self, rng: torch.Generator | None = None) -> RolloutBatch:
-        """Sample ``batch_size`` sequences and score every token with the reward (one draw from ``rng`` after
-        the other: the sequences, then their rollouts)."""
+        """Sample ``batch_size`` sequences (at ``sampling_temperature``) and score every token with the reward
+        (one draw from ``rng`` after the other: the sequences, then their rollouts)."""
         self.generator.eval()
         seqs = self.generator.sample(
-            distributed.local_share(self.config.batch_size), rng, temperature=self.config.temperature
+            distributed.local_share(self.config.batch_size), rng, temperature=self.sampling_temperature
         )
         rewards = self.reward.sequence_q(seqs, rng).to(seqs.device, torch.float32)
         if rewards.shape != seqs.shape:
@@ -260,15 +265,10 @@ class ColdGANAgent(ReinforceAgent):
     def __init__(self, generator: Generator, reward: Reward, config: ColdGANConfig | None = None) -> None:
         super().__init__(generator, reward, config or ColdGANConfig())
 
-    @torch.no_grad()
-    def collect(self, rng: torch.Generator | None = None) -> RolloutBatch:
-        """Sample ``batch_size`` sequences at the cold temperature and score them with the reward."""
-        self.generator.eval()
-        seqs = self.generator.sample(
-            distributed.local_share(self.config.batch_size), rng, temperature=self.config.cold_temperature
-        )
-        rewards = self.reward.sequence_q(seqs, rng).to(seqs.device, torch.float32)
-        return RolloutBatch(seqs, rewards, self._mask(seqs))
+    @property
+    def sampling_temperature(self) -> float:
+        """``collect`` samples from the cold policy."""
+        return self.config.cold_temperature
 
     def collect_from_env(self, env: TokenGenerationVectorEnv, rng: torch.Generator | None = None) -> RolloutBatch:
         raise ValueError("ColdGANAgent samples from its cold policy: use collect(), not the vector env")

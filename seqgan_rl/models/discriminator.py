@@ -64,9 +64,12 @@ class Discriminator(nn.Module):
         """Class logits ``(B, 2)`` (index 1 = real) for ``(B, T)`` token ids."""
         if tokens.dim() != 2 or tokens.shape[1] != self.seq_len:
             raise ValueError(f"discriminator expects (B, {self.seq_len}) token ids, got shape {tuple(tokens.shape)}")
+        return self.head(self._conv_pooled(tokens))
+
+    def _conv_pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embedding -> convolutions -> ReLU -> max over time, concatenated ``(B, F)`` (the training path)."""
         x = self.embedding(tokens).transpose(1, 2)  # (B, E, T)
-        pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, n_w)
-        return self.head(torch.cat(pooled, dim=1))
+        return torch.cat([F.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)  # each width (B, n_w)
 
     def head(self, pooled: torch.Tensor) -> torch.Tensor:
         """Highway -> dropout -> output: pooled features ``(B, F)`` to class logits ``(B, 2)``."""
@@ -84,7 +87,7 @@ class Discriminator(nn.Module):
 
     def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy (real = 1, fake = 0) plus the L2 penalty on the output layer."""
-        return F.cross_entropy(self(tokens), labels) + self.l2_penalty()
+        return self.train_loss(tokens, labels)[0]
 
     def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training step's loss (``loss``) and the batch's accuracy (no gradient)."""
@@ -250,9 +253,7 @@ class Ranker(Discriminator):
 
     def features(self, tokens: torch.Tensor) -> torch.Tensor:
         """f(tokens), unit-normalised, ``(B, F)`` (dropout in training mode)."""
-        x = self.embedding(tokens).transpose(1, 2)
-        pooled = torch.cat([F.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)
-        return F.normalize(self.dropout(self._highway(pooled)), dim=1)
+        return F.normalize(self.dropout(self._highway(self._conv_pooled(tokens))), dim=1)
 
     def rank_scores(self, alpha: torch.Tensor, alpha_set: torch.Tensor) -> torch.Tensor:
         """R(s | U, C) for similarities ``alpha`` ``(n, U)`` of the sequences and ``alpha_set`` ``(K, U)`` of C."""
