@@ -50,7 +50,7 @@ class Agent(nn.Module):
         c = g.config
         self.vocab_size, self.start_token = c.vocab_size, c.start_token
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
-        self.lstm = nn.LSTM(c.embed_dim, c.hidden_dim, batch_first=True)
+        self.lstm = nn.LSTM(c.embed_dim, c.hidden_dim, num_layers=c.num_layers, batch_first=True)
         self.actor = nn.Linear(c.hidden_dim, c.vocab_size)
         self.critic = nn.Linear(c.hidden_dim, 1)
         self.embedding.load_state_dict(g.embedding.state_dict())  # start from the generator

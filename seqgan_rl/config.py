@@ -30,7 +30,14 @@ class GeneratorConfig:
     embed_dim: int = 32
     """Token embedding size."""
     hidden_dim: int = 32
-    """LSTM hidden size."""
+    """LSTM hidden size (of every layer)."""
+    num_layers: int = 1
+    """Stacked LSTM layers (the paper: 1). The output layer reads the last one."""
+    dropout: float = 0.0
+    """Variational dropout during maximum-likelihood training (Gal & Ghahramani 2016): the input of every LSTM
+    layer and the last layer's output are multiplied by a mask drawn once per sequence and reused at every
+    step. Off in evaluation, in sampling and in the policy-gradient phase (the policy that samples is the one
+    whose gradient is taken). The paper: 0."""
     start_token: int = 0
     """Id whose embedding is fed as the first input. In the paper it is also an ordinary word."""
     init_std: float = 0.1
@@ -42,7 +49,12 @@ class GeneratorConfig:
     """Real text: the padding id after the end token (set together with ``eos_token``)."""
 
     def __post_init__(self) -> None:
-        _check_positive(self, "vocab_size", "seq_len", "embed_dim", "hidden_dim", "init_std")
+        _check_positive(self, "vocab_size", "seq_len", "embed_dim", "hidden_dim", "num_layers", "init_std")
+        if not (isinstance(self.num_layers, int) and 0.0 <= self.dropout < 1.0):
+            raise ValueError(
+                f"GeneratorConfig: num_layers must be an integer >= 1 and dropout in [0, 1), got {self.num_layers!r} "
+                f"and {self.dropout!r}"
+            )
         if not 0 <= self.start_token < self.vocab_size:
             raise ValueError(
                 f"GeneratorConfig.start_token={self.start_token} must be a token id in [0, {self.vocab_size})"

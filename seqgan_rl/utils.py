@@ -236,18 +236,23 @@ def valid_mask(tokens: torch.Tensor, eos_token: int | None) -> torch.Tensor:
     return (is_eos.cumsum(dim=1) - is_eos) == 0
 
 
+NEUTRAL_WHEN_ABSENT: dict[str, Any] = {"num_layers": 1, "dropout": 0.0}
+"""Config fields added after run folders were written, with the value that runs as those folders did (a
+one-layer generator without dropout)."""
+
+
 def config_differences(saved: Any, requested: Any, prefix: str = "") -> list[str]:
     """Where a saved config (parsed ``config.json``) differs from a requested one, as ``"a.b: old -> new"``.
 
     A key missing from the saved config counts as equal when the requested value is ``None`` (an optional
-    feature added to the config later and switched off), so run folders written by earlier versions of
-    the package still resume."""
+    feature added to the config later and switched off) or its ``NEUTRAL_WHEN_ABSENT`` value, so run folders
+    written by earlier versions of the package still resume."""
     if isinstance(saved, dict) and isinstance(requested, dict):
         out: list[str] = []
         for key in sorted(set(saved) | set(requested)):
             name = f"{prefix}{key}"
             if key not in saved:
-                if requested[key] is not None:
+                if requested[key] is not None and NEUTRAL_WHEN_ABSENT.get(key, ...) != requested[key]:
                     out.append(f"{name}: (absent) -> {requested[key]!r}")
             elif key not in requested:
                 out.append(f"{name}: {saved[key]!r} -> (absent)")

@@ -11,8 +11,11 @@ from seqgan_rl.utils import make_rng
 V, T = 10, 6
 
 
-def tiny_generator(seed: int = 0, vocab_size: int = V, seq_len: int = T) -> Generator:
-    g = Generator(GeneratorConfig(vocab_size=vocab_size, seq_len=seq_len, embed_dim=8, hidden_dim=8, init_std=0.5))
+def tiny_generator(seed: int = 0, vocab_size: int = V, seq_len: int = T, num_layers: int = 1) -> Generator:
+    """A small generator with weights large enough for peaked distributions; ``num_layers`` 2 is a stacked LSTM
+    whose embedding (8) and hidden (6) sizes differ."""
+    sizes = {"embed_dim": 8, "hidden_dim": 8} if num_layers == 1 else {"embed_dim": 8, "hidden_dim": 6}
+    g = Generator(GeneratorConfig(vocab_size=vocab_size, seq_len=seq_len, num_layers=num_layers, init_std=0.5, **sizes))
     g.reset_parameters(make_rng(seed))
     return g.eval()
 

@@ -101,9 +101,14 @@ def test_saved_config_check_accepts_configs_from_before_optional_fields(tmp_path
     requested = dataclasses.asdict(train_preset("cpu", seed=3).pretrain)
     old = json.loads(json.dumps(requested))
     del old["generator"]["eos_token"], old["generator"]["pad_token"]  # a run folder written before text support
+    del old["generator"]["num_layers"], old["generator"]["dropout"]  # ... and before stacked layers and dropout
     path = tmp_path / "config.json"
     path.write_text(json.dumps(old))
-    check_saved_config(path, requested)  # absent optional (None) fields: equal
+    check_saved_config(path, requested)  # absent optional (None) fields and neutral new ones: equal
+    two_layers = json.loads(json.dumps(requested))
+    two_layers["generator"]["num_layers"] = 2
+    with pytest.raises(ValueError, match=r"generator\.num_layers: \(absent\) -> 2"):
+        check_saved_config(path, two_layers)
     check_saved_config(tmp_path / "missing.json", requested)  # no saved config: nothing to check
 
     old["mle"]["epochs"] = 30

@@ -15,9 +15,12 @@ VOCAB, SEQ_LEN, EMBED, HIDDEN = 10, 8, 8, 16
 B = 5
 
 
-@pytest.fixture
-def gen_config() -> GeneratorConfig:
-    return GeneratorConfig(vocab_size=VOCAB, seq_len=SEQ_LEN, embed_dim=EMBED, hidden_dim=HIDDEN)
+@pytest.fixture(params=[1, 2], ids=["1-layer", "2-layer"])
+def gen_config(request) -> GeneratorConfig:
+    """The paper's one-layer shape, and a stacked LSTM (state ``(B, 2*H)``): every path must agree for both."""
+    return GeneratorConfig(
+        vocab_size=VOCAB, seq_len=SEQ_LEN, embed_dim=EMBED, hidden_dim=HIDDEN, num_layers=request.param
+    )
 
 
 @pytest.fixture
@@ -78,12 +81,13 @@ def test_forward_and_log_probs_shapes(generator, tokens):
 
 def test_step_shapes(generator):
     state = generator.initial_state(B)
-    assert [s.shape for s in state] == [(B, HIDDEN), (B, HIDDEN)]
+    width = generator.config.num_layers * HIDDEN  # the layers side by side
+    assert [s.shape for s in state] == [(B, width), (B, width)]
     assert all(torch.count_nonzero(s) == 0 for s in state)
     prev = generator.start_tokens(B)
     assert prev.shape == (B,) and prev.dtype == torch.long and (prev == generator.config.start_token).all()
     logits, (h, c) = generator.step(prev, state)
-    assert logits.shape == (B, VOCAB) and h.shape == (B, HIDDEN) and c.shape == (B, HIDDEN)
+    assert logits.shape == (B, VOCAB) and h.shape == (B, width) and c.shape == (B, width)
     assert h.abs().max() < 1  # |h| = |o * tanh(c)| < 1: what logit_bound relies on
 
 
@@ -94,7 +98,7 @@ def test_sample_rollout_prefix_shapes(generator, tokens):
     assert generator.sample(0).shape == (0, SEQ_LEN)
 
     h, c = generator.prefix_states(tokens)
-    assert h.shape == c.shape == (B, SEQ_LEN, HIDDEN)
+    assert h.shape == c.shape == (B, SEQ_LEN, generator.config.num_layers * HIDDEN)
     cont = generator.rollout(tokens[:, 2], (h[:, 2], c[:, 2]), SEQ_LEN - 3, make_rng(0))
     assert cont.shape == (B, SEQ_LEN - 3) and cont.dtype == torch.long
     assert int(cont.min()) >= 0 and int(cont.max()) < VOCAB
@@ -128,8 +132,9 @@ def test_step_chain_equals_teacher_forcing(generator, tokens):
 
 
 def test_prefix_states_equal_teacher_forcing(generator, tokens):
-    h, _ = generator.prefix_states(tokens)  # (B, T, H)
-    lp = torch.log_softmax(generator.output(h), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    h, _ = generator.prefix_states(tokens)  # (B, T, L*H)
+    assert h.shape == (B, SEQ_LEN, generator.config.num_layers * HIDDEN)
+    lp = torch.log_softmax(generator.output(generator.top(h)), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(lp, generator.log_probs(tokens), atol=1e-5, rtol=0)
 
 
@@ -146,7 +151,7 @@ def test_prefix_states_equal_step_states(generator, tokens):
 def test_batched_equals_unbatched(generator, tokens):
     whole = generator.log_probs(tokens)
     rows = torch.cat([generator.log_probs(tokens[i : i + 1]) for i in range(B)])
-    torch.testing.assert_close(rows, whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(rows, whole, atol=1e-5, rtol=0)  # float rounding of logits ~O(10)
 
 
 def test_nll_is_mean_negative_log_prob(generator, tokens):
@@ -267,3 +272,72 @@ def test_negative_sample_count_raises(generator):
 def test_bad_config_raises():
     with pytest.raises(ValueError, match="start_token"):
         GeneratorConfig(vocab_size=VOCAB, start_token=VOCAB, embed_dim=EMBED)
+    with pytest.raises(ValueError, match="num_layers"):
+        GeneratorConfig(num_layers=0)
+    with pytest.raises(ValueError, match="dropout"):
+        GeneratorConfig(dropout=1.0)
+
+
+# ---------------------------------------------------------------------------------------------- variational dropout
+def dropout_generator(p: float = 0.5, num_layers: int = 2) -> Generator:
+    g = Generator(GeneratorConfig(VOCAB, SEQ_LEN, embed_dim=EMBED, hidden_dim=HIDDEN, num_layers=num_layers, dropout=p))
+    g.reset_parameters(make_rng(0))
+    return g
+
+
+def output_layer_inputs(g: Generator, tokens: torch.Tensor) -> torch.Tensor:
+    """What the output layer reads in a teacher-forced pass, ``(B, T, H)``."""
+    seen = []
+    hook = g.output.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
+    try:
+        g(tokens)
+    finally:
+        hook.remove()
+    return seen[0]
+
+
+def test_dropout_mask_is_one_per_sequence_reused_at_every_step(tokens, monkeypatch):
+    import seqgan_rl.models.generator as generator_module
+
+    g = dropout_generator(0.5).train()
+    masks = []
+    real = generator_module._sequence_mask
+
+    def spy(x, p):
+        masks.append(real(x, p))
+        return masks[-1]
+
+    monkeypatch.setattr(generator_module, "_sequence_mask", spy)
+    torch.manual_seed(0)
+    h = output_layer_inputs(g, tokens)  # (B, T, H)
+    # each layer's input (embedding 8, then hidden 16) and the last output: one (B, 1, D) mask each
+    assert [tuple(m.shape) for m in masks] == [(B, 1, EMBED), (B, 1, HIDDEN), (B, 1, HIDDEN)]
+    assert all(set(m.unique().tolist()) <= {0.0, 2.0} for m in masks)  # kept units scaled by 1 / (1 - p)
+    dropped = masks[-1][:, 0] == 0  # (B, H): the output units this sequence lost
+    assert bool(dropped.any()) and bool((~dropped).any())
+    assert bool((h[dropped.unsqueeze(1).expand_as(h)] == 0).all())  # ... at every step
+    assert not torch.equal(dropped[0], dropped[1]) or not torch.equal(dropped[1], dropped[2])  # per sequence
+
+
+def test_dropout_is_off_in_eval_mode_and_in_every_other_path(tokens):
+    g = dropout_generator(0.5)
+    plain = Generator(dataclasses.replace(g.config, dropout=0.0))
+    plain.load_state_dict(g.state_dict())
+    g.train()
+    torch.manual_seed(0)
+    first = g(tokens)
+    assert not torch.equal(first, g(tokens))  # training: a fresh mask every call
+    assert not torch.allclose(first, plain(tokens))
+    g.eval()
+    assert torch.equal(g(tokens), plain(tokens))  # evaluation: the deterministic network
+    g.train()  # sampling, NLL and the step API never use dropout, whatever the mode
+    assert torch.equal(g.sequence_nll(tokens), plain.sequence_nll(tokens))
+    assert torch.equal(g.sample(6, make_rng(1)), plain.sample(6, make_rng(1)))
+    torch.testing.assert_close(chained_log_probs(g, tokens), plain.log_probs(tokens), atol=1e-5, rtol=0)
+
+
+def test_dropout_training_gradient_reaches_every_layer(tokens):
+    g = dropout_generator(0.3).train()
+    torch.nn.functional.cross_entropy(g(tokens).flatten(0, 1), tokens.flatten()).backward()
+    for name, param in g.named_parameters():
+        assert param.grad is not None and bool(param.grad.abs().sum() > 0), name

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 import torch
-from env_helpers import tiny_discriminator, tiny_generator
+from env_helpers import T, tiny_discriminator, tiny_generator
 
 from seqgan_rl.envs.rollout import EMARolloutPolicy, mc_q_values, rollout_completions, sample_prefix_completions
 from seqgan_rl.utils import make_rng
@@ -119,6 +119,35 @@ def test_rollout_completions_mixed_lengths_and_eos():
             assert all(x == pad for x in row[row.index(eos) + 1 :])
     with pytest.raises(ValueError, match="pad_token"):
         rollout_completions(gen, tokens, lens, state, make_rng(2), eos_token=eos)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_rollouts_from_cached_prefix_states_equal_the_step_by_step_computation(num_layers):
+    """Each row continued from its cached prefix state (``prefix_states``, states of all layers side by side)
+    draws exactly the tokens of feeding the prefix one step at a time from the start token and then sampling
+    from that state with the same random stream; and the whole-sequence completions' first rollout token comes
+    from the teacher-forced distribution of its prefix."""
+    gen = tiny_generator(num_layers=num_layers)
+    tokens = gen.sample(4, make_rng(0))
+    lens = torch.tensor([1, 3, 5, 2])
+    h, c = gen.prefix_states(tokens)  # (B, T, L*H)
+    for r in range(4):
+        n = int(lens[r])
+        state = (h[r : r + 1, n - 1], c[r : r + 1, n - 1])
+        got = rollout_completions(gen, tokens[r : r + 1], lens[r : r + 1], state, make_rng(7))
+        step_state, prev = gen.initial_state(1), gen.start_tokens(1)
+        for k in range(n):  # read the start token and y_1..y_{n-1}; y_n is fed next
+            _, step_state = gen.step(prev, step_state)
+            prev = tokens[r : r + 1, k]
+        torch.testing.assert_close(step_state[0], state[0], rtol=0, atol=1e-6)
+        want = gen.rollout(tokens[r : r + 1, n - 1], step_state, T - n, make_rng(7))
+        assert torch.equal(got[0, :n], tokens[r, :n]) and torch.equal(got[0, n:], want[0])
+    comp = sample_prefix_completions(gen, tokens[:1], 20000, make_rng(1))  # (T-1, N, 1, T)
+    with torch.no_grad():
+        probs = torch.softmax(gen(tokens[:1])[0], dim=-1)  # (T, V): teacher-forced
+    for t in (1, 3):
+        freq = torch.bincount(comp[t - 1, :, 0, t], minlength=gen.vocab_size).double() / 20000
+        assert (freq - probs[t].double()).abs().max() < 4 * (0.25 / 20000) ** 0.5
 
 
 def text_generator(seed: int = 0):

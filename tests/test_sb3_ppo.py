@@ -80,16 +80,17 @@ def test_adapter_rejects_other_envs():
         SB3VecEnvAdapter(TokenGenerationVectorEnv(2, generator=tiny_generator()))
 
 
-def tiny_ppo(reward_mode="q", disc=None, num_envs=4, **ppo):
-    g = tiny_generator()
+def tiny_ppo(reward_mode="q", disc=None, num_envs=4, num_layers=1, **ppo):
+    g = tiny_generator(num_layers=num_layers)
     venv = TokenGenerationVectorEnv(num_envs, generator=g, discriminator=disc or tiny_discriminator(),
                                     reward_mode=reward_mode, num_rollouts=2, autoreset_mode="SameStep")  # fmt: skip
     cfg = PPOConfig(num_envs=num_envs, reward_mode=reward_mode, batch_size=8, n_epochs=2, **ppo)
     return g, venv, make_ppo(venv, g, cfg, seed=0)
 
 
-def test_loaded_policy_has_the_generators_action_probabilities():
-    g, _, model = tiny_ppo()
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_loaded_policy_has_the_generators_action_probabilities(num_layers):
+    g, _, model = tiny_ppo(num_layers=num_layers)
     policy = model.policy
     assert policy.ortho_init  # SB3's init ran on construction; the weights were loaded afterwards
     assert torch.equal(policy.action_net.weight, g.output.weight)

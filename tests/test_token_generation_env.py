@@ -137,8 +137,9 @@ def test_q_with_a_deterministic_discriminator_is_exact():
     assert rewards == pytest.approx([8 / 11] * T)
 
 
-def test_cached_prefix_state_follows_generator_updates():
-    gen = tiny_generator()
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_cached_prefix_state_follows_generator_updates(num_layers):
+    gen = tiny_generator(num_layers=num_layers)
     env = make("q", generator=gen)
     env.reset(seed=0)
     env.step(3)

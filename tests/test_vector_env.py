@@ -153,13 +153,14 @@ def test_cache_follows_generator_updates():
     torch.testing.assert_close(h, h_ref[:, 2])
 
 
-def test_rollouts_continue_from_the_state_of_the_prefix(monkeypatch):
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_rollouts_continue_from_the_state_of_the_prefix(monkeypatch, num_layers):
     """Every rollout starts from the LSTM state having read the start token and y_1..y_{t-1} (y_t is fed
     next): at the first step, after the generator changed mid-episode, and after an autoreset. (A cache
     rebuilt after the step's token was appended once read y_t twice.)"""
     import seqgan_rl.envs.rollout as rollout
 
-    gen = tiny_generator()
+    gen = tiny_generator(num_layers=num_layers)
     seen = []
     real = rollout.rollout_completions
 

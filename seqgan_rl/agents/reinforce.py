@@ -168,7 +168,7 @@ class ReinforceAgent(Agent):
     def update(self, batch: RolloutBatch) -> dict[str, float]:
         """One Adam step on the REINFORCE loss; returns ``train/…`` metrics."""
         c, g = self.config, self.generator
-        g.train()
+        g.eval()  # the gradient of the policy that sampled: no dropout (GeneratorConfig.dropout is MLE's)
         logits = g(batch.sequences)  # (B, T, V)
         if c.temperature != 1.0:
             logits = logits / c.temperature
@@ -353,7 +353,7 @@ class GRPOAgent(ReinforceAgent):
     def update(self, batch: RolloutBatch) -> dict[str, float]:
         """``epochs`` Adam steps on the clipped, KL-penalised loss of one batch; metrics of the last step."""
         c, g = self.config, self.generator
-        g.train()
+        g.eval()  # the policy that sampled, without dropout (as in ``ReinforceAgent.update``)
         with torch.no_grad():
             old = g.log_probs(batch.sequences, c.temperature)  # (B, T): the policy that sampled the batch
             ref = self.reference.log_probs(batch.sequences)

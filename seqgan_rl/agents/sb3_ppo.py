@@ -143,8 +143,9 @@ class SB3VecEnvAdapter(VecEnv):
 
 # ---------------------------------------------------------------------------------------------- the policy
 class GeneratorFeaturesExtractor(BaseFeaturesExtractor):
-    """The generator's embedding + LSTM run over the observed prefix: features = the LSTM output after
-    the start token and the prefix, ``(B, H)``, i.e. what G's output layer turns into next-token logits.
+    """The generator's embedding + LSTM run over the observed prefix: features = the (last layer's) LSTM output
+    after the start token and the prefix, ``(B, H)``, i.e. what G's output layer turns into next-token logits.
+    No dropout: the policy is the generator as it samples (``GeneratorConfig.dropout`` is for MLE only).
 
     The prefix length is the number of tokens before the first ``pad_token`` in the observation (exact
     for the oracle benchmark, whose pad id is V; with real text a generated pad id would end the prefix).
@@ -156,7 +157,7 @@ class GeneratorFeaturesExtractor(BaseFeaturesExtractor):
         self.config = config
         self.pad_token = config.vocab_size if pad_token is None else int(pad_token)
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.lstm = nn.LSTM(config.embed_dim, config.hidden_dim, batch_first=True)
+        self.lstm = nn.LSTM(config.embed_dim, config.hidden_dim, num_layers=config.num_layers, batch_first=True)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         tokens = observations.long()  # (B, T); SB3 hands the Box observation over as floats

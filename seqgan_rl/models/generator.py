@@ -5,8 +5,9 @@ NLL-test), one step (``step``: env, rollouts), whole sequences (``sample``), con
 (``rollout``) and the state after every prefix of given sequences (``prefix_states``, cached for rollouts).
 
 State convention: ``state_k`` is the LSTM state after reading the first ``k`` inputs (the start token,
-then y_1..y_{k-1}); ``output(h_k)`` are the logits of y_k. To continue after the prefix Y_{1:t}, feed
-y_t to ``state_t``.
+then y_1..y_{k-1}); ``output(top(h_k))`` are the logits of y_k. To continue after the prefix Y_{1:t}, feed
+y_t to ``state_t``. With several layers the state holds them side by side, ``(B, L*H)``, so every user of it
+(rollouts, prefix caches, the envs) indexes rows the same way whatever the depth.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from seqgan_rl.models.sampling import chunk_rows, sample_categorical
 from seqgan_rl.utils import check_temperature, check_token_batch, mark_home_process, pad_after_eos, valid_mask
 
 State = tuple[torch.Tensor, torch.Tensor]
-"""LSTM state ``(h, c)``, each ``(B, H)``."""
+"""LSTM state ``(h, c)``, each ``(B, L*H)``: layer l in columns ``l*H:(l+1)*H`` (``(B, H)`` for one layer)."""
 
 
 class Generator(nn.Module):
-    """Embedding -> one-layer LSTM -> linear output layer over the vocabulary.
+    """Embedding -> LSTM (``num_layers`` stacked; the paper: one) -> linear output layer over the vocabulary.
 
     The LSTM is the plain recurrence of the paper's oracle (gates i, f, o; candidate tanh; no peepholes),
-    stored in ``torch.nn.LSTM``'s layout. All parameters, biases included, start as N(0, init_std).
+    stored in ``torch.nn.LSTM``'s layout. All parameters, biases included, start as N(0, init_std). With
+    ``dropout`` (variational, ``GeneratorConfig.dropout``), teacher-forced scoring in training mode multiplies
+    each layer's input and the last layer's output by a mask drawn once per sequence (torch's global generator,
+    as D's dropout); everything else (sampling, stepping, NLL, eval mode) runs without it.
     """
 
     def __init__(self, config: GeneratorConfig | None = None) -> None:
@@ -35,7 +39,7 @@ class Generator(nn.Module):
         self.config = config or GeneratorConfig()
         c = self.config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_dim)
-        self.lstm = nn.LSTM(c.embed_dim, c.hidden_dim, batch_first=True)
+        self.lstm = nn.LSTM(c.embed_dim, c.hidden_dim, num_layers=c.num_layers, batch_first=True)
         self.output = nn.Linear(c.hidden_dim, c.vocab_size)
         self.reset_parameters()
 
@@ -63,8 +67,27 @@ class Generator(nn.Module):
         check_token_batch(tokens, self.vocab_size)
         start = tokens.new_full((tokens.shape[0], 1), self.config.start_token)
         inputs = torch.cat([start, tokens[:, :-1]], dim=1)  # (B, T)
-        hidden, _ = self.lstm(self.embedding(inputs))  # (B, T, H)
-        return self.output(hidden)  # (B, T, V)
+        return self.output(self._hidden(self.embedding(inputs)))  # (B, T, V)
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer's outputs ``(B, T, H)`` for inputs ``(B, T, E)``; in training mode with dropout, each
+        layer's input and the last output are multiplied by one mask per sequence, the same at every step."""
+        p = self.config.dropout
+        if not (self.training and p > 0):
+            return self.lstm(x)[0]
+        for layer in range(self.config.num_layers):
+            x = x * _sequence_mask(x, p)
+            zero = x.new_zeros(1, x.shape[0], self.config.hidden_dim)
+            x = torch.lstm(x, (zero, zero), self._layer_weights(layer), True, 1, 0.0, True, False, True)[0]
+        return x * _sequence_mask(x, p)
+
+    def _layer_weights(self, layer: int) -> list[torch.Tensor]:
+        """``[W_ih, W_hh, b_ih, b_hh]`` of one layer (``torch.nn.LSTM``'s names)."""
+        return [getattr(self.lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+    def top(self, h: torch.Tensor) -> torch.Tensor:
+        """The last layer's part of a state's ``h`` (``(..., L*H) -> (..., H)``): what the output layer reads."""
+        return h if self.config.num_layers == 1 else h[..., -self.config.hidden_dim :]
 
     def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """``log G(y_t | y_<t)`` for each position: ``(B, T)``, at the given sampling temperature."""
@@ -115,8 +138,8 @@ class Generator(nn.Module):
 
     # ------------------------------------------------------------------ step API
     def initial_state(self, batch_size: int) -> State:
-        """Zero state ``(h, c)``, each ``(B, H)``."""
-        z = torch.zeros(batch_size, self.config.hidden_dim, device=self.device)
+        """Zero state ``(h, c)``, each ``(B, L*H)``."""
+        z = torch.zeros(batch_size, self.config.num_layers * self.config.hidden_dim, device=self.device)
         return z, z.clone()
 
     def start_tokens(self, batch_size: int) -> torch.Tensor:
@@ -133,19 +156,25 @@ class Generator(nn.Module):
         Returns:
             ``(logits (B, V), (h, c))``.
         """
-        h, c = self.advance(prev_tokens, state)  # (B, H) each
-        return self.output(h), (h, c)
+        h, c = self.advance(prev_tokens, state)  # (B, L*H) each
+        return self.output(self.top(h)), (h, c)
 
     def advance(self, prev_tokens: torch.Tensor, state: State) -> State:
         """Read one token and return the new state only (no output layer): ``step`` without the logits."""
-        return torch.lstm_cell(
-            self.embedding(prev_tokens), state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
-            self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
-        )  # fmt: skip
+        x = self.embedding(prev_tokens)  # (B, E)
+        if self.config.num_layers == 1:
+            return torch.lstm_cell(x, state, *self._layer_weights(0))
+        (h, c), size, hs, cs = state, self.config.hidden_dim, [], []
+        for layer in range(self.config.num_layers):
+            part = slice(layer * size, (layer + 1) * size)
+            x, c_layer = torch.lstm_cell(x, (h[:, part], c[:, part]), *self._layer_weights(layer))  # (B, H) each
+            hs.append(x)
+            cs.append(c_layer)
+        return torch.cat(hs, dim=1), torch.cat(cs, dim=1)
 
     @torch.no_grad()
     def prefix_states(self, tokens: torch.Tensor) -> State:
-        """States after every prefix: ``(h, c)``, each ``(B, T, H)``; index k-1 holds ``state_k`` (module doc)."""
+        """States after every prefix: ``(h, c)``, each ``(B, T, L*H)``; index k-1 holds ``state_k`` (module doc)."""
         check_token_batch(tokens, self.vocab_size)
         b, t = tokens.shape
         state, prev, states = self.initial_state(b), self.start_tokens(b), []
@@ -157,7 +186,7 @@ class Generator(nn.Module):
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def logit_bound(self) -> float:
-        """A bound on ``|logits|``: since ``|h| < 1``, ``|logit_k| <= sum_j |W_kj| + |b_k|``."""
+        """A bound on ``|logits|``: since the last layer's ``|h| < 1``, ``|logit_k| <= sum_j |W_kj| + |b_k|``."""
         w, b = self.output.weight, self.output.bias
         return float((w.abs().sum(dim=1) + b.abs()).max())
 
@@ -185,13 +214,13 @@ class Generator(nn.Module):
         Returns:
             ``(tokens (B,), (h, c))``.
         """
-        h, c = self.advance(prev_tokens, state)  # (B, H) each
-        tokens = torch.empty_like(prev_tokens)
+        h, c = self.advance(prev_tokens, state)  # (B, L*H) each
+        tokens, top = torch.empty_like(prev_tokens), self.top(h)  # top: (B, H)
         chunk_size = chunk_size or chunk_rows(h.device)
         w, b = self.output.weight, self.output.bias
         for i in range(0, h.shape[0], chunk_size):
-            # = self.output(h): the same values (tested), without addmm's broadcast copy of the bias first
-            logits = torch.mm(h[i : i + chunk_size], w.T).add_(b)
+            # = self.output(top): the same values (tested), without addmm's broadcast copy of the bias first
+            logits = torch.mm(top[i : i + chunk_size], w.T).add_(b)
             tokens[i : i + chunk_size] = self.sample_next(logits, rng, temperature, bound, overwrite=True)
         return tokens, (h, c)
 
@@ -256,3 +285,9 @@ class Generator(nn.Module):
         if self.config.eos_token is None:
             return tokens
         return pad_after_eos(tokens, self.config.eos_token, self.config.pad_token)
+
+
+def _sequence_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """A dropout mask for ``(B, T, D)`` inputs that is the same at every step: ``(B, 1, D)``, entries 0 or
+    ``1 / (1 - p)``, drawn from torch's global generator."""
+    return x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1.0 - p).div_(1.0 - p)
