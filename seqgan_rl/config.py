@@ -164,11 +164,27 @@ class MLEConfig:
     eval_every: int = 5
     """Evaluate the generator every this many epochs, starting with the fresh one (epoch 0), and after the
     last; 0: the final MLE generator alone (the one the adversarial phase starts from)."""
+    num_valid: int = 0
+    """Sequences of the *training* data held out as a validation set (never the test set), drawn by the seed:
+    G trains on the rest and its NLL on them is measured after every epoch (``eval/nll_valid``, also in every
+    later evaluation). 0: no validation set, the paper's protocol (the ``paper`` and ``cpu`` presets)."""
+    patience: int | None = None
+    """With a validation set: stop once its NLL has not improved for this many epochs (``None``: run all
+    ``epochs``)."""
+    use_best: bool = True
+    """With a validation set: the pre-training ends with the generator of the epoch of lowest validation NLL
+    (what the adversarial phase starts from); False: with the last epoch's."""
 
     def __post_init__(self) -> None:
         _check_positive(self, "epochs", "batch_size", "lr", "grad_clip")
         if not (isinstance(self.eval_every, int) and self.eval_every >= 0):
             raise ValueError(f"MLEConfig.eval_every must be >= 0 (0: the final generator), got {self.eval_every!r}")
+        if not (isinstance(self.num_valid, int) and self.num_valid >= 0):
+            raise ValueError(f"MLEConfig.num_valid must be an integer >= 0 (0: no validation), got {self.num_valid!r}")
+        if self.patience is not None and not (isinstance(self.patience, int) and self.patience >= 1):
+            raise ValueError(f"MLEConfig.patience must be >= 1 or None, got {self.patience!r}")
+        if self.patience is not None and self.num_valid == 0:
+            raise ValueError("MLEConfig.patience needs a validation set: set num_valid > 0 (or patience=None)")
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,11 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         g, d = self.generator, self.discriminator
+        if self.mle.num_valid and g.eos_token is None and self.mle.num_valid >= self.data.num_train:
+            raise ValueError(
+                f"MLEConfig.num_valid={self.mle.num_valid} holds out all of the {self.data.num_train} training "
+                "sequences: hold out fewer (e.g. a tenth)"
+            )
         if (g.vocab_size, g.seq_len) != (d.vocab_size, d.seq_len):
             raise ValueError(
                 f"generator (V={g.vocab_size}, T={g.seq_len}) and discriminator (V={d.vocab_size}, "

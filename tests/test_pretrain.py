@@ -196,8 +196,10 @@ def test_run_writes_the_run_folder(tmp_path, oracle):
         "generator_config",
         "discriminator_config",
         "mle_metrics",
+        "mle_epoch",
         "global_rng",
     }  # global_rng: a run that loads it continues as a straight run does
+    assert saved["mle_epoch"] == 3
     g = Generator(GeneratorConfig(**saved["generator_config"]))
     g.load_state_dict(saved["generator"])
     assert_same_state(g, result.generator)
@@ -335,6 +337,84 @@ def test_kill_during_d_pretraining_then_resume_equals_straight_run(tmp_path, mon
     check_resume_equals_straight(
         tmp_path, monkeypatch, oracle, config, lambda mp: kill_on_call(mp, "discriminator_round", 2)
     )
+
+
+# ---------------------------------------------------------------------------------------------- validation split
+def validated_config(epochs: int = 10, patience: int | None = 2, use_best: bool = True, lr: float = 0.05):
+    """Few training sequences and a high learning rate: the validation NLL turns up within a few epochs."""
+    c = tiny_config()
+    mle = MLEConfig(epochs=epochs, batch_size=16, lr=lr, eval_every=3, num_valid=32, patience=patience,
+                    use_best=use_best)  # fmt: skip
+    return dataclasses.replace(c, generator=dataclasses.replace(c.generator, dropout=0.3), mle=mle)
+
+
+def test_validation_split_is_disjoint_from_training_and_test_and_seeded():
+    from seqgan_rl.data.oracle_data import split_validation
+
+    data = torch.arange(100 * 3).view(100, 3)  # rows identified by their first entry
+    train, valid = split_validation(data, 20, seed=4)
+    ids = lambda x: set((x[:, 0] // 3).tolist())  # noqa: E731
+    assert len(ids(valid)) == 20 and len(ids(train)) == 80 and not ids(train) & ids(valid)
+    assert ids(train) | ids(valid) == set(range(100))
+    assert torch.equal(split_validation(data, 20, seed=4)[1], valid)  # the same split whenever reused
+    assert not torch.equal(split_validation(data, 20, seed=5)[1], valid)
+    assert split_validation(data, 0, seed=4) == (data, None)
+    with pytest.raises(ValueError, match="hold out fewer"):
+        split_validation(data, 100, seed=4)
+
+
+def test_mle_with_validation_keeps_the_best_epoch_and_stops_with_patience(tmp_path, oracle):
+    config = validated_config()
+    result = run(config, tmp_path / "run", oracle)
+    rows = read_metrics(tmp_path / "run/metrics.csv")
+    mle = [r for r in rows if r["phase"] == "mle" and r["epoch"] != "0"]  # epoch 0: the fresh generator
+    valid = {int(r["epoch"]): float(r["eval/nll_valid"]) for r in mle}  # every epoch, before early stopping
+    best = min(valid, key=valid.get)
+    assert sorted(valid) == list(range(1, len(valid) + 1)) and len(valid) == best + 2  # stopped after 2 epochs
+    assert len(valid) < config.mle.epochs  # ... before the last (the lr makes it overfit: see validated_config)
+    selected = [r for r in rows if r["phase"] == "mle_selected"]
+    assert len(selected) == 1 and int(selected[0]["epoch"]) == best and selected[0]["step"] == "11"  # epochs + 1
+    assert result.generator.nll(result.evaluator.valid_tokens) == pytest.approx(valid[best], abs=1e-6)
+    assert result.mle_metrics["eval/nll_valid"] == pytest.approx(valid[best], abs=1e-6)
+    assert torch.load(tmp_path / "run/pretrained.pt", weights_only=True)["mle_epoch"] == best
+    # the validation sequences come out of the training data: G and D train on the other 96, never the test set
+    data = torch.load(tmp_path / "run/data.pt", weights_only=True)
+    held_out = {tuple(x) for x in result.evaluator.valid_tokens.tolist()}
+    assert result.data.train.shape[0] == 96 and not held_out & {tuple(x) for x in result.data.train.tolist()}
+    assert held_out <= {tuple(x) for x in data["train"].tolist()}
+    assert torch.equal(result.data.test, data["test"])
+    d_rows = [r for r in rows if r["phase"] == "d_pretrain"]
+    assert [r["step"] for r in d_rows] == ["12", "13"]  # after the selected generator's row
+
+
+def test_mle_with_validation_without_use_best_ends_with_the_last_epoch(tmp_path, oracle):
+    keep_last = run(validated_config(epochs=4, patience=None, use_best=False), tmp_path / "last", oracle)
+    rows = read_metrics(tmp_path / "last/metrics.csv")
+    assert [r["epoch"] for r in rows if r["phase"] == "mle_selected"] == ["4"]
+    last_valid = float(next(r["eval/nll_valid"] for r in rows if r["phase"] == "mle" and r["epoch"] == "4"))
+    assert keep_last.mle_metrics["eval/nll_valid"] == pytest.approx(last_valid, abs=1e-6)
+
+
+@pytest.mark.parametrize("call", [2, 5])  # before the best epoch, and after it (waiting out the patience)
+def test_kill_during_validated_mle_then_resume_equals_straight_run(tmp_path, monkeypatch, oracle, call):
+    check_resume_equals_straight(
+        tmp_path, monkeypatch, oracle, validated_config(), lambda mp: kill_on_call(mp, "mle_epoch", call)
+    )
+
+
+def test_kill_after_the_selected_generator_then_resume_equals_straight_run(tmp_path, monkeypatch, oracle):
+    check_resume_equals_straight(
+        tmp_path, monkeypatch, oracle, validated_config(), lambda mp: kill_on_call(mp, "discriminator_round", 1)
+    )
+
+
+def test_validation_config_errors():
+    with pytest.raises(ValueError, match="patience needs a validation set"):
+        MLEConfig(patience=3)
+    with pytest.raises(ValueError, match="num_valid"):
+        MLEConfig(num_valid=-1)
+    with pytest.raises(ValueError, match="holds out all"):
+        dataclasses.replace(tiny_config(), mle=MLEConfig(num_valid=128))
 
 
 # ---------------------------------------------------------------------------------------------- metrics logger

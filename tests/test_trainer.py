@@ -157,6 +157,30 @@ def test_interrupt_and_resume_equals_a_straight_run(tmp_path, task, monkeypatch)
         assert torch.equal(x, y)
 
 
+def test_a_validated_pretraining_runs_the_adversarial_phase_from_its_selected_generator(tmp_path, task, monkeypatch):
+    # a 2-layer G with dropout, a validation set held out of the training data: the adversarial phase starts
+    # from the selected MLE generator, logs eval/nll_valid with every evaluation and resumes exactly
+    base = tiny_train_config(iterations=4)
+    pre = base.pretrain
+    pre = dataclasses.replace(
+        pre, generator=dataclasses.replace(pre.generator, num_layers=2, dropout=0.3),
+        mle=dataclasses.replace(pre.mle, epochs=3, num_valid=64, patience=1),
+    )  # fmt: skip
+    config = dataclasses.replace(base, pretrain=pre)
+    straight = run_training(config, tmp_path / "a", torch.device("cpu"), task)
+    rows = rows_without_time(tmp_path / "a" / "metrics.csv")
+    evals = [r for r in rows if r["eval/nll_oracle"]]
+    assert evals and all(r["eval/nll_valid"] for r in evals)
+    start = straight.summary["start"]
+    assert start["eval/nll_valid"] == pytest.approx(straight.summary["mle"]["eval/nll_valid"], abs=1e-6)
+    with monkeypatch.context() as mp:
+        interrupt_update(mp, ReinforceAgent, 3)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(config, tmp_path / "b", torch.device("cpu"), task)
+    run_training(config, tmp_path / "b", torch.device("cpu"), task, resume=True)
+    assert rows_without_time(tmp_path / "b" / "metrics.csv") == rows
+
+
 def load_script(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -27,6 +27,21 @@ def make_oracle_data(oracle: OracleLSTM, config: OracleDataConfig, seed: int) ->
     return OracleData(train.cpu(), test.cpu())
 
 
+def split_validation(train: torch.Tensor, num_valid: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Hold out ``num_valid`` sequences of the training data, chosen by a permutation from the seed's own stream
+    (the same split whenever the data is reused): ``(train without them, validation)``; ``(train, None)`` for 0.
+
+    Raises:
+        ValueError: when nothing would be left to train on.
+    """
+    if num_valid == 0:
+        return train, None
+    if num_valid >= train.shape[0]:
+        raise ValueError(f"cannot hold out {num_valid} of {train.shape[0]} training sequences: hold out fewer")
+    order = random_permutation(train.shape[0], make_rng(derive_seed(seed, "valid-split")))
+    return train[order[num_valid:].sort().values], train[order[:num_valid].sort().values]
+
+
 def load_token_file(path: str | os.PathLike, vocab_size: int | None = None, seq_len: int | None = None) -> torch.Tensor:
     """Read a file of space-separated token ids, one sequence per line (the reference ``real_data.txt``).
 

@@ -84,6 +84,32 @@ class OracleEvaluator(Evaluator):
         return evaluate(generator, self.oracle, self.test_tokens, self.num_samples, rng, temperature)
 
 
+class WithValidation(Evaluator):
+    """Another evaluator's metrics plus ``eval/nll_valid``: G's NLL on the validation sequences held out of the
+    training data (``MLEConfig.num_valid``), a criterion for choosing models that never looks at the test set."""
+
+    def __init__(self, evaluator: Evaluator, valid_tokens: torch.Tensor) -> None:
+        self.inner, self.valid_tokens = evaluator, valid_tokens
+        self.fields = (*evaluator.fields, "eval/nll_valid")
+        self.report, self.curves, self.select_key = evaluator.report, evaluator.curves, evaluator.select_key
+        self.streams = evaluator.streams
+
+    def validation_nll(self, generator: Generator, temperature: float = 1.0) -> float:
+        valid = self.valid_tokens[distributed.shard(self.valid_tokens.shape[0])]
+        return sharded_nll(generator, valid, temperature)
+
+    def evaluate(
+        self, generator: Generator, rng: torch.Generator | None = None, temperature: float = 1.0
+    ) -> dict[str, float]:
+        return {
+            **self.inner.evaluate(generator, rng, temperature),
+            "eval/nll_valid": self.validation_nll(generator, temperature),
+        }
+
+    def postfix(self, metrics: dict[str, float], best: dict[str, float] | None = None) -> dict[str, str]:
+        return self.inner.postfix(metrics, best)
+
+
 class TextEvaluator(Evaluator):
     """BLEU-2..5 and Self-BLEU-2..4 of ``num_samples`` generated sentences, NLL-test, mean length."""
 

@@ -8,6 +8,7 @@ generators, except D's dropout (torch's global generator, whose state every chec
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -20,10 +21,10 @@ from torch.nn import functional as F
 
 from seqgan_rl import distributed
 from seqgan_rl.config import DiscriminatorTrainConfig, MLEConfig, PretrainConfig
-from seqgan_rl.data.oracle_data import iterate_minibatches, random_permutation
+from seqgan_rl.data.oracle_data import iterate_minibatches, random_permutation, split_validation
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator
-from seqgan_rl.training.evaluators import Evaluator
+from seqgan_rl.training.evaluators import Evaluator, WithValidation
 from seqgan_rl.training.logger import MetricsLogger
 from seqgan_rl.training.metrics import sample_in_eval_mode
 from seqgan_rl.training.run_folder import Folder, RunFolder, open_folder, save_generator
@@ -234,7 +235,8 @@ class PretrainResult(NamedTuple):
     generator: Generator
     discriminator: Discriminator
     data: Any
-    """The task's training and test tokens (``.train``, ``.test``)."""
+    """The task's training and test tokens (``.train``, ``.test``); ``.train`` without the validation sequences
+    when ``MLEConfig.num_valid`` holds some out (the evaluator has them)."""
     mle_metrics: dict[str, float]
     """The evaluation of the final MLE generator."""
     evaluator: Evaluator
@@ -288,9 +290,13 @@ def run_pretraining(
 def _pretrain(
     config: PretrainConfig, folder: Folder, device: torch.device, task: Task, progress: Callable[..., Any] | None
 ) -> PretrainResult:
-    out = folder.path
+    out, mle = folder.path, config.mle
     data = folder.main_only(lambda f: task.load_data(config, f, device))
+    train, valid = split_validation(data.train, mle.num_valid, config.seed)
+    data = data._replace(train=train)  # G and D train on the rest; the validation set is held out of both
     evaluator = task.evaluator(config, data, device)
+    if valid is not None:
+        evaluator = WithValidation(evaluator, valid)
     generator = Generator(config.generator).to(device)
     generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
     discriminator = Discriminator(config.discriminator)
@@ -313,6 +319,7 @@ def _pretrain(
         return PretrainResult(generator, discriminator, data, state["mle_metrics"], evaluator)
 
     epoch, d_round, elapsed, mle_metrics = 0, 0, 0.0, {}
+    best = {"nll": None, "epoch": 0, "generator": None, "done": False}  # the validation set's best epoch
     resume_step = logged = None
     if folder.has(CHECKPOINT):
         state = folder.load_torch(CHECKPOINT, device)
@@ -324,6 +331,7 @@ def _pretrain(
         set_global_rng_state(distributed.own(state["global_rng"]))
         epoch, d_round, elapsed = state["epoch"], state["round"], state["elapsed"]
         mle_metrics, resume_step, logged = state["mle_metrics"], state["step"], state.get("logged_steps")
+        best = state.get("best_valid", best)
         log.info("resuming pre-training at epoch %d, D round %d", epoch, d_round)
     fields = ["phase", "epoch", "train/loss", *evaluator.fields, "d/loss", "d/accuracy", "time/elapsed_s"]
     logger = MetricsLogger(out / "metrics.csv", fields, resume_step, expected_steps=logged, folder=folder)
@@ -337,40 +345,56 @@ def _pretrain(
                 "generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
                 "g_optim": g_opt.state_dict(), "d_optim": d_opt.state_dict(),
                 "rng": distributed.per_rank(rng.get_state()), "global_rng": distributed.per_rank(global_rng_state()),
-                "mle_metrics": mle_metrics, "logged_steps": logger.steps,
+                "mle_metrics": mle_metrics, "logged_steps": logger.steps, "best_valid": best,
             },
         )  # fmt: skip
 
-    def evaluate_now(train_loss: float | None) -> dict[str, float]:
-        eval_rng = make_rng(distributed.rank_seed(derive_seed(config.seed, evaluator.streams["mle"], epoch)), device)
+    def log_row(step: int, row: dict[str, Any]) -> None:
+        logger.log(step, {**row, "time/elapsed_s": round(time.perf_counter() - started, 2)})
+
+    def evaluate_now(
+        train_loss: float | None, step: int, phase: str = "mle", at: int | None = None
+    ) -> dict[str, float]:
+        """Evaluate the generator of epoch ``at`` (default: the current one) on that epoch's stream."""
+        at = epoch if at is None else at
+        eval_rng = make_rng(distributed.rank_seed(derive_seed(config.seed, evaluator.streams["mle"], at)), device)
         metrics = evaluator.checked(generator, eval_rng)
-        row = {"phase": "mle", "epoch": epoch, **metrics, "time/elapsed_s": round(time.perf_counter() - started, 2)}
+        row = {"phase": phase, "epoch": at, **metrics}
         if train_loss is not None:
             row["train/loss"] = train_loss
-        logger.log(epoch, row)
+        log_row(step, row)
         return metrics
 
-    mle = config.mle
     bar = progress_bar(progress, mle.epochs, "MLE", epoch)
     if epoch == 0 and resume_step is None:
         if mle.eval_every:  # a curve: it starts at the fresh generator
-            mle_metrics = evaluate_now(None)
+            mle_metrics = evaluate_now(None, 0)
         checkpoint(0)
-    while epoch < mle.epochs:
+    while epoch < mle.epochs and not best["done"]:
         with located(f"pre-training, MLE epoch {epoch + 1}"):
             # under torchrun every rank walks the same minibatches (a stream shared by the ranks) and takes its share
             order = make_rng(derive_seed(config.seed, "mle-order", epoch), device) if distributed.enabled() else rng
             loss = mle_epoch(generator, g_opt, data.train, mle, order)
         epoch += 1
         bar.update(1)
-        if epoch == mle.epochs or (mle.eval_every and epoch % mle.eval_every == 0):
-            with located(f"pre-training, evaluation after MLE epoch {epoch}"):
-                mle_metrics = evaluate_now(loss)
+        with located(f"pre-training, evaluation after MLE epoch {epoch}"):
+            if valid is None:
+                if epoch == mle.epochs or (mle.eval_every and epoch % mle.eval_every == 0):
+                    mle_metrics = evaluate_now(loss, epoch)
+            else:
+                mle_metrics = _validated_epoch(generator, evaluator, mle, best, epoch, loss, evaluate_now, log_row)
+                best["done"] = best["done"] or epoch == mle.epochs
+                if best["done"]:  # the generator the adversarial phase starts from, evaluated at step epochs + 1
+                    if mle.use_best:
+                        generator.load_state_dict(best["generator"])
+                    at = best["epoch"] if mle.use_best else epoch
+                    mle_metrics = evaluate_now(None, mle.epochs + 1, "mle_selected", at)
         bar.set_postfix({**(evaluator.postfix(mle_metrics) if mle_metrics else {}), "loss": f"{loss:.3f}"})
-        checkpoint(epoch)  # every epoch (a few MB): a killed run loses at most one
+        checkpoint(mle.epochs + 1 if best["done"] else epoch)  # every epoch (a few MB): a kill loses at most one
     bar.close()
 
     dcfg = config.d_pretrain
+    d_step0 = mle.epochs + (valid is not None)  # step mle.epochs + 1: the selected generator's evaluation
     bar = progress_bar(progress, dcfg.rounds, "D pre-train", d_round)
     while d_round < dcfg.rounds:
         with located(f"pre-training, D round {d_round + 1}"):
@@ -379,11 +403,11 @@ def _pretrain(
         bar.update(1)
         bar.set_postfix({"acc": f"{stats['d/accuracy']:.3f}"})
         logger.log(
-            mle.epochs + d_round,
+            d_step0 + d_round,
             {"phase": "d_pretrain", "epoch": d_round, "d/loss": stats["d/loss"], "d/accuracy": stats["d/accuracy"],
              "time/elapsed_s": round(time.perf_counter() - started, 2)},
         )  # fmt: skip
-        checkpoint(mle.epochs + d_round)
+        checkpoint(d_step0 + d_round)
     bar.close()
     logger.close()
 
@@ -393,9 +417,31 @@ def _pretrain(
         {"generator": generator.state_dict(), "discriminator": discriminator.state_dict(),
          "generator_config": dataclasses.asdict(config.generator),
          "discriminator_config": dataclasses.asdict(config.discriminator), "mle_metrics": mle_metrics,
+         "mle_epoch": best["epoch"] if valid is not None and mle.use_best else epoch,
          "global_rng": distributed.per_rank(global_rng_state())},
     )  # fmt: skip
     return PretrainResult(generator, discriminator, data, mle_metrics, evaluator)
+
+
+def _validated_epoch(
+    generator: Generator, evaluator: WithValidation, mle: MLEConfig, best: dict[str, Any], epoch: int, loss: float,
+    evaluate_now: Callable[..., dict[str, float]], log_row: Callable[[int, dict[str, Any]], None],
+) -> dict[str, float]:  # fmt: skip
+    """After an MLE epoch with a validation set: its NLL (the whole evaluation on ``eval_every`` epochs), logged;
+    ``best`` keeps the epoch of lowest validation NLL and a copy of its generator, and is ``done`` once
+    ``patience`` epochs have passed without improvement. Returns the evaluation's metrics (``{}`` when there was
+    none)."""
+    if mle.eval_every and epoch % mle.eval_every == 0:
+        metrics = evaluate_now(loss, epoch)
+        nll = metrics["eval/nll_valid"]
+    else:
+        metrics, nll = {}, evaluator.validation_nll(generator)
+        check_nll("eval/nll_valid", nll)
+        log_row(epoch, {"phase": "mle", "epoch": epoch, "train/loss": loss, "eval/nll_valid": nll})
+    if best["nll"] is None or nll < best["nll"]:
+        best.update(nll=nll, epoch=epoch, generator=copy.deepcopy(generator.state_dict()))
+    best["done"] = mle.patience is not None and epoch - best["epoch"] >= mle.patience
+    return metrics
 
 
 def runtime(device: torch.device | str) -> dict[str, Any]:
