@@ -25,15 +25,23 @@ from pathlib import Path
 import torch
 
 from seqgan_rl.models.oracle import OracleLSTM
-from seqgan_rl.presets import train_preset, with_options
-from seqgan_rl.training.compare import ALGOS, TEMPERATURES, matched_rows, merge_results, run_comparison, write_outputs
+from seqgan_rl.presets import MODEL_OPTIONS, add_model_arguments, train_preset, with_options
+from seqgan_rl.training.compare import (
+    ALGOS,
+    PRESET_TEMPERATURES,
+    TEMPERATURES,
+    matched_rows,
+    merge_results,
+    run_comparison,
+    write_outputs,
+)
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--preset", default="cpu", choices=["cpu", "paper"])
+    p.add_argument("--preset", default="cpu", choices=["cpu", "paper", "strong"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
     p.add_argument("--out", default=None, help="runs folder (default runs/compare-<preset>)")
@@ -50,7 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--merge", nargs="+", default=[], metavar="OUT",
         help="with --tables-only: also the rows of these comparison folders (rows run by other processes)",
     )  # fmt: skip
-    p.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES))
+    p.add_argument(
+        "--temperatures", type=float, nargs="+", default=None,
+        help=f"sweep (default {' '.join(map(str, TEMPERATURES))}; strong: 0.6 to 1.2)",
+    )  # fmt: skip
     p.add_argument(
         "--sweep-samples", type=int, default=4992, help="samples per NLL-oracle in the sweeps (half the 9,984: cost)"
     )
@@ -61,13 +72,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-samples", type=int, default=None)
     p.add_argument("--num-rollouts", type=int, default=None)
     p.add_argument("--eval-every", type=int, default=None)
+    add_model_arguments(p)
     return p.parse_args(argv)
 
 
 def build_config(args: argparse.Namespace, oracle: OracleLSTM):
     """The preset with the oracle's sizes and the small overrides (tests use them for tiny runs)."""
     cfg = train_preset(args.preset, seed=args.seeds[0], vocab_size=oracle.vocab_size, seq_len=oracle.seq_len)
-    keys = ("mle_epochs", "d_pretrain_rounds", "eval_samples", "iterations", "num_rollouts", "eval_every")
+    keys = (
+        "mle_epochs",
+        "d_pretrain_rounds",
+        "eval_samples",
+        "iterations",
+        "num_rollouts",
+        "eval_every",
+        *MODEL_OPTIONS,
+    )
     return with_options(cfg, **{k: getattr(args, k) for k in keys})
 
 
@@ -92,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    tag = OracleTask(oracle).tag  # "" for the paper's benchmark
+    tag, published = OracleTask(oracle).tag, OracleTask(oracle).paper  # "" for the paper's benchmark
+    temperatures = args.temperatures or list(PRESET_TEMPERATURES.get(args.preset, TEMPERATURES))
     out = Path(args.out or f"runs/compare-{args.preset}" + (f"-{tag}" if tag else ""))
     name = args.name or f"compare_{args.preset}" + (f"_{tag}" if tag else "")
     results_dir = Path(args.results_dir) if args.results_dir is not None else out / "tables"
@@ -102,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        for p in write_outputs(records, results_dir, name):
+        for p in write_outputs(records, results_dir, name, published):
             print(f"written: {p}")
         warn_if_the_curve_is_short(records)
         return 0
@@ -130,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         records = run_comparison(
-            base, args.seeds, out, device, oracle, args.algos, args.temperatures, args.sweep_samples,
+            base, args.seeds, out, device, oracle, args.algos, temperatures, args.sweep_samples,
             resume=args.resume, on_record=report,
         )  # fmt: skip
     except NonFiniteError as exc:
@@ -139,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for p in write_outputs(records, results_dir, name):
+    for p in write_outputs(records, results_dir, name, published):
         print(f"written: {p}")
     warn_if_the_curve_is_short(records)
     print((results_dir / f"{name}.md").read_text())

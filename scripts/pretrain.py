@@ -3,6 +3,7 @@
 
     python scripts/pretrain.py                       # preset 'auto': paper on CUDA, cpu on a CPU
     python scripts/pretrain.py --preset paper --out runs/pretrain-paper
+    python scripts/pretrain.py --preset strong --hidden-dim 256   # a strong generator, another size
     python scripts/pretrain.py --out runs/x --resume # continue a killed run
     python scripts/pretrain.py --oracle random:0 --seq-len 40   # the length-40 benchmark's oracle
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from seqgan_rl import distributed
 from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
-from seqgan_rl.presets import resolve_preset, train_preset, with_options
+from seqgan_rl.presets import MODEL_OPTIONS, add_model_arguments, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pretrain import run_pretraining
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
@@ -32,7 +33,7 @@ from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--preset", default="auto", choices=["auto", "paper", "cpu"], help="hyperparameter preset")
+    p.add_argument("--preset", default="auto", choices=["auto", "paper", "cpu", "strong"], help="hyperparameter preset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run folder (default runs/pretrain-<preset>-seed<seed>)")
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--d-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
     p.add_argument("--discriminator", choices=DISCRIMINATOR_PRESETS, default=None, help="override D preset")
     add_oracle_arguments(p)
+    add_model_arguments(p)
     return p.parse_args(argv)
 
 
@@ -69,6 +71,7 @@ def _main(args: argparse.Namespace) -> int:
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         options = {"mle_epochs": args.mle_epochs, "mle_eval_every": args.eval_every, "d_pretrain_rounds": args.d_rounds}
+        options.update({k: getattr(args, k) for k in MODEL_OPTIONS})
         config = with_options(train_preset(preset, seed=args.seed, **task.dims()), **options).pretrain
         if args.discriminator is not None:
             d = DiscriminatorConfig.preset(args.discriminator, config.generator.vocab_size, config.generator.seq_len)

@@ -3,6 +3,7 @@
 
     python scripts/train_agent.py --algo reinforce              # preset 'auto': paper on CUDA, cpu on a CPU
     python scripts/train_agent.py --preset paper --device cuda  # the reference hyperparameters exactly
+    python scripts/train_agent.py --preset strong               # a 2 x 128 LSTM with dropout, early-stopped MLE
     python scripts/train_agent.py --out runs/x --resume         # continue a killed run
     python scripts/train_agent.py --algo ppo                    # SB3 PPO from the same MLE checkpoint (sb3 extra)
     python scripts/train_agent.py --algo a2c                    # SB3 A2C, likewise
@@ -34,7 +35,7 @@ from seqgan_rl import distributed
 from seqgan_rl.agents import AGENTS
 from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, SB3_ALGOS, TrainConfig
 from seqgan_rl.data.text import load_text_dataset
-from seqgan_rl.presets import PRESETS, resolve_preset, train_preset, with_options
+from seqgan_rl.presets import MODEL_OPTIONS, PRESETS, add_model_arguments, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.tasks import OracleTask, Task, TextTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
@@ -70,6 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--d-pretrain-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
     p.add_argument("--pretrain-dir", default=None, help="share a pre-training folder between runs (controls)")
     add_oracle_arguments(p)
+    add_model_arguments(p)
     p.add_argument(
         "--eval-samples", "--bleu-samples", dest="eval_samples", type=int, default=None,
         help="generator samples per evaluation (NLL-oracle: 9,984; BLEU: 1,000)",
@@ -127,7 +129,7 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
         train_preset(preset, seed=args.seed, algo=args.algo, **task.dims()),
         **{k: getattr(args, k) for k in ("mle_epochs", "d_pretrain_rounds", "eval_samples", "iterations",
                                          "num_rollouts", "eval_every", "reward", "baseline", "reward_mode",
-                                         "kl_coef")},
+                                         "kl_coef", *MODEL_OPTIONS)},
     )  # fmt: skip
     task.check(cfg.pretrain)
     return cfg

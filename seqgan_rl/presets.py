@@ -3,6 +3,9 @@
 - ``paper``: the reference code's hyperparameters exactly (what a GPU user runs).
 - ``cpu``: a schedule for 2 CPU cores found by experiment (``docs/reproducing.md``): the oracle benchmark's
   default on a CPU.
+- ``strong``: a well-regularised generator (2 x 128 LSTM, variational dropout) trained by MLE with a validation
+  split and early stopping, the baseline of the published frontier (REFERENCE.md section 10), then the
+  adversarial phase from it (``docs/strong.md``).
 - ``text``: real text (COCO captions or a user's sentences) on 2 CPU cores.
 
 A preset is filled in for the data it runs on through ``dims``: the vocabulary size, the sequence length and,
@@ -11,6 +14,7 @@ for text, the start, end and padding tokens (``seqgan_rl.training.tasks`` gives 
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +30,7 @@ from seqgan_rl.config import (
     TrainConfig,
 )
 
-PRESETS = ("paper", "cpu", "text")
+PRESETS = ("paper", "cpu", "strong", "text")
 
 
 def resolve_preset(name: str, device_type: str, text: bool = False) -> str:
@@ -39,7 +43,7 @@ def resolve_preset(name: str, device_type: str, text: bool = False) -> str:
     if text != (name == "text"):
         raise ValueError(
             f"preset {name!r} is for {'real text' if name == 'text' else 'the oracle benchmark'}: "
-            f"use {'text' if text else 'paper or cpu'} (or auto) for this data"
+            f"use {'text' if text else 'paper, cpu or strong'} (or auto) for this data"
         )
     return name
 
@@ -73,6 +77,16 @@ def pretrain_preset(name: str, seed: int = 0, **dims: int | None) -> PretrainCon
                 rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
             ),
         )
+    if name == "strong":
+        return PretrainConfig(
+            seed=seed,
+            generator=replace(g, **STRONG_GENERATOR),
+            discriminator=DiscriminatorConfig.light(v, t),
+            mle=MLEConfig(**STRONG_MLE),
+            d_pretrain=DiscriminatorTrainConfig(
+                rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
+            ),
+        )
     if name == "text":
         if g.eos_token is None:
             raise ValueError("the text preset needs the dataset's eos_token and pad_token")
@@ -87,6 +101,13 @@ def pretrain_preset(name: str, seed: int = 0, **dims: int | None) -> PretrainCon
             ),
         )
     raise ValueError(f"unknown preset {name!r}: choose one of {PRESETS}")
+
+
+STRONG_GENERATOR = {"embed_dim": 128, "hidden_dim": 128, "num_layers": 2, "dropout": 0.6}
+"""The ``strong`` preset's generator: Caccia et al.'s best MLE on this oracle (REFERENCE.md section 10)."""
+STRONG_MLE = {"epochs": 200, "batch_size": 64, "lr": 1e-3, "eval_every": 0, "num_valid": 500, "patience": 10}
+"""The ``strong`` preset's MLE: up to 200 epochs, stopped 10 epochs after the best validation NLL (500 of the
+9,984 training sequences held out), which it keeps."""
 
 
 def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int | None) -> TrainConfig:
@@ -110,7 +131,7 @@ def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int 
     agent = AGENT_CONFIGS[algo]()
     if name == "paper":
         adv = AdversarialConfig()
-    elif name == "cpu":
+    elif name in ("cpu", "strong"):
         adv = AdversarialConfig(
             iterations=50,
             d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-4, num_negatives=1600, max_steps_per_round=50),
@@ -133,7 +154,9 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
     """``config`` with the command-line overrides that are not ``None`` (the CLIs' one way to build a config).
 
     Args:
-        options: ``mle_epochs``, ``mle_eval_every``, ``d_pretrain_rounds``, ``eval_samples`` (pre-training);
+        options: ``mle_epochs``, ``mle_eval_every``, ``d_pretrain_rounds``, ``eval_samples``, the generator's
+            ``embed_dim``, ``hidden_dim``, ``num_layers``, ``dropout``, and MLE's ``mle_lr``, ``mle_batch_size``,
+            ``num_valid``, ``patience`` (pre-training);
             ``iterations``, ``num_rollouts``, ``eval_every``, ``reward`` (the adversarial phase); ``baseline``
             (REINFORCE), ``kl_coef`` (REINFORCE with KL), ``reward_mode`` (PPO, A2C).
 
@@ -160,6 +183,37 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
 _PRETRAIN_OPTIONS = {
     "mle_epochs": ("mle", "epochs"), "mle_eval_every": ("mle", "eval_every"),
     "d_pretrain_rounds": ("d_pretrain", "rounds"), "eval_samples": ("data", "num_eval_samples"),
+    "embed_dim": ("generator", "embed_dim"), "hidden_dim": ("generator", "hidden_dim"),
+    "num_layers": ("generator", "num_layers"), "dropout": ("generator", "dropout"), "mle_lr": ("mle", "lr"),
+    "mle_batch_size": ("mle", "batch_size"), "num_valid": ("mle", "num_valid"), "patience": ("mle", "patience"),
 }  # fmt: skip
 _ADVERSARIAL_OPTIONS = ("iterations", "num_rollouts", "eval_every", "reward")
 _AGENT_OPTIONS = ("baseline", "reward_mode", "kl_coef")
+
+MODEL_OPTIONS = (
+    "embed_dim",
+    "hidden_dim",
+    "num_layers",
+    "dropout",
+    "mle_lr",
+    "mle_batch_size",
+    "num_valid",
+    "patience",
+)
+"""The generator's size and its MLE schedule: options of every preset (``add_model_arguments``)."""
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--embed-dim``, ``--hidden-dim``, ``--num-layers``, ``--dropout``, ``--mle-lr``, ``--mle-batch-size``,
+    ``--num-valid``, ``--patience``: overrides of the preset's generator and MLE (``MODEL_OPTIONS``)."""
+    g = p.add_argument_group("generator and MLE (override the preset)")
+    g.add_argument("--embed-dim", type=int, default=None, help="token embedding size (paper 32, strong 128)")
+    g.add_argument("--hidden-dim", type=int, default=None, help="LSTM hidden size (paper 32, strong 128)")
+    g.add_argument("--num-layers", type=int, default=None, help="stacked LSTM layers (paper 1, strong 2)")
+    g.add_argument("--dropout", type=float, default=None, help="variational dropout in MLE (paper 0, strong 0.6)")
+    g.add_argument("--mle-lr", type=float, default=None, help="MLE Adam learning rate (paper 0.01, strong 1e-3)")
+    g.add_argument("--mle-batch-size", type=int, default=None, help="MLE minibatch (64)")
+    g.add_argument(
+        "--num-valid", type=int, default=None, help="training sequences held out for validation (paper 0, strong 500)"
+    )
+    g.add_argument("--patience", type=int, default=None, help="stop MLE this many epochs after the best validation")

@@ -17,6 +17,9 @@ from seqgan_rl.config import TrainConfig
 from seqgan_rl.models import OracleLSTM
 from seqgan_rl.training.compare import (
     ALGOS,
+    FIXED_NLL_TEST,
+    PUBLISHED,
+    fixed_rows,
     frontier_at,
     leaderboard,
     matched_rows,
@@ -104,6 +107,26 @@ def test_leaderboard_ranks_by_the_paired_delta_and_marks_the_noise(tmp_path):
     write_outputs(recs, tmp_path, "lb")
     md = (tmp_path / "lb_leaderboard.md").read_text()
     assert "| 1 | REINFORCE as in the paper" in md and "**no**" in md and "reference" in md
+
+
+def test_curves_read_at_the_published_nll_test_values_paired_with_mle(tmp_path):
+    # MLE's curve: NLL-oracle = 9 - 2.5 (test - 8.4) between NLL-test 8.4 and 8.8; reinforce's lies 0.1 below it
+    # at 8.5 (its own line from (8.75, 8.5)... to (8.0, 8.8)); neither reaches 7.8, 8.0 or 8.27
+    recs = [_record("mle", 0, (9.0, 8.4), (8.0, 8.8)), _record("reinforce", 0, (8.65, 8.5), (7.9, 8.8))]
+    rows = {(r["algo"], r["nll_test"]): r for r in fixed_rows(recs, levels=(8.27, 8.5, 8.6))}
+    assert math.isnan(rows[("mle", 8.27)]["nll_oracle"]) and math.isnan(rows[("reinforce", 8.27)]["delta"])
+    assert rows[("mle", 8.5)]["nll_oracle"] == pytest.approx(8.75) and rows[("mle", 8.5)]["delta"] == 0
+    r = rows[("reinforce", 8.6)]  # a third of the way from (8.5, 8.65) to (8.8, 7.9)
+    assert r["nll_oracle"] == pytest.approx(8.4) and r["mle_nll_oracle"] == pytest.approx(8.5)
+    assert r["delta"] == pytest.approx(-0.1)
+    write_outputs(recs, tmp_path, "fx", published=True)
+    md = (tmp_path / "fx_frontier.md").read_text()
+    assert "| *MLE, LSTM 2 x 128, dropout 0.6 (Caccia et al. 2020)* | *8.67* | *8.15* | *7.52* | *7.06* |" in md
+    assert "NLL-test 8.27" in md and len(PUBLISHED) == 3 and FIXED_NLL_TEST == (7.8, 8.0, 8.27, 8.5)
+    with (tmp_path / "fx_fixed.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 2 * len(FIXED_NLL_TEST)
+    write_outputs(recs, tmp_path, "plain")  # another oracle: no published rows
+    assert "Caccia" not in (tmp_path / "plain_frontier.md").read_text()
 
 
 def test_merge_results_joins_folders_and_refuses_two_different_runs_of_a_row(tmp_path):

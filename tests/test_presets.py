@@ -107,3 +107,33 @@ def test_command_line_options_override_the_preset():
         with_options(train_preset("cpu", algo="ppo"), baseline="batch_mean")
     with pytest.raises(ValueError, match="iterations"):
         with_options(base, iterations=-1)
+
+
+def test_strong_preset_is_a_regularised_generator_with_validation():
+    from seqgan_rl.presets import STRONG_GENERATOR, STRONG_MLE
+
+    cfg = train_preset("strong", seed=3)
+    g, mle = cfg.pretrain.generator, cfg.pretrain.mle
+    assert {k: getattr(g, k) for k in STRONG_GENERATOR} == STRONG_GENERATOR and g.num_layers >= 1 and g.dropout > 0
+    assert {k: getattr(mle, k) for k in STRONG_MLE} == STRONG_MLE
+    assert mle.num_valid > 0 and mle.patience is not None and mle.use_best  # the best validation epoch is kept
+    assert (g.vocab_size, g.seq_len) == (5000, 20) and cfg.pretrain.data == pretrain_preset("cpu").data
+    # the paper's protocol stays where it was: no validation split, the 32-unit generator
+    for name in ("paper", "cpu"):
+        p = pretrain_preset(name)
+        assert p.generator == GeneratorConfig() and p.mle.num_valid == 0 and p.mle.patience is None
+    assert resolve_preset("strong", "cpu") == "strong"
+
+
+def test_generator_and_mle_options_override_any_preset():
+    from seqgan_rl.presets import with_options
+
+    cfg = with_options(
+        train_preset("cpu"), embed_dim=16, hidden_dim=64, num_layers=2, dropout=0.3, mle_lr=2e-3, mle_batch_size=32,
+        num_valid=100, patience=3,
+    )  # fmt: skip
+    g, mle = cfg.pretrain.generator, cfg.pretrain.mle
+    assert (g.embed_dim, g.hidden_dim, g.num_layers, g.dropout) == (16, 64, 2, 0.3)
+    assert (mle.lr, mle.batch_size, mle.num_valid, mle.patience) == (2e-3, 32, 100, 3)
+    with pytest.raises(ValueError, match="patience needs a validation set"):
+        with_options(train_preset("cpu"), patience=3)

@@ -432,7 +432,9 @@ def test_folders_that_are_not_this_runs_are_refused_and_left_byte_identical(tmp_
 def test_compare_writes_under_runs_unless_asked(tmp_path, monkeypatch):
     script = load_script("compare_algos")
     written = []
-    monkeypatch.setattr(script, "write_outputs", lambda records, out, name: written.append(Path(out)) or [])
+    monkeypatch.setattr(
+        script, "write_outputs", lambda records, out, name, published=False: written.append(Path(out)) or []
+    )
     (tmp_path / "cmp").mkdir()
     (tmp_path / "cmp" / "results.json").write_text("[]")
     assert script.main(["--tables-only", "--out", str(tmp_path / "cmp")]) == 0

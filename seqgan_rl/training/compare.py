@@ -11,7 +11,10 @@ same oracle and generates the same number of sequences for its generator updates
 
 Then each final generator is swept over sampling temperatures (quality-diversity frontier, Caccia et al.
 2020): NLL-oracle against NLL-test. ``frontier_at`` reads a curve at a given NLL-test, so an algorithm
-can be compared with MLE + temperature *at equal diversity*, the comparison NLL-oracle alone hides.
+can be compared with MLE + temperature *at equal diversity*, the comparison NLL-oracle alone hides; the curves
+are also read at the published frontier's NLL-test values (``FIXED_NLL_TEST``), beside Caccia et al.'s MLE and
+CoT curves on the paper's oracle (``PUBLISHED``). With a validation split (``MLEConfig.num_valid``, the
+``strong`` preset) every sweep point also holds the validation NLL, a criterion that never reads the test set.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 import torch
 
 from seqgan_rl.config import A2CConfig, ColdGANConfig, GRPOConfig, KLReinforceConfig, PPOConfig, TrainConfig
-from seqgan_rl.data.oracle_data import OracleData
+from seqgan_rl.data.oracle_data import OracleData, split_validation
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import with_seed
@@ -61,6 +64,19 @@ ALGOS: dict[str, str] = {
     "constant": "REINFORCE, constant reward (control)",
 }
 TEMPERATURES = (0.85, 0.9, 0.95, 1.0, 1.1)
+"""The default sweep (the committed ``cpu``-preset tables)."""
+PRESET_TEMPERATURES = {"strong": (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)}
+"""Wider sweeps by preset: the strong generator is cooled to NLL-test 8.5 and warmed past its NLL-test minimum."""
+FIXED_NLL_TEST = (7.8, 8.0, 8.27, 8.5)
+"""NLL-test values at which the curves are read (where REFERENCE.md section 10 reads the published ones)."""
+PUBLISHED = {
+    "MLE, LSTM 2 x 128, dropout 0.6 (Caccia et al. 2020)": {"tau1": (9.40, 7.61), 7.8: 8.67, 8.0: 8.15, 8.27: 7.52,
+                                                            8.5: 7.06},
+    "CoT (Caccia et al. 2020)": {"tau1": (9.50, 7.57), 7.8: 8.36, 8.0: 7.85, 8.27: 7.35, 8.5: 7.05},
+    "their RL-trained GAN (Caccia et al. 2020)": {"tau1": (8.75, 8.06), 7.8: 9.46, 8.0: 8.90, 8.27: 8.32, 8.5: 7.92},
+}  # fmt: skip
+"""NLL-oracle of the published temperature curves on the paper's oracle at the ``FIXED_NLL_TEST`` values (cold
+branch), and their (NLL-oracle, NLL-test) at temperature 1 (REFERENCE.md section 10)."""
 _NLLS = ("eval/nll_oracle", "eval/nll_test")
 NLL_TEST_MARGINS = (0.05, 0.1, 0.2)
 """NLL-test levels of the matched table, in nats above the seed's MLE generator at temperature 1."""
@@ -95,28 +111,32 @@ def algo_run(algo: str, base: TrainConfig) -> TrainConfig:
 @torch.no_grad()
 def temperature_sweep(
     generator: Generator, oracle: OracleLSTM, test: torch.Tensor, temperatures: Sequence[float], num_samples: int,
-    seed: int,
+    seed: int, valid: torch.Tensor | None = None,
 ) -> list[dict[str, float]]:  # fmt: skip
-    """NLL-oracle and NLL-test of ``generator`` at each temperature. Every model of a seed draws from
-    the same seeded stream at a given temperature (common random numbers)."""
+    """NLL-oracle and NLL-test (and with ``valid``, the validation NLL) of ``generator`` at each temperature.
+    Every model of a seed draws from the same seeded stream at a given temperature (common random numbers)."""
     out = []
     for tau in temperatures:
         rng = make_rng(derive_seed(seed, "sweep", round(tau * 1000)), generator.device)
         m = evaluate(generator, oracle, test, num_samples, rng, temperature=tau)
-        out.append({"tau": float(tau), "nll_oracle": m["eval/nll_oracle"], "nll_test": m["eval/nll_test"]})
+        point = {"tau": float(tau), "nll_oracle": m["eval/nll_oracle"], "nll_test": m["eval/nll_test"]}
+        if valid is not None:
+            point["nll_valid"] = generator.nll(valid, temperature=tau)
+        out.append(point)
     return out
 
 
-def frontier_at(sweep: Sequence[dict[str, float]], nll_test: float) -> float:
+def frontier_at(sweep: Sequence[dict[str, float]], nll_test: float, key: str = "nll_test") -> float:
     """NLL-oracle on a temperature curve at a given NLL-test (linear interpolation), or NaN outside it.
 
     Only the curve's useful branch is read: temperatures up to the one with the lowest NLL-test, where
-    lowering the temperature trades NLL-test for NLL-oracle (beyond it both get worse).
+    lowering the temperature trades NLL-test for NLL-oracle (beyond it both get worse). ``key="nll_valid"``
+    reads it against the validation NLL instead (sweeps of runs with a validation split).
     """
     pts = sorted(sweep, key=lambda p: p["tau"])
-    k = min(range(len(pts)), key=lambda i: pts[i]["nll_test"])
-    branch = sorted(pts[: k + 1], key=lambda p: p["nll_test"])
-    xs = [p["nll_test"] for p in branch]
+    k = min(range(len(pts)), key=lambda i: pts[i][key])
+    branch = sorted(pts[: k + 1], key=lambda p: p[key])
+    xs = [p[key] for p in branch]
     ys = [p["nll_oracle"] for p in branch]
     if not xs[0] - 1e-9 <= nll_test <= xs[-1] + 1e-9:
         return math.nan
@@ -157,7 +177,8 @@ def run_one(
         data = OracleData(**load_torch_file(pdir / "data.pt"))
         rows = [r for r in read_metrics(run_dir / "metrics.csv") if r.get("eval/nll_oracle")]
         curve = [{"sequences": int(r["step"]) * seqs_per_update, **{k: float(r[k]) for k in _NLLS}} for r in rows]
-    sweep = temperature_sweep(generator, oracle, data.test, temperatures, sweep_samples, seed)
+    _, valid = split_validation(OracleData(**load_torch_file(pdir / "data.pt")).train, cfg.pretrain.mle.num_valid, seed)
+    sweep = temperature_sweep(generator, oracle, data.test, temperatures, sweep_samples, seed, valid)
     return {
         "algo": algo, "seed": seed, "mle": summary["mle"], "best": summary["best"], "final": summary["final"],
         "sequences": summary["final"]["iteration"] * seqs_per_update, "wall_s": summary["adversarial_wall_s"],
@@ -355,10 +376,68 @@ def _leaderboard_outputs(records: Sequence[dict[str, Any]], out: Path, name: str
     return [csv_path, md_path]
 
 
-def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, name: str) -> list[Path]:
-    """``<name>.md/.csv`` (results), ``<name>_frontier.md/.csv`` (temperature sweeps, matched NLL-test),
-    ``<name>_leaderboard.md/.csv`` (the paired ranking), ``<name>_curves.png`` and ``<name>_frontier.png``.
-    Returns the paths written."""
+def fixed_rows(records: Sequence[dict[str, Any]], levels: Sequence[float] = FIXED_NLL_TEST) -> list[dict[str, Any]]:
+    """Per (algorithm, seed, NLL-test level): NLL-oracle on the model's temperature curve there, the same seed's
+    MLE curve there, and their difference Δ (NaN where a curve does not reach the level)."""
+    mle = {r["seed"]: r["sweep"] for r in records if r["algo"] == "mle"}
+    rows = []
+    for r in records:
+        for x in levels:
+            own = frontier_at(r["sweep"], x)
+            ref = frontier_at(mle[r["seed"]], x) if r["seed"] in mle else math.nan
+            rows.append({"algo": r["algo"], "seed": r["seed"], "nll_test": x, "nll_oracle": own,
+                         "mle_nll_oracle": ref, "delta": own - ref})  # fmt: skip
+    return rows
+
+
+def _fixed_section(records: Sequence[dict[str, Any]], algos: Sequence[str], published: bool) -> list[str]:
+    """The markdown section of ``fixed_rows``: each curve at the published NLL-test values, and Δ to MLE's."""
+    rows = fixed_rows(records)
+    head = "| curve | " + " | ".join(f"NLL-test {x:g}" for x in FIXED_NLL_TEST) + " |"
+    rule = "|---|" + "---|" * len(FIXED_NLL_TEST)
+    lines = [
+        "",
+        "**At fixed NLL-test values** (where the published curves are read): NLL-oracle on each model's temperature",
+        "curve, mean ± std over seeds (n: seeds whose curve reaches that NLL-test; – none does)."
+        + (" Published curves on the same oracle first (REFERENCE.md §10)." if published else ""),
+        "",
+        head,
+        rule,
+    ]
+    if published:
+        lines += [_row(f"*{label}*", *(f"*{pts[x]:.2f}*" for x in FIXED_NLL_TEST)) for label, pts in PUBLISHED.items()]
+    cell = lambda vals: f"{_mean_std(vals)} (n {_n(vals)})" if _n(vals) else "–"  # noqa: E731
+    for a in algos:
+        lines.append(_row(ALGOS[a], *(cell([r["nll_oracle"] for r in rows if r["algo"] == a and r["nll_test"] == x])
+                                      for x in FIXED_NLL_TEST)))  # fmt: skip
+    lines += [
+        "",
+        "Δ = the curve minus the same seed's MLE curve at that NLL-test (paired by seed; < 0: below MLE +",
+        "temperature). Mean ± std, and the worst (largest) seed.",
+        "",
+        head,
+        rule,
+    ]
+    for a in (a for a in algos if a != "mle"):
+        cells = []
+        for x in FIXED_NLL_TEST:
+            stats = paired_interval([r["delta"] for r in rows if r["algo"] == a and r["nll_test"] == x])
+            cells.append("–" if not stats["n"] else f"{_mean_std_of(stats)}, max {stats['max']:+.3f} (n {stats['n']})")
+        lines.append(_row(ALGOS[a], *cells))
+    return lines
+
+
+def _mean_std_of(stats: dict[str, float]) -> str:
+    return f"{stats['mean']:+.3f}" + ("" if math.isnan(stats["std"]) else f" ± {stats['std']:.3f}")
+
+
+def write_outputs(
+    records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, name: str, published: bool = False
+) -> list[Path]:
+    """``<name>.md/.csv`` (results), ``<name>_frontier.md/.csv`` (temperature sweeps, matched NLL-test, the
+    curves at fixed NLL-test values), ``<name>_leaderboard.md/.csv`` (the paired ranking), ``<name>_curves.png``
+    and ``<name>_frontier.png``. ``published``: the records are on the paper's oracle, so the published curves
+    (``PUBLISHED``) are shown beside them. Returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     algos = [a for a in ALGOS if any(r["algo"] == a for r in records)]
@@ -441,18 +520,25 @@ def write_outputs(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
         rs = [r for r in rows if r["algo"] == a]
         cells = [f"{_mean_std([r[k] for r in rs])} (n {_n([r[k] for r in rs])})" for k in margins]
         lines.append(_row(ALGOS[a], *cells))
+    lines += _fixed_section(records, algos, published)
     fmd = out / f"{name}_frontier.md"
     fmd.write_text("\n".join(lines) + "\n")
     paths.append(fmd)
+    fixed_csv = out / f"{name}_fixed.csv"
+    with fixed_csv.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["algo", "seed", "nll_test", "nll_oracle", "mle_nll_oracle", "delta"])
+        w.writeheader()
+        w.writerows(fixed_rows(records))
+    paths.append(fixed_csv)
     paths += _leaderboard_outputs(records, out, name)
     try:
-        paths += _plots(by, out, name)
+        paths += _plots(by, out, name, published)
     except ImportError:
         log.warning("matplotlib is not installed: no plots (pip install matplotlib)")
     return paths
 
 
-def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str) -> list[Path]:
+def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published: bool = False) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -495,6 +581,11 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str) -> list[Pa
         ax.plot(xs[i1], ys[i1], "*", ms=13, color=colors[a], mec="k")
         for i in (0, len(taus) - 1):
             ax.annotate(f"τ {taus[i]:g}", (xs[i], ys[i]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if published:  # the published curves, read at the fixed NLL-test values (cold branch), and their τ 1 points
+        for (label, pts), marker in zip(PUBLISHED.items(), ("s", "D", "^"), strict=True):
+            line = ax.plot(FIXED_NLL_TEST, [pts[x] for x in FIXED_NLL_TEST], marker + "--", ms=5, color="0.3",
+                           mfc="none", lw=0.8, label=f"published: {label}")  # fmt: skip
+            ax.plot(pts["tau1"][1], pts["tau1"][0], marker, ms=8, color=line[0].get_color())
     ax.set(xlabel="NLL-test (lower = better coverage)", ylabel="NLL-oracle (lower = better quality)")
     ax.set_title("Temperature sweeps of the final models (★ τ = 1; mean over seeds, thin: per seed)", fontsize=9)
     ax.grid(alpha=0.3)
