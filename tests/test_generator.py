@@ -181,6 +181,11 @@ def test_sequence_nll_equals_cross_entropy_bit_for_bit(gen_config, generator, to
         expected = (nll * m).sum(dim=1) / m.sum(dim=1)
     for batch_size in (B, 3):  # one chunk; several with a partial last one
         assert torch.equal(generator.sequence_nll(tokens, tau, batch_size=batch_size), expected)
+        # several temperatures from one pass (temperature sweeps): each exactly as a call of its own
+        at_once = generator.sequence_nlls(tokens, (0.5, tau, 1.0), batch_size=batch_size)
+        assert torch.equal(at_once[1], expected)
+        assert torch.equal(at_once[0], generator.sequence_nll(tokens, 0.5, batch_size=batch_size))
+        assert generator.nlls(tokens, (0.5, tau))[1] == generator.nll(tokens, tau)
 
 
 def test_sample_step_draws_from_the_output_layer_exactly(generator, tokens):

@@ -12,6 +12,8 @@ y_t to ``state_t``. With several layers the state holds them side by side, ``(B,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -101,40 +103,51 @@ class Generator(nn.Module):
         """Per-sequence mean NLL in nats, ``(B,)``, computed in chunks (small: cache) without gradients.
         With an end token (real text), the mean is over the positions up to and including it.
 
-        The ``(chunk * T, V)`` logits and log-probabilities are written into two buffers reused by every
-        chunk: fresh 25 MB temporaries per chunk cost more in page faults than the arithmetic (3-4x the time
-        on CPU). The values are those of ``cross_entropy(self(chunk))``, bit for bit."""
-        check_temperature(temperature)
-        out, logits_buf, logp_buf = [], None, None
+        The ``(chunk * T, V)`` logits and log-probabilities are written into buffers reused by every chunk:
+        fresh 25 MB temporaries per chunk cost more in page faults than the arithmetic (3-4x the time on CPU).
+        The values are those of ``cross_entropy(self(chunk))``, bit for bit."""
+        return self.sequence_nlls(tokens, (temperature,), batch_size)[0]
+
+    @torch.no_grad()
+    def sequence_nlls(
+        self, tokens: torch.Tensor, temperatures: Sequence[float], batch_size: int = 64
+    ) -> list[torch.Tensor]:
+        """``sequence_nll`` at each of several temperatures, ``[(B,), ...]``, each bit for bit as a call of its own,
+        from one pass of the LSTM and the output layer (what a temperature sweep costs once instead of K times)."""
+        for tau in temperatures:
+            check_temperature(tau)
+        out: list[list[torch.Tensor]] = [[] for _ in temperatures]
+        logits_buf = scaled_buf = logp_buf = None
         for i in range(0, tokens.shape[0], batch_size):
             chunk = tokens[i : i + batch_size].to(self.device)
             check_token_batch(chunk, self.vocab_size)
             start = chunk.new_full((chunk.shape[0], 1), self.config.start_token)
             hidden, _ = self.lstm(self.embedding(torch.cat([start, chunk[:, :-1]], dim=1)))  # (b, T, H)
             hidden = hidden.flatten(0, 1)  # (b*T, H)
+            n = hidden.shape[0]
             if logits_buf is None:
-                logits_buf = hidden.new_empty(hidden.shape[0], self.vocab_size)
-                logp_buf = torch.empty_like(logits_buf)
-            logits = torch.addmm(self.output.bias, hidden, self.output.weight.T, out=logits_buf[: hidden.shape[0]])
-            if temperature != 1.0:
-                logits.div_(temperature)
-            logp = torch.log_softmax(logits, dim=-1, out=logp_buf[: hidden.shape[0]])
-            nll = logp.gather(1, chunk.reshape(-1, 1)).view(chunk.shape).neg_()  # (b, T)
-            if self.config.eos_token is None:
-                out.append(nll.mean(dim=1))
-            else:
-                m = valid_mask(chunk, self.config.eos_token).to(nll.dtype)  # (b, T)
-                out.append((nll * m).sum(dim=1) / m.sum(dim=1))
-        return torch.cat(out) if out else torch.zeros(0, device=self.device)
+                logits_buf, scaled_buf, logp_buf = (hidden.new_empty(n, self.vocab_size) for _ in range(3))
+            logits = torch.addmm(self.output.bias, hidden, self.output.weight.T, out=logits_buf[:n])  # (b*T, V)
+            m = None if self.config.eos_token is None else valid_mask(chunk, self.config.eos_token).to(hidden.dtype)
+            for k, tau in enumerate(temperatures):
+                scaled = logits if tau == 1.0 else torch.div(logits, tau, out=scaled_buf[:n])
+                logp = torch.log_softmax(scaled, dim=-1, out=logp_buf[:n])
+                nll = logp.gather(1, chunk.reshape(-1, 1)).view(chunk.shape).neg_()  # (b, T)
+                out[k].append(nll.mean(dim=1) if m is None else (nll * m).sum(dim=1) / m.sum(dim=1))
+        return [torch.cat(o) if o else torch.zeros(0, device=self.device) for o in out]
 
     def nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> float:
         """Per-token mean NLL in nats over all ``tokens`` (sequences have equal length; with an end token,
         over all positions up to and including each sequence's end token)."""
+        return self.nlls(tokens, (temperature,), batch_size)[0]
+
+    def nlls(self, tokens: torch.Tensor, temperatures: Sequence[float], batch_size: int = 64) -> list[float]:
+        """``nll`` at each of several temperatures (one pass: ``sequence_nlls``)."""
+        per_seq = self.sequence_nlls(tokens, temperatures, batch_size)
         if self.config.eos_token is None:
-            return float(self.sequence_nll(tokens, temperature, batch_size).mean())
+            return [float(x.mean()) for x in per_seq]
         lengths = valid_mask(tokens, self.config.eos_token).sum(dim=1).to(self.device)  # (B,)
-        per_seq = self.sequence_nll(tokens, temperature, batch_size)
-        return float((per_seq * lengths).sum() / lengths.sum().clamp(min=1))
+        return [float((x * lengths).sum() / lengths.sum().clamp(min=1)) for x in per_seq]
 
     # ------------------------------------------------------------------ step API
     def initial_state(self, batch_size: int) -> State:

@@ -39,7 +39,7 @@ from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import with_seed
 from seqgan_rl.training.logger import read_metrics
-from seqgan_rl.training.metrics import evaluate
+from seqgan_rl.training.metrics import nll_oracle
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.pretrain import run_pretraining
 from seqgan_rl.training.run_folder import RunFolder, load_generator, load_torch_file, read_json_file
@@ -116,12 +116,14 @@ def temperature_sweep(
     """NLL-oracle and NLL-test (and with ``valid``, the validation NLL) of ``generator`` at each temperature.
     Every model of a seed draws from the same seeded stream at a given temperature (common random numbers)."""
     out = []
-    for tau in temperatures:
+    nll_test = generator.nlls(test, temperatures)  # one pass for every temperature: the values of nll(test, tau)
+    nll_valid = generator.nlls(valid, temperatures) if valid is not None else None
+    for k, tau in enumerate(temperatures):
         rng = make_rng(derive_seed(seed, "sweep", round(tau * 1000)), generator.device)
-        m = evaluate(generator, oracle, test, num_samples, rng, temperature=tau)
-        point = {"tau": float(tau), "nll_oracle": m["eval/nll_oracle"], "nll_test": m["eval/nll_test"]}
-        if valid is not None:
-            point["nll_valid"] = generator.nll(valid, temperature=tau)
+        point = {"tau": float(tau), "nll_oracle": nll_oracle(generator, oracle, num_samples, rng, tau),
+                 "nll_test": nll_test[k]}  # fmt: skip
+        if nll_valid is not None:
+            point["nll_valid"] = nll_valid[k]
         out.append(point)
     return out
 
