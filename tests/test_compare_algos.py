@@ -185,3 +185,25 @@ def test_comparison_runs_every_row_resumes_and_rebuilds_tables(tmp_path, capsys)
     assert script.main(["--tables-only", "--out", str(tmp_path / "none")]) == 2
     assert script.main(["--threads", "0", "--out", str(tmp_path / "x")]) == 2
     assert "threads" in capsys.readouterr().err
+
+
+def test_the_strong_preset_from_the_command_line_sweeps_both_sides_with_validation(tmp_path):
+    # the strong preset's pipeline at toy sizes: a 2-layer G with dropout and a validation split, the sweep's
+    # default temperatures (0.6-1.2), the validation NLL in every sweep point, the fixed-NLL-test table
+    npz = tmp_path / "oracle.npz"
+    OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
+    out, res = tmp_path / "runs", tmp_path / "res"
+    args = ["--preset", "strong", "--oracle", str(npz), "--algos", "mle", "reinforce", "--seeds", "0",
+            "--mle-epochs", "2", "--d-pretrain-rounds", "1", "--iterations", "1", "--eval-samples", "32",
+            "--num-rollouts", "2", "--eval-every", "1", "--embed-dim", "8", "--hidden-dim", "8", "--num-valid", "64",
+            "--sweep-samples", "32", "--threads", "1", "--out", str(out), "--results-dir", str(res)]  # fmt: skip
+    assert load_script().main(args) == 0
+    records = json.loads((out / "results.json").read_text())
+    assert {r["algo"] for r in records} == {"mle", "reinforce"}
+    for r in records:
+        assert [p["tau"] for p in r["sweep"]] == [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2]
+        assert all(p["nll_valid"] > 0 for p in r["sweep"])
+    config = json.loads((out / "pretrain-s0" / "config.json").read_text())
+    assert (config["generator"]["num_layers"], config["mle"]["num_valid"]) == (2, 64)
+    assert (res / "compare_strong_file-V20-T6_fixed.csv").exists()
+    assert "Caccia" not in (res / "compare_strong_file-V20-T6_frontier.md").read_text()  # not the paper's oracle
