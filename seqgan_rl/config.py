@@ -42,6 +42,9 @@ class GeneratorConfig:
     """Id whose embedding is fed as the first input. In the paper it is also an ordinary word."""
     init_std: float = 0.1
     """All parameters, biases included, are drawn from N(0, init_std) (the reference generator)."""
+    init: str = "normal"
+    """``"normal"``: every parameter N(0, init_std) (the reference code); ``"torch"``: PyTorch's defaults (embedding
+    N(0, 1), LSTM and output layer U(-1/sqrt(H), 1/sqrt(H))), what the published strong MLE models start from."""
     eos_token: int | None = None
     """Real text: the end token. Samples are padded with ``pad_token`` after it, and NLL / MLE count the
     positions up to and including it. ``None`` (the oracle benchmark): fixed-length sequences."""
@@ -50,6 +53,8 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "vocab_size", "seq_len", "embed_dim", "hidden_dim", "num_layers", "init_std")
+        if self.init not in ("normal", "torch"):
+            raise ValueError(f"GeneratorConfig.init={self.init!r}: choose 'normal' (the reference) or 'torch'")
         if not (isinstance(self.num_layers, int) and 0.0 <= self.dropout < 1.0):
             raise ValueError(
                 f"GeneratorConfig: num_layers must be an integer >= 1 and dropout in [0, 1), got {self.num_layers!r} "

@@ -184,33 +184,29 @@ _PRETRAIN_OPTIONS = {
     "mle_epochs": ("mle", "epochs"), "mle_eval_every": ("mle", "eval_every"),
     "d_pretrain_rounds": ("d_pretrain", "rounds"), "eval_samples": ("data", "num_eval_samples"),
     "embed_dim": ("generator", "embed_dim"), "hidden_dim": ("generator", "hidden_dim"),
-    "num_layers": ("generator", "num_layers"), "dropout": ("generator", "dropout"), "mle_lr": ("mle", "lr"),
-    "mle_batch_size": ("mle", "batch_size"), "num_valid": ("mle", "num_valid"), "patience": ("mle", "patience"),
+    "num_layers": ("generator", "num_layers"), "dropout": ("generator", "dropout"), "init": ("generator", "init"),
+    "mle_lr": ("mle", "lr"), "mle_batch_size": ("mle", "batch_size"), "num_valid": ("mle", "num_valid"),
+    "patience": ("mle", "patience"),
 }  # fmt: skip
 _ADVERSARIAL_OPTIONS = ("iterations", "num_rollouts", "eval_every", "reward")
 _AGENT_OPTIONS = ("baseline", "reward_mode", "kl_coef")
 
 MODEL_OPTIONS = (
-    "embed_dim",
-    "hidden_dim",
-    "num_layers",
-    "dropout",
-    "mle_lr",
-    "mle_batch_size",
-    "num_valid",
-    "patience",
-)
+    "embed_dim", "hidden_dim", "num_layers", "dropout", "init", "mle_lr", "mle_batch_size", "num_valid", "patience",
+)  # fmt: skip
 """The generator's size and its MLE schedule: options of every preset (``add_model_arguments``)."""
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """``--embed-dim``, ``--hidden-dim``, ``--num-layers``, ``--dropout``, ``--mle-lr``, ``--mle-batch-size``,
-    ``--num-valid``, ``--patience``: overrides of the preset's generator and MLE (``MODEL_OPTIONS``)."""
+    """``--embed-dim``, ``--hidden-dim``, ``--num-layers``, ``--dropout``, ``--init``, ``--mle-lr``,
+    ``--mle-batch-size``, ``--num-valid``, ``--patience``: overrides of the preset's generator and MLE
+    (``MODEL_OPTIONS``)."""
     g = p.add_argument_group("generator and MLE (override the preset)")
     g.add_argument("--embed-dim", type=int, default=None, help="token embedding size (paper 32, strong 128)")
     g.add_argument("--hidden-dim", type=int, default=None, help="LSTM hidden size (paper 32, strong 128)")
     g.add_argument("--num-layers", type=int, default=None, help="stacked LSTM layers (paper 1, strong 2)")
     g.add_argument("--dropout", type=float, default=None, help="variational dropout in MLE (paper 0, strong 0.6)")
+    g.add_argument("--init", choices=["normal", "torch"], default=None, help="G's initialisation (paper: normal)")
     g.add_argument("--mle-lr", type=float, default=None, help="MLE Adam learning rate (paper 0.01, strong 1e-3)")
     g.add_argument("--mle-batch-size", type=int, default=None, help="MLE minibatch (64)")
     g.add_argument(

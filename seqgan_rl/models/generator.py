@@ -46,10 +46,17 @@ class Generator(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
-        """Draw every parameter from N(0, init_std) (the reference generator's init)."""
+        """Draw every parameter from N(0, init_std) (the reference generator's init), or with ``init="torch"``
+        as PyTorch's modules do (embedding N(0, 1), the rest U(-1/sqrt(H), 1/sqrt(H))), from ``rng``."""
         with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=rng) * self.config.init_std)
+            for name, p in self.named_parameters():
+                if self.config.init == "normal":
+                    p.copy_(torch.randn(p.shape, generator=rng) * self.config.init_std)
+                elif name.startswith("embedding."):
+                    p.copy_(torch.randn(p.shape, generator=rng))
+                else:
+                    bound = self.config.hidden_dim**-0.5
+                    p.copy_(torch.rand(p.shape, generator=rng).mul_(2 * bound).sub_(bound))
 
     @property
     def vocab_size(self) -> int:
