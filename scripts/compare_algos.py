@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument(
         "--temperatures", type=float, nargs="+", default=None,
-        help=f"sweep (default {' '.join(map(str, TEMPERATURES))}; strong: 0.6 to 1.2)",
+        help=f"sweep (default {' '.join(map(str, TEMPERATURES))}; strong: 0.45 to 1.2)",
     )  # fmt: skip
     p.add_argument(
         "--sweep-samples", type=int, default=4992, help="samples per NLL-oracle in the sweeps (half the 9,984: cost)"

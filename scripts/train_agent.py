@@ -3,7 +3,7 @@
 
     python scripts/train_agent.py --algo reinforce              # preset 'auto': paper on CUDA, cpu on a CPU
     python scripts/train_agent.py --preset paper --device cuda  # the reference hyperparameters exactly
-    python scripts/train_agent.py --preset strong               # a 2 x 128 LSTM with dropout, early-stopped MLE
+    python scripts/train_agent.py --preset strong               # a strong generator: dropout, early-stopped MLE
     python scripts/train_agent.py --out runs/x --resume         # continue a killed run
     python scripts/train_agent.py --algo ppo                    # SB3 PPO from the same MLE checkpoint (sb3 extra)
     python scripts/train_agent.py --algo a2c                    # SB3 A2C, likewise

@@ -201,7 +201,8 @@ def test_the_strong_preset_from_the_command_line_sweeps_both_sides_with_validati
     records = json.loads((out / "results.json").read_text())
     assert {r["algo"] for r in records} == {"mle", "reinforce"}
     for r in records:
-        assert [p["tau"] for p in r["sweep"]] == [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2]
+        assert [p["tau"] for p in r["sweep"]] == [0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0,
+                                                  1.05, 1.1, 1.2]  # fmt: skip
         assert all(p["nll_valid"] > 0 for p in r["sweep"])
     config = json.loads((out / "pretrain-s0" / "config.json").read_text())
     assert (config["generator"]["num_layers"], config["mle"]["num_valid"]) == (2, 64)
