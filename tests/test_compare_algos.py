@@ -189,7 +189,7 @@ def test_comparison_runs_every_row_resumes_and_rebuilds_tables(tmp_path, capsys)
 
 def test_the_strong_preset_from_the_command_line_sweeps_both_sides_with_validation(tmp_path):
     # the strong preset's pipeline at toy sizes: a 2-layer G with dropout and a validation split, the sweep's
-    # default temperatures (0.6-1.2), the validation NLL in every sweep point, the fixed-NLL-test table
+    # default temperatures (0.45-1.2), the validation NLL in every sweep point, the fixed-NLL-test table
     npz = tmp_path / "oracle.npz"
     OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
     out, res = tmp_path / "runs", tmp_path / "res"
