@@ -107,3 +107,32 @@ def test_schedule_screen_table_pairs_seeds(screen):
     row_b = table.splitlines()[-1]
     # within 5 updates b's best on seed 0 is 8.6 (the 8.5 at update 10 is outside); paired Δ = (-0.2 + 0.05) / 2
     assert row_b.startswith("| b | 8.600 | 8.750 | 8.675 ± 0.106 | 8.400 | -0.075 (1/2) |")
+
+
+def test_schedule_screen_validation_table_reads_the_final_models(screen):
+    results = [
+        {"name": "a", "seed": 0, "final": {"nll_oracle": 8.0, "nll_valid": 7.6, "delta_valid": -0.1}},
+        {"name": "a", "seed": 1, "final": {"nll_oracle": 8.2, "nll_valid": 7.7, "delta_valid": 0.3}},
+        {"name": "b", "seed": 0, "final": {"nll_oracle": 9.0, "nll_valid": 7.5, "delta_valid": float("nan")}},
+        {"name": "c", "seed": 0, "evals": []},  # no validation split: not in the table
+    ]
+    lines = screen.validation_table(results, ["a", "b", "c"], [0, 1]).splitlines()
+    assert lines[2] == "| a | -0.100 | +0.300 | +0.100 | 8.100 / 7.650 |"
+    assert lines[3].startswith("| b | +nan | — | — |") and len(lines) == 4
+    assert screen.validation_table([{"name": "a", "seed": 0, "evals": []}], ["a"], [0]) == ""
+
+
+def test_strong_screen_ranks_candidates_by_validation_nll():
+    spec = importlib.util.spec_from_file_location("strong_screen", SCREEN.parent / "strong_screen.py")
+    strong = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(strong)
+    row = {"epochs": 20, "best_epoch": 10, "nll_oracle": 9.1, "nll_test": 7.4, "at_8.27": float("nan"),
+           "at_8.0": 7.2, "wall_s": 200.0, "s_per_epoch": 10.0}  # fmt: skip
+    results = [
+        {"name": "wide", "seed": 0, "overrides": {"hidden_dim": 512}, "best_valid": 7.49, **row},
+        {"name": "narrow", "seed": 0, "overrides": {"hidden_dim": 128}, "best_valid": 7.38, **row},
+        {"name": "narrow", "seed": 1, "overrides": {"hidden_dim": 128}, "best_valid": 7.40, **row},
+    ]
+    lines = strong.table(results)
+    assert lines[2].startswith('| 1 | narrow | `{"hidden_dim": 128}` | 7.390 | 20 (10) | 9.100 / 7.400 | – | 7.200 |')
+    assert lines[3].startswith("| 2 | wide |") and lines[2].endswith("| 2 |")
