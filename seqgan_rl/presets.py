@@ -20,6 +20,7 @@ from typing import Any
 
 from seqgan_rl.config import (
     AGENT_CONFIGS,
+    SB3_ALGOS,
     AdversarialConfig,
     DiscriminatorConfig,
     DiscriminatorTrainConfig,
@@ -111,6 +112,11 @@ STRONG_MLE = {"epochs": 200, "batch_size": 64, "lr": 2e-3, "eval_every": 0, "num
 of the 9,984 training sequences held out), whose generator it keeps."""
 
 
+STRONG_AGENT_LR = 1e-4
+"""The ``strong`` preset's learning rate for REINFORCE and its variants: the adversarial screen's choice on the
+validation criterion (the paper's 0.01 wrecks the strong generator within 15 updates; ``docs/strong.md``)."""
+
+
 def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int | None) -> TrainConfig:
     """Whole-pipeline presets (pre-training as in ``pretrain_preset``, then the adversarial phase).
 
@@ -130,6 +136,8 @@ def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int 
         raise ValueError(f"unknown algorithm {algo!r}: choose one of {tuple(AGENT_CONFIGS)}")
     pre = pretrain_preset(name, seed, **dims)
     agent = AGENT_CONFIGS[algo]()
+    if name == "strong" and algo not in SB3_ALGOS:  # the REINFORCE family's Adam (SB3's agents keep their own)
+        agent = replace(agent, lr=STRONG_AGENT_LR)
     if name == "paper":
         adv = AdversarialConfig()
     elif name in ("cpu", "strong"):

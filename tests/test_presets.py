@@ -123,6 +123,14 @@ def test_strong_preset_is_a_regularised_generator_with_validation():
         p = pretrain_preset(name)
         assert p.generator == GeneratorConfig() and p.mle.num_valid == 0 and p.mle.patience is None
     assert resolve_preset("strong", "cpu") == "strong"
+    from seqgan_rl.presets import STRONG_AGENT_LR
+
+    assert (
+        cfg.agent == ReinforceConfig(lr=STRONG_AGENT_LR)
+        and train_preset("strong", algo="reinforce_kl").agent.lr == 1e-4
+    )
+    assert train_preset("strong", algo="ppo").agent == train_preset("cpu", algo="ppo").agent  # PPO keeps its own
+    assert train_preset("strong").adversarial == train_preset("cpu").adversarial
 
 
 def test_generator_and_mle_options_override_any_preset():
