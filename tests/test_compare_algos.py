@@ -188,7 +188,7 @@ def test_comparison_runs_every_row_resumes_and_rebuilds_tables(tmp_path, capsys)
 
 
 def test_the_strong_preset_from_the_command_line_sweeps_both_sides_with_validation(tmp_path):
-    # the strong preset's pipeline at toy sizes: a 2-layer G with dropout and a validation split, the sweep's
+    # the strong preset's pipeline at toy sizes: a G with dropout and a validation split, the sweep's
     # default temperatures (0.45-1.2), the validation NLL in every sweep point, the fixed-NLL-test table
     npz = tmp_path / "oracle.npz"
     OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
@@ -205,6 +205,6 @@ def test_the_strong_preset_from_the_command_line_sweeps_both_sides_with_validati
                                                   1.05, 1.1, 1.2]  # fmt: skip
         assert all(p["nll_valid"] > 0 for p in r["sweep"])
     config = json.loads((out / "pretrain-s0" / "config.json").read_text())
-    assert (config["generator"]["num_layers"], config["mle"]["num_valid"]) == (2, 64)
+    assert (config["generator"]["dropout"], config["mle"]["num_valid"], config["mle"]["patience"]) == (0.6, 64, 5)
     assert (res / "compare_strong_file-V20-T6_fixed.csv").exists()
     assert "Caccia" not in (res / "compare_strong_file-V20-T6_frontier.md").read_text()  # not the paper's oracle
