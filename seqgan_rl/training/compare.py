@@ -415,7 +415,7 @@ def _fixed_section(records: Sequence[dict[str, Any]], algos: Sequence[str], publ
     lines += [
         "",
         "Δ = the curve minus the same seed's MLE curve at that NLL-test (paired by seed; < 0: below MLE +",
-        "temperature). Mean ± std, and the worst (largest) seed.",
+        "temperature). Mean ± std, then each seed's Δ in seed order (– where a curve does not reach that NLL-test).",
         "",
         head,
         rule,
@@ -423,8 +423,12 @@ def _fixed_section(records: Sequence[dict[str, Any]], algos: Sequence[str], publ
     for a in (a for a in algos if a != "mle"):
         cells = []
         for x in FIXED_NLL_TEST:
-            stats = paired_interval([r["delta"] for r in rows if r["algo"] == a and r["nll_test"] == x])
-            cells.append("–" if not stats["n"] else f"{_mean_std_of(stats)}, max {stats['max']:+.3f} (n {stats['n']})")
+            deltas = [
+                r["delta"] for r in sorted(rows, key=lambda r: r["seed"]) if r["algo"] == a and r["nll_test"] == x
+            ]
+            stats = paired_interval(deltas)
+            seeds = ", ".join("–" if math.isnan(d) else f"{d:+.3f}" for d in deltas)
+            cells.append("–" if not stats["n"] else f"{_mean_std_of(stats)} [{seeds}]")
         lines.append(_row(ALGOS[a], *cells))
     return lines
 
