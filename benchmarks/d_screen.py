@@ -1,0 +1,278 @@
+#!/usr/bin/env python
+"""Screen discriminators on held-out data: can a D tell a generator's samples from the oracle's?
+
+SeqGAN's reward is only as informative as D's ranking of sequences it has not trained on. For each seed's
+pre-training (``<pre-root>/pretrain-s<seed>``, as ``schedule_screen.py`` makes it; made here when missing; it
+needs a validation split, as the ``strong`` preset has), every candidate D starts fresh from the same seed and trains on the
+same data stream: ``--rounds`` rounds, each of ``--steps`` Adam steps over a fresh draw of ``--negatives`` generator
+samples and as many sequences of G's training data (the preset's D pre-training: 10 x 200 steps, 6,400 negatives).
+The negatives of every round are drawn once per seed and shared by all candidates, so candidates differ only in D.
+
+Held out of every candidate: the validation split (real; never seen by G or D) and as many generator samples drawn
+from a stream of their own (fake). After every ``--every`` rounds the script records, on the held-out pairs, D's
+**AUC** (the chance that a real sequence scores above a generated one: the reward uses only D's ranking, so this is
+what matters; 0.5 = no signal), its accuracy at 0.5 and the mean P(real) of both classes, beside its accuracy on its
+own training batches (memorisation shows as training accuracy rising while the held-out AUC stays at 0.5).
+
+A candidate is ``NAME=JSON``: ``{"d": "light" | "paper" | "lstm", "lr": ..., "weight_decay": ...}`` plus fields of
+``DiscriminatorConfig`` for the CNNs (``dropout``, ``embed_dim``, ``l2_reg``) or, for ``lstm`` (a probe of another
+inductive bias: embedding -> LSTM -> max over time and last output -> dropout -> linear; not a product D),
+``embed_dim``, ``hidden_dim``, ``dropout`` and ``from_generator`` (start from G's own embedding and LSTM)::
+
+    python benchmarks/d_screen.py --pre-root runs/strong-d --seeds 100 101 --jobs 2 \\
+        --candidate 'light-1e-3={"d": "light", "lr": 1e-3}' --candidate 'paper-1e-4={"d": "paper", "lr": 1e-4}'
+
+Two untrained scores are recorded beside the candidates: G's own log-likelihood of a sequence, and the oracle's
+(which no D trained on data has: how much signal there is to find). Without ``--candidate``, the scores alone.
+Each job (one seed) runs on one thread. The strong preset's screen: ``benchmarks/results/strong_d_screen.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+D_KINDS = ("light", "paper", "lstm")
+OPTIMISER_KEYS = ("lr", "weight_decay")
+LSTM_KEYS = ("embed_dim", "hidden_dim", "dropout", "from_generator")
+
+
+class RecurrentProbe(nn.Module):
+    """An LSTM classifier (P(real) of a whole sequence): embedding -> LSTM -> [max over time, last output] ->
+    dropout -> linear to two classes. A probe of whether another inductive bias than the CNN's finds signal."""
+
+    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_dim: int = 128, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(2 * hidden_dim, 2)
+
+    @property
+    def device(self) -> torch.device:
+        return self.output.weight.device
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        out = self.lstm(self.embedding(tokens))[0]  # (B, T, H)
+        return self.output(self.dropout(torch.cat([out.amax(dim=1), out[:, -1]], dim=1)))  # (B, 2)
+
+    def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(tokens)
+        return F.cross_entropy(logits, labels), (logits.detach().argmax(dim=1) == labels).float().mean()
+
+    @torch.no_grad()
+    def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        was = self.training
+        self.eval()
+        out = torch.cat(
+            [self(tokens[i : i + batch_size]).softmax(dim=1)[:, 1] for i in range(0, len(tokens), batch_size)]
+        )
+        self.train(was)
+        return out
+
+
+def parse_candidate(spec: str) -> tuple[str, dict]:
+    """``NAME=JSON`` -> (name, settings); a clear ``ValueError`` for anything else."""
+    name, sep, text = spec.partition("=")
+    if not sep or not name:
+        raise ValueError(f'--candidate {spec!r}: write NAME={{...}}, e.g. \'light={{"d": "light", "lr": 1e-3}}\'')
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--candidate {spec!r}: the settings are not JSON ({e})") from None
+    if not isinstance(settings, dict) or settings.get("d") not in D_KINDS:
+        raise ValueError(f'--candidate {name}: the settings need "d": one of {", ".join(D_KINDS)}')
+    build_discriminator(settings, None)  # unknown fields fail here, before any work
+    return name, settings
+
+
+def build_discriminator(settings: dict, generator, vocab_size: int = 5000, seq_len: int = 20) -> nn.Module:
+    """The candidate's fresh D (``generator``: the G an ``lstm`` candidate with ``from_generator`` starts from)."""
+    from seqgan_rl.config import DiscriminatorConfig
+    from seqgan_rl.models.discriminator import Discriminator
+
+    fields = {k: v for k, v in settings.items() if k not in ("d", *OPTIMISER_KEYS)}
+    if settings["d"] == "lstm":
+        unknown = set(fields) - set(LSTM_KEYS)
+        if unknown:
+            raise ValueError(f"lstm candidate: unknown fields {sorted(unknown)} (known: {', '.join(LSTM_KEYS)})")
+        from_g = fields.pop("from_generator", False)
+        if generator is None:
+            return RecurrentProbe(vocab_size, **fields)
+        if from_g:
+            fields = {"embed_dim": generator.config.embed_dim, "hidden_dim": generator.config.hidden_dim, **fields}
+        probe = RecurrentProbe(generator.vocab_size, **fields)
+        if from_g:
+            probe.embedding.load_state_dict(generator.embedding.state_dict())
+            probe.lstm.load_state_dict({k: v for k, v in generator.lstm.state_dict().items() if k.endswith("_l0")})
+        return probe
+    cfg = getattr(DiscriminatorConfig, settings["d"])(vocab_size, seq_len)
+    try:
+        return Discriminator(dataclasses.replace(cfg, **fields))
+    except TypeError as e:  # an unknown field
+        raise ValueError(f"{settings['d']} candidate: {e} (fields of DiscriminatorConfig, lr, weight_decay)") from None
+
+
+def auc(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """P(a real sequence scores above a generated one), ties counted half (the Mann-Whitney statistic)."""
+    diff = real[:, None] - fake[None, :]
+    return float((diff > 0).float().mean() + 0.5 * (diff == 0).float().mean())
+
+
+def held_out_scores(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
+    pr, pf = d.prob_real(real), d.prob_real(fake)
+    return {
+        "auc": auc(pr, pf),
+        "accuracy": 0.5 * float((pr > 0.5).float().mean() + (pf < 0.5).float().mean()),
+        "p_real_real": float(pr.mean()),
+        "p_real_fake": float(pf.mean()),
+    }
+
+
+def screen_seed(seed: int, pre_root: str, preset: str, candidates: dict, rounds: int, steps: int, negatives: int,
+                every: int) -> list[dict]:  # fmt: skip
+    """Every candidate on one seed's pre-trained G, on one thread; the records of each evaluation."""
+    from seqgan_rl.presets import train_preset
+    from seqgan_rl.training.pretrain import run_pretraining
+    from seqgan_rl.utils import keep_freed_memory
+
+    keep_freed_memory()
+    torch.set_num_threads(1)
+    cfg = train_preset(preset, seed)
+    pre_dir = Path(pre_root, f"pretrain-s{seed}")
+    started = (pre_dir / "pretrained.pt").exists() or (pre_dir / "pretrain_checkpoint.pt").exists()
+    pre = run_pretraining(cfg.pretrain, pre_dir, torch.device("cpu"), resume=started)  # made here when missing
+    valid = getattr(pre.evaluator, "valid_tokens", None)
+    if valid is None:
+        raise ValueError(f"{pre_dir}: this pre-training has no validation split (use a preset with one: strong)")
+    oracle = pre.evaluator.inner.oracle
+    scores = {  # per-sequence log-likelihoods as untrained scores: what G knows, and what no D trained on data can
+        "score: G's log-likelihood": lambda tokens: -pre.generator.sequence_nll(tokens),
+        "score: the oracle's log-likelihood (unavailable to a D)": lambda tokens: -oracle.sequence_nll(tokens),
+    }
+    return screen(pre.generator, pre.data.train, valid, candidates, seed, rounds, steps, negatives, every, scores)
+
+
+def screen(generator, train: torch.Tensor, valid: torch.Tensor, candidates: dict, seed: int, rounds: int = 10,
+           steps: int = 200, negatives: int = 6400, every: int = 2, scores: dict | None = None) -> list[dict]:  # fmt: skip
+    """Every candidate against ``generator``: trained on ``train`` (real) and fresh samples, scored on ``valid`` (real,
+    held out) against as many samples of a held-out stream. ``scores``: named functions of a ``(B, T)`` batch, higher
+    = more real, whose held-out AUC is recorded as is (round 0, no training). Returns one record per evaluation."""
+    from seqgan_rl.training.metrics import sample_in_eval_mode
+    from seqgan_rl.training.pretrain import discriminator_step, make_discriminator_optimizer
+    from seqgan_rl.utils import derive_seed
+
+    g = generator
+    stream = torch.Generator().manual_seed(derive_seed(seed, "d-screen"))
+    held_fake = sample_in_eval_mode(g, valid.shape[0], torch.Generator().manual_seed(derive_seed(seed, "d-held")))
+    data = []  # each round's (real subset, negatives), shared by every candidate
+    for _ in range(rounds if candidates else 0):
+        real = train[torch.randperm(train.shape[0], generator=stream)[: min(negatives, train.shape[0])]]
+        data.append((real, sample_in_eval_mode(g, real.shape[0], stream)))
+    records = []
+    for name, score in (scores or {}).items():
+        rec = {"candidate": name, "seed": seed, "round": 0, "steps": 0, "auc": auc(score(valid), score(held_fake))}
+        records.append(rec)
+        print(json.dumps(rec), flush=True)
+    for name, settings in candidates.items():
+        torch.manual_seed(derive_seed(seed, "d-init"))
+        d = build_discriminator(settings, g, g.vocab_size, g.seq_len)  # initialised (and dropout drawn) from here
+        opt = make_discriminator_optimizer(d, settings.get("lr", 1e-3), settings.get("weight_decay", 0.0))
+        order_rng = torch.Generator().manual_seed(derive_seed(seed, "d-order"))
+        start, accs = time.perf_counter(), []
+        for r, (real, fake) in enumerate(data, start=1):
+            tokens = torch.cat([real, fake])
+            labels = torch.cat([torch.ones(len(real), dtype=torch.long), torch.zeros(len(fake), dtype=torch.long)])
+            order = torch.randperm(len(tokens), generator=order_rng)
+            accs = [discriminator_step(d, opt, tokens[idx], labels[idx])[1] for idx in order[: steps * 64].split(64)]
+            if r % every == 0 or r == rounds:
+                rec = {"candidate": name, "seed": seed, "round": r, "steps": r * len(accs),
+                       "train_accuracy": statistics.mean(accs), **held_out_scores(d, valid, held_fake),
+                       "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+                records.append(rec)
+                print(json.dumps(rec), flush=True)
+    return records
+
+
+def table(records: list[dict], seeds: list[int]) -> str:
+    """One row per candidate (or score), in the records' order: the last evaluation per seed (held-out AUC, accuracy,
+    training accuracy), their mean, the best held-out AUC over the evaluations, mean P(real) and seconds."""
+    last: dict[tuple[str, int], dict] = {}
+    for r in records:
+        last[r["candidate"], r["seed"]] = r
+    lines = [
+        "| candidate | "
+        + " | ".join(f"s{s}: held-out AUC / acc (train acc)" for s in seeds)
+        + " | mean held-out AUC | best AUC on the way | P(real) real / fake | s per seed |",
+        "|---|" + "---|" * len(seeds) + "---|---|---|---|",
+    ]
+
+    def cell(r: dict | None) -> str:
+        if r is None:
+            return "—"
+        return f"{r['auc']:.3f}" + (f" / {r['accuracy']:.3f} ({r['train_accuracy']:.3f})" if "accuracy" in r else "")
+
+    for name in dict.fromkeys(r["candidate"] for r in records):
+        got = [last[name, s] for s in seeds if (name, s) in last]
+        trained = "accuracy" in got[0]
+        best = max(r["auc"] for r in records if r["candidate"] == name)
+        extra = (
+            f"{best:.3f} | {statistics.mean(r['p_real_real'] for r in got):.3f} / "
+            f"{statistics.mean(r['p_real_fake'] for r in got):.3f} | {statistics.mean(r['seconds'] for r in got):.0f}"
+            if trained
+            else "– | – | –"
+        )
+        cells = " | ".join(cell(last.get((name, s))) for s in seeds)
+        lines.append(f"| {name} | {cells} | {statistics.mean(r['auc'] for r in got):.3f} | {extra} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pre-root", default="runs/strong-d", help="folder holding pretrain-s<seed>/ checkpoints")
+    p.add_argument("--preset", default="strong", choices=["cpu", "strong"], help="the preset the pre-trainings used")
+    p.add_argument("--seeds", type=int, nargs="+", default=[100, 101])
+    p.add_argument("--candidate", action="append", default=[], metavar="NAME=JSON", help="none: the scores alone")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--steps", type=int, default=200, help="Adam steps (batch 64) per round")
+    p.add_argument("--negatives", type=int, default=6400, help="fresh generator samples per round")
+    p.add_argument("--every", type=int, default=2, help="evaluate on the held-out pairs every N rounds")
+    p.add_argument("--jobs", type=int, default=2, help="seeds in parallel, one thread each")
+    p.add_argument("--out", default="runs/d-screen", help="folder for results.json")
+    args = p.parse_args(argv)
+    for flag in ("rounds", "steps", "negatives", "every", "jobs"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag} must be >= 1")
+    if args.steps * 64 > 2 * args.negatives:
+        p.error(f"--steps {args.steps} x 64 is more than one pass over 2 x --negatives {args.negatives}")
+    candidates = {}
+    for spec in args.candidate:
+        try:
+            name, settings = parse_candidate(spec)
+        except ValueError as e:
+            p.error(str(e))
+        candidates[name] = settings
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        schedule = (args.rounds, args.steps, args.negatives, args.every)
+        futures = [pool.submit(screen_seed, s, args.pre_root, args.preset, candidates, *schedule) for s in args.seeds]
+        records = [r for f in futures for r in f.result()]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.out, "results.json").write_text(
+        json.dumps({"candidates": candidates, "settings": vars(args), "records": records}, indent=1)
+    )
+    print(table(records, args.seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
