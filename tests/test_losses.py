@@ -71,3 +71,12 @@ def test_generator_mle_loss_equals_cross_entropy_of_its_logits(config):
 def test_linear_cross_entropy_refuses_mismatched_shapes():
     with pytest.raises(ValueError, match=r"h must be \(N, H\) and target \(N,\)"):
         linear_cross_entropy(torch.zeros(4, 3), torch.zeros(5, 3), torch.zeros(5), torch.zeros(3, dtype=torch.long))
+
+
+def test_a_second_backward_is_refused_not_wrong():
+    layer = torch.nn.Linear(4, 9)
+    h = torch.randn(6, 4, requires_grad=True)
+    loss = linear_cross_entropy(h, layer.weight, layer.bias, torch.randint(0, 9, (6,)))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models.losses import linear_cross_entropy
@@ -88,7 +89,10 @@ class Generator(nn.Module):
         """Teacher-forced per-token mean NLL of ``(B, T)`` tokens with its gradient: ``cross_entropy(self(tokens))``
         bit for bit, computed in cache-sized chunks (``losses.linear_cross_entropy``: an MLE step of the paper's G 1.13x
         faster at 1 thread, 1.16x at 2; the strong preset's 1.04-1.06x; ``benchmarks/bench_mle_loss.py``).
-        Every position counts (use ``training.pretrain.mle_loss`` for sequences with an end token)."""
+        Every position counts (use ``training.pretrain.mle_loss`` for sequences with an end token). On a GPU, where
+        the logits are not the bottleneck and more chunks mean more kernel launches, autograd's own path."""
+        if self.device.type != "cpu":
+            return F.cross_entropy(self(tokens).flatten(0, 1), tokens.flatten())
         h = self.hidden(tokens).flatten(0, 1)  # (B*T, H)
         return linear_cross_entropy(h, self.output.weight, self.output.bias, tokens.flatten())
 

@@ -42,6 +42,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         h, weight, logp, target = ctx.saved_tensors
         n = logp.shape[0]
+        # once only: the log-probs saved for it are overwritten (a second backward gets autograd's in-place error)
         # nll_loss's backward puts -grad / N at each row's target and 0 elsewhere; log-softmax's backward turns that
         # row into the logits' gradient, written over the log-probs (each element read before it is written)
         grad_picked = (-(grad_loss / n)).reshape(1, 1)
