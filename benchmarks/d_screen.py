@@ -33,6 +33,7 @@ import argparse
 import dataclasses
 import json
 import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -41,6 +42,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from seqgan_rl.training.run_folder import RunFolderError
 
 D_KINDS = ("light", "paper", "lstm")
 OPTIMISER_KEYS = ("lr", "weight_decay")
@@ -72,13 +75,11 @@ class RecurrentProbe(nn.Module):
 
     @torch.no_grad()
     def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        was = self.training
-        self.eval()
-        out = torch.cat(
-            [self(tokens[i : i + batch_size]).softmax(dim=1)[:, 1] for i in range(0, len(tokens), batch_size)]
-        )
-        self.train(was)
-        return out
+        from seqgan_rl.utils import eval_mode
+
+        with eval_mode(self):
+            chunks = [self(tokens[i : i + batch_size]).softmax(dim=1)[:, 1] for i in range(0, len(tokens), batch_size)]
+        return torch.cat(chunks)
 
 
 def parse_candidate(spec: str) -> tuple[str, dict]:
@@ -168,6 +169,7 @@ def screen(generator, train: torch.Tensor, valid: torch.Tensor, candidates: dict
     """Every candidate against ``generator``: trained on ``train`` (real) and fresh samples, scored on ``valid`` (real,
     held out) against as many samples of a held-out stream. ``scores``: named functions of a ``(B, T)`` batch, higher
     = more real, whose held-out AUC is recorded as is (round 0, no training). Returns one record per evaluation."""
+    from seqgan_rl.data.oracle_data import random_permutation
     from seqgan_rl.training.metrics import sample_in_eval_mode
     from seqgan_rl.training.pretrain import discriminator_step, make_discriminator_optimizer
     from seqgan_rl.utils import derive_seed
@@ -177,7 +179,7 @@ def screen(generator, train: torch.Tensor, valid: torch.Tensor, candidates: dict
     held_fake = sample_in_eval_mode(g, valid.shape[0], torch.Generator().manual_seed(derive_seed(seed, "d-held")))
     data = []  # each round's (real subset, negatives), shared by every candidate
     for _ in range(rounds if candidates else 0):
-        real = train[torch.randperm(train.shape[0], generator=stream)[: min(negatives, train.shape[0])]]
+        real = train[random_permutation(train.shape[0], stream)[:negatives]]
         data.append((real, sample_in_eval_mode(g, real.shape[0], stream)))
     records = []
     for name, score in (scores or {}).items():
@@ -193,7 +195,7 @@ def screen(generator, train: torch.Tensor, valid: torch.Tensor, candidates: dict
         for r, (real, fake) in enumerate(data, start=1):
             tokens = torch.cat([real, fake])
             labels = torch.cat([torch.ones(len(real), dtype=torch.long), torch.zeros(len(fake), dtype=torch.long)])
-            order = torch.randperm(len(tokens), generator=order_rng)
+            order = random_permutation(len(tokens), order_rng)
             accs = [discriminator_step(d, opt, tokens[idx], labels[idx])[1] for idx in order[: steps * 64].split(64)]
             if r % every == 0 or r == rounds:
                 rec = {"candidate": name, "seed": seed, "round": r, "steps": r * len(accs),
@@ -240,7 +242,8 @@ def table(records: list[dict], seeds: list[int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pre-root", default="runs/strong-d", help="folder holding pretrain-s<seed>/ checkpoints")
-    p.add_argument("--preset", default="strong", choices=["cpu", "strong"], help="the preset the pre-trainings used")
+    p.add_argument("--preset", default="strong", choices=["strong"], help="the pre-trainings' preset (one with a "
+                   "validation split)")  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[100, 101])
     p.add_argument("--candidate", action="append", default=[], metavar="NAME=JSON", help="none: the scores alone")
     p.add_argument("--rounds", type=int, default=10)
@@ -265,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         schedule = (args.rounds, args.steps, args.negatives, args.every)
         futures = [pool.submit(screen_seed, s, args.pre_root, args.preset, candidates, *schedule) for s in args.seeds]
-        records = [r for f in futures for r in f.result()]
+        try:
+            records = [r for f in futures for r in f.result()]
+        except RunFolderError as e:  # e.g. a pre-training folder made with other options
+            print(f"d_screen.py: error: {e}", file=sys.stderr)
+            return 2
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, "results.json").write_text(
         json.dumps({"candidates": candidates, "settings": vars(args), "records": records}, indent=1)
