@@ -6,11 +6,15 @@
     python scripts/compare_algos.py --tables-only --out runs/a --merge runs/b   # rows run by two processes
     python scripts/compare_algos.py --oracle random:0 --seq-len 40 --algos mle reinforce  # the length-40 oracle
 
-Rows (seqgan_rl/training/compare.py): MLE only, REINFORCE as in the paper, REINFORCE with a per-position
-baseline, SB3 PPO, and REINFORCE with a constant reward; every final model is then swept over sampling
-temperatures. Runs are kept under --out (default runs/compare-<preset>: pretrain-s<seed>/ shared by the
-rows of a seed, <algo>-s<seed>/ per row, results.json); the tables and plots go to <out>/tables/<name>*
-(--results-dir benchmarks/results rewrites the committed ones).
+Rows (seqgan_rl/training/compare.py, ALGOS): MLE only, the REINFORCE family (paper, baselines, RLOO, KL,
+ColdGAN, MaliGAN, RankGAN), GRPO, SB3 PPO and A2C, and REINFORCE with a constant reward; a row may set fields
+of its agent (rloo@lr=0.003); every final model is then swept over sampling temperatures. Runs are kept under
+--out (default runs/compare-<preset>: pretrain-s<seed>/ shared by the rows of a seed, <row>-s<seed>/ per row,
+results.json); the tables and plots go to <out>/tables/<name>* (--results-dir benchmarks/results rewrites the
+committed ones). With a validation split (--num-valid) <name>_tuning.md says which setting of each algorithm
+is best against MLE + temperature at equal validation NLL (the tuning criterion: no test set):
+
+    python scripts/compare_algos.py --seeds 100 101 --num-valid 500 --algos mle rloo rloo@lr=0.003 --threads 1
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from seqgan_rl.training.compare import (
     TEMPERATURES,
     matched_rows,
     merge_results,
+    parse_row,
     run_comparison,
     write_outputs,
 )
@@ -43,7 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=["cpu", "paper", "strong"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
+    p.add_argument(
+        "--algos", nargs="+", default=None, metavar="ROW",
+        help=f"rows (default all): {', '.join(ALGOS)}; a setting of the row's agent after @, e.g. rloo@lr=0.003;\n"
+        "with --tables-only: the rows the tables keep (mle among them: the reference)",
+    )  # fmt: skip
     p.add_argument("--out", default=None, help="runs folder (default runs/compare-<preset>)")
     p.add_argument(
         "--results-dir", default=None,
@@ -120,9 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.tables_only:
         try:
             records = merge_results([out, *args.merge])
+            for row in args.algos or []:
+                parse_row(row)
         except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        if args.algos:
+            records = [r for r in records if r["algo"] in args.algos]
+            if not records:
+                print(f"error: no record of {' '.join(args.algos)} in {out} {' '.join(args.merge)}", file=sys.stderr)
+                return 2
         for p in write_outputs(records, results_dir, name, published):
             print(f"written: {p}")
         warn_if_the_curve_is_short(records)
@@ -151,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         records = run_comparison(
-            base, args.seeds, out, device, oracle, args.algos, temperatures, args.sweep_samples,
+            base, args.seeds, out, device, oracle, args.algos or list(ALGOS), temperatures, args.sweep_samples,
             resume=args.resume, on_record=report,
         )  # fmt: skip
     except NonFiniteError as exc:

@@ -165,7 +165,7 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
     Args:
         options: ``mle_epochs``, ``mle_eval_every``, ``d_pretrain_rounds``, ``eval_samples``, the generator's
             ``embed_dim``, ``hidden_dim``, ``num_layers``, ``dropout``, and MLE's ``mle_lr``, ``mle_batch_size``,
-            ``num_valid``, ``patience`` (pre-training);
+            ``num_valid``, ``patience``, ``use_best`` (pre-training);
             ``iterations``, ``num_rollouts``, ``eval_every``, ``reward`` (the adversarial phase); ``baseline``
             (REINFORCE), ``kl_coef`` (REINFORCE with KL), ``reward_mode`` (PPO, A2C).
 
@@ -195,21 +195,22 @@ _PRETRAIN_OPTIONS = {
     "embed_dim": ("generator", "embed_dim"), "hidden_dim": ("generator", "hidden_dim"),
     "num_layers": ("generator", "num_layers"), "dropout": ("generator", "dropout"), "init": ("generator", "init"),
     "mle_lr": ("mle", "lr"), "mle_batch_size": ("mle", "batch_size"), "num_valid": ("mle", "num_valid"),
-    "patience": ("mle", "patience"),
+    "patience": ("mle", "patience"), "use_best": ("mle", "use_best"),
 }  # fmt: skip
 _ADVERSARIAL_OPTIONS = ("iterations", "num_rollouts", "eval_every", "reward")
 _AGENT_OPTIONS = ("baseline", "reward_mode", "kl_coef")
 
 MODEL_OPTIONS = (
     "embed_dim", "hidden_dim", "num_layers", "dropout", "init", "mle_lr", "mle_batch_size", "num_valid", "patience",
+    "use_best",
 )  # fmt: skip
 """The generator's size and its MLE schedule: options of every preset (``add_model_arguments``)."""
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """``--embed-dim``, ``--hidden-dim``, ``--num-layers``, ``--dropout``, ``--init``, ``--mle-lr``,
-    ``--mle-batch-size``, ``--num-valid``, ``--patience``: overrides of the preset's generator and MLE
-    (``MODEL_OPTIONS``)."""
+    ``--mle-batch-size``, ``--num-valid``, ``--patience``, ``--mle-last``: overrides of the preset's generator and
+    MLE (``MODEL_OPTIONS``)."""
     g = p.add_argument_group("generator and MLE (override the preset)")
     g.add_argument("--embed-dim", type=int, default=None, help="token embedding size (paper 32, strong 128)")
     g.add_argument("--hidden-dim", type=int, default=None, help="LSTM hidden size (paper 32, strong 128)")
@@ -222,3 +223,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         "--num-valid", type=int, default=None, help="training sequences held out for validation (paper 0, strong 500)"
     )
     g.add_argument("--patience", type=int, default=None, help="stop MLE this many epochs after the best validation")
+    g.add_argument(
+        "--mle-last", dest="use_best", action="store_const", const=False, default=None,
+        help="with --num-valid: start from the last MLE epoch, not the best-validation one (the cpu preset's "
+        "schedule with a held-out split, as tuning runs use)",
+    )  # fmt: skip

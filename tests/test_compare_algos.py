@@ -19,13 +19,19 @@ from seqgan_rl.training.compare import (
     ALGOS,
     FIXED_NLL_TEST,
     PUBLISHED,
+    algo_run,
     fixed_rows,
     frontier_at,
     leaderboard,
     matched_rows,
     merge_results,
     paired_interval,
+    parse_row,
+    row_label,
+    row_order,
     run_comparison,
+    tuning_choices,
+    validation_rows,
     write_outputs,
 )  # fmt: skip
 
@@ -142,6 +148,75 @@ def test_merge_results_joins_folders_and_refuses_two_different_runs_of_a_row(tmp
         merge_results([a, tmp_path / "none"])
 
 
+def test_a_row_sets_fields_of_its_agent_and_bad_rows_name_the_fix():
+    from seqgan_rl.presets import train_preset
+
+    base = train_preset("cpu", 0)
+    assert parse_row("rloo@lr=0.003,normalize=true") == ("rloo", {"lr": 0.003, "normalize": True})
+    cfg = algo_run("reinforce_kl@kl_coef=0.2", base)
+    assert (cfg.algo, cfg.agent.kl_coef, cfg.agent.lr) == ("reinforce_kl", 0.2, base.agent.lr)
+    assert algo_run("ppo@lr=0.0003", base).agent.lr == 0.0003 and algo_run("ppo", base).agent.lr == 1e-3
+    assert row_label("rloo@lr=0.003") == ALGOS["rloo"] + " [lr 0.003]" and row_label("rloo") == ALGOS["rloo"]
+    assert row_order(["rloo@lr=0.003", "mle", "rloo", "reinforce", "rloo"]) == ["mle", "reinforce", "rloo",
+                                                                                "rloo@lr=0.003"]  # fmt: skip
+    for row, message in [("foo", "unknown algorithm 'foo'"), ("rloo@lr", "ALGO@FIELD=VALUE"),
+                         ("mle@lr=1", "takes no settings"), ("constant@lr=1", "takes no settings")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            parse_row(row)
+    with pytest.raises(ValueError, match="ReinforceConfig has no such field.*its fields: lr"):
+        algo_run("rloo@lrr=0.1", base)
+    with pytest.raises(ValueError, match="lr, grad_clip and batch_size must be > 0"):
+        algo_run("rloo@lr=-1", base)
+
+
+def test_tuning_picks_each_algorithms_setting_on_the_validation_nll_never_the_test_set(tmp_path):
+    def valid(record, at1, cooled):  # validation NLL of the (tau 0.9, tau 1) sweep points
+        record["sweep"][0]["nll_valid"], record["sweep"][1]["nll_valid"] = cooled, at1
+        return record
+
+    # MLE's validation curve: NLL-oracle 9.0 at NLL-valid 8.0, 8.0 at 8.4 (NLL-oracle = 9 - 2.5 (valid - 8.0))
+    recs = [valid(_record("mle", s, (9.0, 8.4), (8.0, 8.8)), 8.0, 8.4) for s in (100, 101)]
+    # on the test set rloo sits far below MLE's curve (it would win there); on the validation NLL it is 0.1 above
+    for s in (100, 101):
+        recs.append(valid(_record("rloo", s, (8.75 + 0.1, 8.4), (8.0, 9.0)), 8.1, 8.5))
+    for s, d in ((100, -0.05), (101, 0.01)):  # mean -0.02: the better setting
+        recs.append(valid(_record("rloo@lr=0.003", s, (8.75 + d, 8.8), (8.0, 9.0)), 8.1, 8.5))
+    recs.append(valid(_record("ppo", 100, (9.5, 8.4), (9.0, 8.5)), 7.5, 7.6))  # below MLE's curve: no Δ
+    rows = {(v["algo"], v["seed"]): v for v in validation_rows(recs)}
+    assert rows[("rloo", 100)]["delta_valid"] == pytest.approx(0.1)
+    assert rows[("rloo@lr=0.003", 100)]["delta_valid"] == pytest.approx(-0.05)
+    assert math.isnan(rows[("ppo", 100)]["delta_valid"]) and ("mle", 100) not in rows
+    assert tuning_choices(recs) == {"rloo": "rloo@lr=0.003", "ppo": "ppo"}
+    write_outputs(recs, tmp_path, "tune")
+    md = (tmp_path / "tune_tuning.md").read_text().splitlines()
+    assert md[-3].startswith(f"| {ALGOS['rloo']} | +0.100 | +0.100 | +0.100 |") and not md[-3].endswith("**chosen** |")
+    assert md[-2].startswith(f"| {ALGOS['rloo']} [lr 0.003] | -0.050 | +0.010 | -0.020 |")
+    assert md[-2].endswith("| **chosen** |") and md[-1].startswith(f"| {ALGOS['ppo']} | +nan | — | – |")
+    write_outputs([r for r in recs if r["seed"] == 100 and "@" not in r["algo"]], tmp_path / "t", "x")
+    assert (tmp_path / "t" / "x_tuning.md").exists()
+    for r in recs:  # no validation split: no tuning table
+        for p in r["sweep"]:
+            p.pop("nll_valid")
+    write_outputs(recs, tmp_path / "plain", "x")
+    assert not (tmp_path / "plain" / "x_tuning.md").exists()
+
+
+def test_tables_only_keeps_the_rows_asked_for(tmp_path, capsys):
+    runs, res = tmp_path / "runs", tmp_path / "res"
+    runs.mkdir()
+    recs = [_record(a, s, (9.0 - 0.1 * i, 8.4 + 0.05 * i), (8.0, 8.8)) for s in (0, 1)
+            for i, a in enumerate(("mle", "rloo", "rloo@lr=0.003"))]  # fmt: skip
+    (runs / "results.json").write_text(json.dumps(recs))
+    script = load_script()
+    args = ["--tables-only", "--out", str(runs), "--results-dir", str(res), "--name", "lb"]
+    assert script.main([*args, "--algos", "mle", "rloo@lr=0.003"]) == 0
+    board = (res / "lb_leaderboard.md").read_text()
+    assert "[lr 0.003]" in board and f"| {ALGOS['rloo']} |" not in board
+    assert script.main(args) == 0 and f"| {ALGOS['rloo']} |" in (res / "lb_leaderboard.md").read_text()
+    assert script.main([*args, "--algos", "grpo"]) == 2 and "no record of grpo" in capsys.readouterr().err
+    assert script.main([*args, "--algos", "grpo@x"]) == 2 and "ALGO@FIELD=VALUE" in capsys.readouterr().err
+
+
 def tiny_config(iterations: int = 2) -> TrainConfig:
     return tiny_runs.tiny_config(iterations=iterations, mle_epochs=1, every=1)
 
@@ -193,13 +268,16 @@ def test_the_strong_preset_from_the_command_line_sweeps_both_sides_with_validati
     npz = tmp_path / "oracle.npz"
     OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
     out, res = tmp_path / "runs", tmp_path / "res"
-    args = ["--preset", "strong", "--oracle", str(npz), "--algos", "mle", "reinforce", "--seeds", "0",
+    args = ["--preset", "strong", "--oracle", str(npz), "--algos", "mle", "reinforce", "reinforce@lr=3e-5",
+            "--seeds", "0",
             "--mle-epochs", "2", "--d-pretrain-rounds", "1", "--iterations", "1", "--eval-samples", "32",
             "--num-rollouts", "2", "--eval-every", "1", "--embed-dim", "8", "--hidden-dim", "8", "--num-valid", "64",
             "--sweep-samples", "32", "--threads", "1", "--out", str(out), "--results-dir", str(res)]  # fmt: skip
     assert load_script().main(args) == 0
     records = json.loads((out / "results.json").read_text())
-    assert {r["algo"] for r in records} == {"mle", "reinforce"}
+    assert {r["algo"] for r in records} == {"mle", "reinforce", "reinforce@lr=3e-5"}
+    assert json.loads((out / "reinforce@lr=3e-5-s0" / "config.json").read_text())["agent"]["lr"] == 3e-5
+    assert "**chosen**" in (res / "compare_strong_file-V20-T6_tuning.md").read_text()  # a validation split: tuned
     for r in records:
         assert [p["tau"] for p in r["sweep"]] == [0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0,
                                                   1.05, 1.1, 1.2]  # fmt: skip

@@ -145,3 +145,15 @@ def test_generator_and_mle_options_override_any_preset():
     assert (mle.lr, mle.batch_size, mle.num_valid, mle.patience) == (2e-3, 32, 100, 3)
     with pytest.raises(ValueError, match="patience needs a validation set"):
         with_options(train_preset("cpu"), patience=3)
+    assert with_options(train_preset("cpu"), num_valid=100).pretrain.mle.use_best  # the best validation epoch
+    assert not with_options(train_preset("cpu"), num_valid=100, use_best=False).pretrain.mle.use_best
+
+
+def test_mle_last_keeps_the_last_epoch_on_the_command_line():
+    import argparse
+
+    from seqgan_rl.presets import add_model_arguments
+
+    p = argparse.ArgumentParser()
+    add_model_arguments(p)
+    assert p.parse_args([]).use_best is None and p.parse_args(["--mle-last"]).use_best is False

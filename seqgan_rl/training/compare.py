@@ -82,8 +82,55 @@ NLL_TEST_MARGINS = (0.05, 0.1, 0.2)
 """NLL-test levels of the matched table, in nats above the seed's MLE generator at temperature 1."""
 
 
-def algo_run(algo: str, base: TrainConfig) -> TrainConfig:
-    """The config of one row, from the REINFORCE ``base`` (every row generates as many sequences per update)."""
+def parse_row(row: str) -> tuple[str, dict[str, Any]]:
+    """A row of the comparison: an algorithm of ``ALGOS``, optionally with settings of its agent config after
+    an ``@`` (``"rloo@lr=0.003"``, ``"reinforce_kl@kl_coef=0.1,lr=0.003"``; values are JSON numbers, booleans
+    or strings). Returns the algorithm and the settings; a bad row is a ``ValueError`` naming the fix."""
+    algo, sep, spec = row.partition("@")
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r} in row {row!r}: choose from {tuple(ALGOS)}")
+    if not sep:
+        return algo, {}
+    if algo in ("mle", "constant"):
+        raise ValueError(f"row {row!r}: the {algo} row is a reference and takes no settings")
+    settings: dict[str, Any] = {}
+    for item in spec.split(","):
+        field, eq, text = item.partition("=")
+        if not (eq and field and text):
+            raise ValueError(f"row {row!r}: write its settings as ALGO@FIELD=VALUE[,FIELD=VALUE], e.g. rloo@lr=0.003")
+        try:
+            settings[field] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[field] = text
+    return algo, settings
+
+
+def row_label(row: str) -> str:
+    """The table label of a row: the algorithm's description, and its settings when it has any."""
+    algo, settings = parse_row(row)
+    return ALGOS[algo] + (f" [{', '.join(f'{k} {v}' for k, v in settings.items())}]" if settings else "")
+
+
+def row_order(rows: Sequence[str]) -> list[str]:
+    """Rows in ``ALGOS`` order, the settings of one algorithm after its default row (once each)."""
+    return sorted(set(rows), key=lambda r: (list(ALGOS).index(parse_row(r)[0]), "@" in r, r))
+
+
+def algo_run(row: str, base: TrainConfig) -> TrainConfig:
+    """The config of one row, from the REINFORCE ``base`` (every row generates as many sequences per update);
+    a row's settings (``parse_row``) replace fields of its agent config."""
+    algo, settings = parse_row(row)
+    cfg = _algo_config(algo, base)
+    try:
+        return dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, **settings)) if settings else cfg
+    except TypeError as exc:
+        fields = ", ".join(f.name for f in dataclasses.fields(cfg.agent))
+        raise ValueError(
+            f"row {row!r}: {type(cfg.agent).__name__} has no such field ({exc}); its fields: {fields}"
+        ) from None
+
+
+def _algo_config(algo: str, base: TrainConfig) -> TrainConfig:
     if algo == "reinforce":
         return base
     if algo == "reinforce_baseline":
@@ -199,8 +246,9 @@ def run_comparison(
     (keyed by algorithm and seed, so separate invocations add up; ``resume`` reuses a finished record with
     the same sweep); returns all the records it holds."""
     for algo in algos:
-        if algo not in ALGOS:
-            raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
+        if algo != "mle":
+            algo_run(algo, base)  # a bad row or setting fails here, before any work
+        parse_row(algo)
     if not temperatures:
         raise ValueError("temperatures: give at least one")
     for t in temperatures:
@@ -315,10 +363,8 @@ def leaderboard(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     sequences per second of the adversarial phase."""
     rows = matched_rows(records)
     out = []
-    for a in ALGOS:
+    for a in row_order([r["algo"] for r in records]):
         rs = [r for r in records if r["algo"] == a]
-        if not rs:
-            continue
         stats = paired_interval([m["minus_mle_temp"] for m in rows if m["algo"] == a])
         wall = sum(r["wall_s"] for r in rs)
         out.append({
@@ -331,6 +377,69 @@ def leaderboard(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "wall_s": wall / len(rs), "sequences_per_s": sum(r["sequences"] for r in rs) / wall if wall else math.nan,
         })  # fmt: skip
     return sorted(out, key=lambda r: math.inf if math.isnan(r["delta_mean"]) else r["delta_mean"])
+
+
+def validation_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (row, seed) of runs with a validation split: the final model's NLL-oracle at temperature 1 minus the
+    same seed's MLE + temperature at the same *validation* NLL, ``delta_valid`` (NaN where the MLE curve does not
+    reach it). The criterion rows are tuned by: it reads neither the test set nor the best-of-run oracle score."""
+    mle = {r["seed"]: r["sweep"] for r in records if r["algo"] == "mle"}
+    out = []
+    for r in records:
+        at1 = min(r["sweep"], key=lambda p: abs(p["tau"] - 1.0))
+        if r["algo"] == "mle" or r["seed"] not in mle or "nll_valid" not in at1:
+            continue
+        ref = frontier_at(mle[r["seed"]], at1["nll_valid"], key="nll_valid")
+        out.append({"algo": r["algo"], "seed": r["seed"], "nll_oracle": at1["nll_oracle"],
+                    "nll_valid": at1["nll_valid"], "delta_valid": at1["nll_oracle"] - ref})  # fmt: skip
+    return out
+
+
+def tuning_choices(records: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Per algorithm, the row (setting) of lowest mean ``delta_valid`` over its seeds (``validation_rows``);
+    a row whose mean cannot be formed (the MLE curve does not reach it) is never chosen over one that can."""
+    means: dict[str, float] = {}
+    for row in row_order([v["algo"] for v in validation_rows(records)]):
+        vals = [v["delta_valid"] for v in validation_rows(records) if v["algo"] == row]
+        known = [d for d in vals if not math.isnan(d)]
+        means[row] = statistics.mean(known) if len(known) == len(vals) else math.inf
+    choices: dict[str, str] = {}
+    for row, mean in means.items():
+        algo = parse_row(row)[0]
+        if algo not in choices or mean < means[choices[algo]]:
+            choices[algo] = row
+    return choices
+
+
+def _tuning_outputs(records: Sequence[dict[str, Any]], out: Path, name: str) -> list[Path]:
+    """``<name>_tuning.md``: every row's Δ_valid per seed and the setting each algorithm's row is chosen with."""
+    vrows = validation_rows(records)
+    if not vrows:
+        return []
+    seeds = sorted({v["seed"] for v in vrows})
+    listed = ", ".join(map(str, seeds))
+    chosen = set(tuning_choices(records).values())
+    lines = [
+        f"# Tuning: each setting against MLE + temperature at equal validation NLL (seeds {listed})",
+        "",
+        "Δ_valid (nats, lower is better) = the final model's NLL-oracle at τ 1 minus the same seed's MLE generator",
+        "cooled to the same validation NLL (sequences held out of the training data): neither the test set nor the",
+        "best-of-run oracle score is read. Each algorithm's chosen setting (**chosen**) has the lowest mean.",
+        "",
+        "| algorithm | " + " | ".join(f"s{s} Δ_valid" for s in seeds) + " | mean Δ_valid | NLL-oracle / NLL-valid | |",
+        "|---|" + "---|" * len(seeds) + "---|---|---|",
+    ]
+    for row in row_order([v["algo"] for v in vrows]):
+        by_seed = {v["seed"]: v for v in vrows if v["algo"] == row}
+        deltas = [by_seed[s]["delta_valid"] for s in seeds if s in by_seed]
+        cells = [f"{by_seed[s]['delta_valid']:+.3f}" if s in by_seed else "—" for s in seeds]
+        nlls = [statistics.mean(v[k] for v in by_seed.values()) for k in ("nll_oracle", "nll_valid")]
+        mean = "–" if any(math.isnan(d) for d in deltas) else f"{statistics.mean(deltas):+.3f}"
+        lines.append(_row(row_label(row), *cells, mean, f"{nlls[0]:.3f} / {nlls[1]:.3f}",
+                          "**chosen**" if row in chosen else ""))  # fmt: skip
+    path = out / f"{name}_tuning.md"
+    path.write_text("\n".join(lines) + "\n")
+    return [path]
 
 
 def _leaderboard_outputs(records: Sequence[dict[str, Any]], out: Path, name: str) -> list[Path]:
@@ -362,7 +471,7 @@ def _leaderboard_outputs(records: Sequence[dict[str, Any]], out: Path, name: str
             lines.append(_row(i, "MLE + temperature (the reference curve)", "0 (reference)", *["–"] * 9))
             label, verdict = "MLE only (τ 1)", "reference"
         else:
-            label, verdict = ALGOS[r["algo"]], ("yes" if r["distinguishable"] else "**no**")
+            label, verdict = row_label(r["algo"]), ("yes" if r["distinguishable"] else "**no**")
         dm = "–" if math.isnan(r["delta_mean"]) else f"{r['delta_mean']:+.3f} ± {r['delta_std']:.3f}"
         if r["delta_n"] < r["seeds"]:
             dm += f" (n {r['delta_n']})"
@@ -410,7 +519,7 @@ def _fixed_section(records: Sequence[dict[str, Any]], algos: Sequence[str], publ
         lines += [_row(f"*{label}*", *(f"*{pts[x]:.2f}*" for x in FIXED_NLL_TEST)) for label, pts in PUBLISHED.items()]
     cell = lambda vals: f"{_mean_std(vals)} (n {_n(vals)})" if _n(vals) else "–"  # noqa: E731
     for a in algos:
-        lines.append(_row(ALGOS[a], *(cell([r["nll_oracle"] for r in rows if r["algo"] == a and r["nll_test"] == x])
+        lines.append(_row(row_label(a), *(cell([r["nll_oracle"] for r in rows if r["algo"] == a and r["nll_test"] == x])
                                       for x in FIXED_NLL_TEST)))  # fmt: skip
     lines += [
         "",
@@ -429,7 +538,7 @@ def _fixed_section(records: Sequence[dict[str, Any]], algos: Sequence[str], publ
             stats = paired_interval(deltas)
             seeds = ", ".join("–" if math.isnan(d) else f"{d:+.3f}" for d in deltas)
             cells.append("–" if not stats["n"] else f"{_mean_std_of(stats)} [{seeds}]")
-        lines.append(_row(ALGOS[a], *cells))
+        lines.append(_row(row_label(a), *cells))
     return lines
 
 
@@ -446,7 +555,7 @@ def write_outputs(
     (``PUBLISHED``) are shown beside them. Returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    algos = [a for a in ALGOS if any(r["algo"] == a for r in records)]
+    algos = row_order([r["algo"] for r in records])
     by = {a: sorted((r for r in records if r["algo"] == a), key=lambda r: r["seed"]) for a in algos}
     paths = []
 
@@ -480,7 +589,7 @@ def write_outputs(
     for a in algos:
         rs = by[a]
         nlls = [_mean_std([r[w][k] for r in rs]) for w in ("final", "best") for k in _NLLS]
-        lines.append(_row(ALGOS[a], *nlls, rs[0]["sequences"], _mean_std([r["wall_s"] for r in rs], 0), len(rs)))
+        lines.append(_row(row_label(a), *nlls, rs[0]["sequences"], _mean_std([r["wall_s"] for r in rs], 0), len(rs)))
     md_path = out / f"{name}.md"
     md_path.write_text("\n".join(lines) + "\n")
     paths.append(md_path)
@@ -513,7 +622,7 @@ def write_outputs(
     matched = ("tau1_nll_test", "tau1_nll_oracle", "mle_temp_nll_oracle", "minus_mle_temp")
     for a in algos:
         cols = [[r[k] for r in rows if r["algo"] == a] for k in matched]
-        lines.append(_row(ALGOS[a], *map(_mean_std, cols), _n(cols[-1])))
+        lines.append(_row(row_label(a), *map(_mean_std, cols), _n(cols[-1])))
     lines += [
         "",
         "**At a fixed diversity budget**: NLL-oracle on each model's temperature curve where its NLL-test is the",
@@ -525,7 +634,7 @@ def write_outputs(
     for a in algos:
         rs = [r for r in rows if r["algo"] == a]
         cells = [f"{_mean_std([r[k] for r in rs])} (n {_n([r[k] for r in rs])})" for k in margins]
-        lines.append(_row(ALGOS[a], *cells))
+        lines.append(_row(row_label(a), *cells))
     lines += _fixed_section(records, algos, published)
     fmd = out / f"{name}_frontier.md"
     fmd.write_text("\n".join(lines) + "\n")
@@ -537,6 +646,7 @@ def write_outputs(
         w.writerows(fixed_rows(records))
     paths.append(fixed_csv)
     paths += _leaderboard_outputs(records, out, name)
+    paths += _tuning_outputs(records, out, name)
     try:
         paths += _plots(by, out, name, published)
     except ImportError:
@@ -550,18 +660,18 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {a: plt.get_cmap("tab20")(i % 20) for i, a in enumerate(ALGOS)}  # 14 rows: more than C0-C9
+    colors = {a: plt.get_cmap("tab20")(i % 20) for i, a in enumerate(by)}  # up to 20 rows: more than C0-C9
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for a, rs in by.items():
         for ax, key in zip(axes, _NLLS, strict=True):
             xs = sorted({p["sequences"] for r in rs for p in r["curve"]})
             if a == "mle":
                 mean = statistics.mean(r["curve"][0][key] for r in rs)
-                ax.axhline(mean, color=colors[a], ls=":", label=ALGOS[a])
+                ax.axhline(mean, color=colors[a], ls=":", label=row_label(a))
                 continue
             ys = np.array([[next((p[key] for p in r["curve"] if p["sequences"] == x), np.nan) for x in xs] for r in rs])
             mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
-            ax.plot(xs, mean, "o-", ms=3, color=colors[a], label=ALGOS[a])
+            ax.plot(xs, mean, "o-", ms=3, color=colors[a], label=row_label(a))
             ax.fill_between(xs, mean - std, mean + std, color=colors[a], alpha=0.15)
     for ax, label in zip(
         axes, ("NLL-oracle (lower = better quality)", "NLL-test (lower = better coverage)"), strict=True
@@ -581,7 +691,7 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published:
         taus = [p["tau"] for p in rs[0]["sweep"]]
         per_seed = np.array([[[p["nll_test"], p["nll_oracle"]] for p in r["sweep"]] for r in rs])  # (seeds, taus, 2)
         xs, ys = per_seed.mean(axis=0).T
-        ax.plot(xs, ys, "o-", ms=4, color=colors[a], label=ALGOS[a])
+        ax.plot(xs, ys, "o-", ms=4, color=colors[a], label=row_label(a))
         ax.plot(per_seed[..., 0].T, per_seed[..., 1].T, "-", lw=0.5, color=colors[a], alpha=0.35)  # one line a seed
         i1 = min(range(len(taus)), key=lambda i: abs(taus[i] - 1.0))
         ax.plot(xs[i1], ys[i1], "*", ms=13, color=colors[a], mec="k")
