@@ -7,14 +7,17 @@ same oracle and generates the same number of sequences for its generator updates
 - ``reinforce``: SeqGAN as in the paper (REINFORCE on MC-rollout Q, no baseline);
 - ``reinforce_baseline``: the same with a per-position mean baseline;
 - ``ppo``: Stable-Baselines3 PPO on the batched env (reward mode ``q``, gamma 0, learned critic);
-- ``constant``: REINFORCE with Q = 1 for every token (no D, no rollouts): what self-sharpening alone does.
+- ``constant``: REINFORCE with Q = 1 for every token (no D, no rollouts): what self-sharpening alone does;
+- and the rest of ``ALGOS`` (RLOO, rollout-value, KL, ColdGAN, GRPO, MaliGAN, RankGAN, A2C). A row may set
+  fields of its agent config (``parse_row``: ``"rloo@lr=0.003"``), so one comparison holds several settings.
 
 Then each final generator is swept over sampling temperatures (quality-diversity frontier, Caccia et al.
 2020): NLL-oracle against NLL-test. ``frontier_at`` reads a curve at a given NLL-test, so an algorithm
 can be compared with MLE + temperature *at equal diversity*, the comparison NLL-oracle alone hides; the curves
 are also read at the published frontier's NLL-test values (``FIXED_NLL_TEST``), beside Caccia et al.'s MLE and
 CoT curves on the paper's oracle (``PUBLISHED``). With a validation split (``MLEConfig.num_valid``, the
-``strong`` preset) every sweep point also holds the validation NLL, a criterion that never reads the test set.
+``strong`` preset) every sweep point also holds the validation NLL, a criterion that never reads the test set:
+``tuning_choices`` picks each algorithm's setting by it (``<name>_tuning.md``).
 """
 
 from __future__ import annotations
