@@ -401,9 +401,10 @@ def validation_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def tuning_choices(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Per algorithm, the row (setting) of lowest mean ``delta_valid`` over its seeds (``validation_rows``);
     a row whose mean cannot be formed (the MLE curve does not reach it) is never chosen over one that can."""
+    vrows = validation_rows(records)
     means: dict[str, float] = {}
-    for row in row_order([v["algo"] for v in validation_rows(records)]):
-        vals = [v["delta_valid"] for v in validation_rows(records) if v["algo"] == row]
+    for row in row_order([v["algo"] for v in vrows]):
+        vals = [v["delta_valid"] for v in vrows if v["algo"] == row]
         known = [d for d in vals if not math.isnan(d)]
         means[row] = statistics.mean(known) if len(known) == len(vals) else math.inf
     choices: dict[str, str] = {}
