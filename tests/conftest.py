@@ -15,6 +15,14 @@ from seqgan_rl.models import OracleLSTM
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    """Every test ends with the thread count it started with (the scripts' ``main`` sets ``--threads``)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def paper_oracle() -> OracleLSTM:
     return OracleLSTM.paper()

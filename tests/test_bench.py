@@ -24,13 +24,6 @@ def bench():
     return module
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_short_run_prints_all_measurements(bench, capsys):
     argv = ["--threads", "1", "--num-train", "128", "--mle-batches", "1", "--d-batches", "1", "--sample-num", "16"]
     assert bench.main([*argv, "--d-presets", "light"]) == 0

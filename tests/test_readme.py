@@ -7,9 +7,6 @@ import dataclasses
 import re
 from pathlib import Path
 
-import pytest
-import torch
-
 import seqgan_rl.presets
 from seqgan_rl.config import DiscriminatorTrainConfig, OracleDataConfig
 from seqgan_rl.models import OracleLSTM
@@ -31,13 +28,6 @@ def test_environment_snippet_runs(capsys):
     namespace: dict = {}
     exec(compile(python_blocks()[0], "README.md", "exec"), namespace)
     assert 0.0 < namespace["reward"] < 1.0 and namespace["venv"].num_envs == 64
-
-
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_training_api_snippet_runs(tmp_path, monkeypatch, capsys):

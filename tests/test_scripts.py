@@ -35,13 +35,6 @@ def oracle_file(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_args(oracle_file: Path, out: Path, *extra: str) -> list[str]:
     return [
         "--oracle-file", str(oracle_file), "--device", "cpu", "--threads", "1",

@@ -105,13 +105,6 @@ def load_script(name: str):
     return module
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def text_files(tmp_path):
     words = ["a dog runs .", "a cat sits on a mat .", "the dog sits .", "a man rides a bike .", "the cat runs ."]
