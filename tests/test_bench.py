@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import load_script
 
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models import Generator
 from seqgan_rl.utils import make_rng
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pretrain.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_pretrain", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_pretrain", "benchmarks")
 
 
 def test_short_run_prints_all_measurements(bench, capsys):
@@ -58,15 +52,9 @@ def test_bad_counts_are_refused(bench, option, capsys):
     assert f"{option} must be >= 1" in capsys.readouterr().err
 
 
-SCREEN = Path(__file__).resolve().parents[1] / "benchmarks" / "schedule_screen.py"
-
-
 @pytest.fixture(scope="module")
 def screen():
-    spec = importlib.util.spec_from_file_location("schedule_screen", SCREEN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("schedule_screen", "benchmarks")
 
 
 def test_schedule_screen_overrides(screen):
@@ -116,9 +104,7 @@ def test_schedule_screen_validation_table_reads_the_final_models(screen):
 
 
 def test_strong_screen_ranks_candidates_by_validation_nll():
-    spec = importlib.util.spec_from_file_location("strong_screen", SCREEN.parent / "strong_screen.py")
-    strong = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(strong)
+    strong = load_script("strong_screen", "benchmarks")
     row = {"epochs": 20, "best_epoch": 10, "nll_oracle": 9.1, "nll_test": 7.4, "at_8.27": float("nan"),
            "at_8.0": 7.2, "wall_s": 200.0, "s_per_epoch": 10.0}  # fmt: skip
     results = [
@@ -133,10 +119,7 @@ def test_strong_screen_ranks_candidates_by_validation_nll():
 
 @pytest.fixture(scope="module")
 def dscreen():
-    spec = importlib.util.spec_from_file_location("d_screen", SCREEN.parent / "d_screen.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("d_screen", "benchmarks")
 
 
 def test_d_screen_auc_by_hand(dscreen):

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
+from tiny_runs import load_script
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_algos.py"
 SMALL = ["--oracle", "random:0", "--vocab-size", "12", "--seq-len", "6", "--mle-epochs", "1",
          "--d-pretrain-rounds", "1", "--eval-samples", "64", "--updates", "1", "--rounds", "1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_algos", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_algos", "benchmarks")
 
 
 @pytest.mark.slow

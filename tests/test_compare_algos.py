@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import tiny_runs
 import torch
+from tiny_runs import load_script
 
 from seqgan_rl.config import TrainConfig
 from seqgan_rl.models import OracleLSTM
@@ -35,15 +34,7 @@ from seqgan_rl.training.compare import (
     write_outputs,
 )  # fmt: skip
 
-ROOT = Path(__file__).resolve().parents[1]
 V, T = 20, 6
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("compare_algos", ROOT / "scripts" / "compare_algos.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_frontier_reads_the_useful_branch_by_linear_interpolation():
@@ -207,7 +198,7 @@ def test_tables_only_keeps_the_rows_asked_for(tmp_path, capsys):
     recs = [_record(a, s, (9.0 - 0.1 * i, 8.4 + 0.05 * i), (8.0, 8.8)) for s in (0, 1)
             for i, a in enumerate(("mle", "rloo", "rloo@lr=0.003"))]  # fmt: skip
     (runs / "results.json").write_text(json.dumps(recs))
-    script = load_script()
+    script = load_script("compare_algos")
     args = ["--tables-only", "--out", str(runs), "--results-dir", str(res), "--name", "lb"]
     assert script.main([*args, "--algos", "mle", "rloo@lr=0.003"]) == 0
     board = (res / "lb_leaderboard.md").read_text()
@@ -253,7 +244,7 @@ def test_comparison_runs_every_row_resumes_and_rebuilds_tables(tmp_path, capsys)
     with pytest.raises(ValueError, match=r"iterations: 2 -> 3"):
         run_comparison(changed, [0], runs, cpu, oracle, ["reinforce"], (0.7, 1.0, 1.4), 64, resume=True)
 
-    script = load_script()
+    script = load_script("compare_algos")
     (res / "cmp.md").unlink()
     assert script.main(["--tables-only", "--out", str(runs), "--results-dir", str(res), "--name", "cmp"]) == 0
     assert (res / "cmp.md").read_text().count("| 1 |") == len(ALGOS)  # one row an algorithm, one seed each
@@ -273,7 +264,7 @@ def test_the_strong_preset_from_the_command_line_sweeps_both_sides_with_validati
             "--mle-epochs", "2", "--d-pretrain-rounds", "1", "--iterations", "1", "--eval-samples", "32",
             "--num-rollouts", "2", "--eval-every", "1", "--embed-dim", "8", "--hidden-dim", "8", "--num-valid", "64",
             "--sweep-samples", "32", "--threads", "1", "--out", str(out), "--results-dir", str(res)]  # fmt: skip
-    assert load_script().main(args) == 0
+    assert load_script("compare_algos").main(args) == 0
     records = json.loads((out / "results.json").read_text())
     assert {r["algo"] for r in records} == {"mle", "reinforce", "reinforce@lr=3e-5"}
     assert json.loads((out / "reinforce@lr=3e-5-s0" / "config.json").read_text())["agent"]["lr"] == 3e-5

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import load_script
 
 from seqgan_rl.models import OracleLSTM
 
@@ -68,13 +68,6 @@ def fixture_sets() -> list[Path]:
     sets = sorted(p.parent for p in GOLDEN_ROOT.glob("*/fingerprint.json"))
     own = machine_dir(fingerprint())
     return sorted(sets, key=lambda p: p != own)
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"golden_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def data_rows(path: Path) -> list[dict[str, str]]:

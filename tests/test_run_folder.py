@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import KILL_POINTS, tiny_config, tiny_task
+from tiny_runs import KILL_POINTS, load_script, tiny_config, tiny_task
 
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.run_folder import CorruptFileError, PlainFolder, RunFolder, RunFolderError
@@ -100,9 +99,7 @@ def test_a_second_process_on_the_same_folder_exits_2_naming_the_first(tmp_path, 
     while time.time() < deadline and not (out / ".lock").exists():
         time.sleep(0.05)
     time.sleep(0.5)
-    spec = importlib.util.spec_from_file_location("train_agent", ROOT / "scripts" / "train_agent.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_agent")
     threads = torch.get_num_threads()
     try:
         for extra in ([], ["--resume"]):  # a fresh start and a resume are both refused while it runs
@@ -157,13 +154,6 @@ def finished_text_run(tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return root
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"rf_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_corrupted_file_is_refused_by_name_and_nothing_changes(finished_text_run, tmp_path, capsys):

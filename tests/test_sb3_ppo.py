@@ -278,19 +278,16 @@ def test_missing_extra_names_the_pip_command(monkeypatch):
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
 def test_train_agent_sb3_algo_runs_end_to_end(tmp_path, capsys, algo):
-    import importlib.util
     import json
-    from pathlib import Path
+
+    from tiny_runs import load_script
 
     from seqgan_rl.models import OracleLSTM
 
     oracle = OracleLSTM.random(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8, seed=3)
     npz = tmp_path / "oracle.npz"
     oracle.save_npz(npz)
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("train_agent", root / "scripts" / "train_agent.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train_agent")
     args = [
         "--algo", algo, "--preset", "cpu", "--oracle-file", str(npz), "--out", str(tmp_path / "r"),
         "--iterations", "2", "--eval-every", "1", "--mle-epochs", "1", "--d-pretrain-rounds", "1",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
 import torch
+from tiny_runs import load_script
 from torch.nn import functional as F
 
 from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig
@@ -19,7 +18,6 @@ from seqgan_rl.training.run_folder import PlainFolder, load_generator, save_gene
 from seqgan_rl.utils import make_rng
 
 V, T, EOS, PAD = 9, 7, 2, 0
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def text_generator(seed: int = 0) -> Generator:
@@ -98,11 +96,6 @@ def test_env_takes_the_end_token_from_a_text_generator_and_terminates_there():
 
 
 # ------------------------------------------------------------------------------------------ scripts
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture

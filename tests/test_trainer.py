@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 from env_helpers import tiny_generator
-from tiny_runs import interrupt_update, tiny_config
+from tiny_runs import interrupt_update, load_script, tiny_config
 
 from seqgan_rl.agents.reinforce import ReinforceAgent
 from seqgan_rl.config import DiscriminatorTrainConfig, ReinforceConfig, TrainConfig
@@ -19,7 +17,6 @@ from seqgan_rl.training.callbacks import CallbackList, DiscriminatorRetrainCallb
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.tasks import OracleTask
 
-ROOT = Path(__file__).resolve().parents[1]
 V, T = 20, 6
 
 
@@ -179,13 +176,6 @@ def test_a_validated_pretraining_runs_the_adversarial_phase_from_its_selected_ge
             run_training(config, tmp_path / "b", torch.device("cpu"), task)
     run_training(config, tmp_path / "b", torch.device("cpu"), task, resume=True)
     assert rows_without_time(tmp_path / "b" / "metrics.csv") == rows
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_train_agent_main_runs_in_process(tmp_path, oracle, capsys):

@@ -9,10 +9,13 @@ POINT is one of ``KILL_POINTS`` (or ``none``; ``slow`` sleeps in every update, f
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
 import time
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -31,6 +34,16 @@ from seqgan_rl.models import OracleLSTM
 from seqgan_rl.training.tasks import OracleTask
 
 V, T = 20, 6
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str, folder: str = "scripts") -> ModuleType:
+    """Import ``<folder>/<name>.py`` of the repository by its path (``scripts/`` and ``benchmarks/`` are not
+    packages); a fresh module at every call."""
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", ROOT / folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_config(
