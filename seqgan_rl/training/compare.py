@@ -658,6 +658,9 @@ def write_outputs(
     return paths
 
 
+_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)}
+
+
 def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published: bool = False) -> list[Path]:
     import matplotlib
 
@@ -665,7 +668,8 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published:
     import matplotlib.pyplot as plt
 
     colors = {a: plt.get_cmap("tab20")(i % 20) for i, a in enumerate(by)}  # up to 20 rows: more than C0-C9
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    wide = len(by) > 8  # many rows: the legends go beside the axes, not over the curves
+    fig, axes = plt.subplots(1, 2, figsize=(16 if wide else 12, 4.5))
     for a, rs in by.items():
         for ax, key in zip(axes, _NLLS, strict=True):
             xs = sorted({p["sequences"] for r in rs for p in r["curve"]})
@@ -682,7 +686,7 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published:
     ):
         ax.set(xlabel="sequences generated for generator updates", ylabel=label)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[-1 if wide else 0].legend(fontsize=8, **_OUTSIDE if wide else {})
     n_seeds = max(len(rs) for rs in by.values())
     fig.suptitle(f"NLL-oracle and NLL-test against sequences generated (mean ± std, {n_seeds} seeds)")
     fig.tight_layout()
@@ -690,7 +694,7 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published:
     fig.savefig(curves, dpi=100)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 5.5))
+    fig, ax = plt.subplots(figsize=(11.5 if wide else 7, 5.5))
     for a, rs in by.items():
         taus = [p["tau"] for p in rs[0]["sweep"]]
         per_seed = np.array([[[p["nll_test"], p["nll_oracle"]] for p in r["sweep"]] for r in rs])  # (seeds, taus, 2)
@@ -709,7 +713,7 @@ def _plots(by: dict[str, list[dict[str, Any]]], out: Path, name: str, published:
     ax.set(xlabel="NLL-test (lower = better coverage)", ylabel="NLL-oracle (lower = better quality)")
     ax.set_title("Temperature sweeps of the final models (★ τ = 1; mean over seeds, thin: per seed)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **_OUTSIDE if wide else {})
     fig.tight_layout()
     frontier = out / f"{name}_frontier.png"
     fig.savefig(frontier, dpi=100)
