@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import torch
-from test_scripts import load_script
+from tiny_runs import load_script
 
 TINY = ["--mle-epochs", "1", "--d-pretrain-rounds", "1", "--iterations", "2", "--eval-every", "1",
         "--eval-samples", "64", "--num-rollouts", "2", "--threads", "1"]  # fmt: skip
