@@ -8,8 +8,11 @@ import math
 import os
 import random
 import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -285,6 +288,74 @@ def check_saved_config(path: str | os.PathLike, requested: dict[str, Any], ignor
             f"{path} differs from the requested config ({shown}): resume with the same options, "
             "or choose another output folder"
         )
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+_region = threading.Lock()  # one region at a time (another thread's calls meanwhile run their items in order)
+_owner = threading.local()  # .workers: the pool's size on the thread that holds the region
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, workers, pool)
+
+
+@contextlib.contextmanager
+def worker_threads() -> Iterator[None]:
+    """A region of CPU work in row chunks: torch runs on one thread, and ``parallel_map`` hands its items to as
+    many Python threads as torch had (``torch.get_num_threads()``), each running its ops on one thread.
+
+    Open it around a whole loop of ``parallel_map`` calls (a rollout's steps): between the calls, torch's own
+    threads would otherwise spin after every op and compete with the workers for the cores. Nothing happens with
+    one torch thread, inside a worker, or when another thread holds a region; re-entering is a no-op.
+    """
+    threads = torch.get_num_threads()
+    if getattr(_owner, "workers", 0) or threads < 2 or not _region.acquire(blocking=False):
+        yield
+        return
+    torch.set_num_threads(1)  # read per op, by torch and MKL: the ops of the region and of its workers run on one
+    _owner.workers = threads
+    try:
+        yield
+    finally:
+        _owner.workers = 0
+        torch.set_num_threads(threads)
+        _region.release()
+
+
+def parallel_map(fn: Callable[[T], R], items: Iterable[T], device: torch.device | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, the items computed side by side on the CPU (``worker_threads``; a region of its
+    own when not inside one); in order when ``device`` (where ``fn`` computes) is not the CPU.
+
+    For independent row chunks of a large computation (sampling, scoring) whose every op is small: torch's own
+    threads split each op in two and meet at a barrier after it (~15 ops per 512-row sampling chunk), so a thread
+    slowed by a busy host stalls both; here each chunk stays on one core, and the threads meet once per call.
+    ``fn`` must not draw random numbers (draw them before, in order) and must write only its own rows: the results
+    are then those of the serial loop, bit for bit (no op's result depends on the thread count:
+    ``tests/test_parallel.py``, ``benchmarks/bench_parallel.py``). The caller's grad mode holds in the workers.
+    """
+    items = list(items)
+    if device is not None and device.type != "cpu":
+        return [fn(x) for x in items]
+    with worker_threads():
+        workers = getattr(_owner, "workers", 0)
+        if workers < 2 or len(items) < 2:
+            return [fn(x) for x in items]
+        grad = torch.is_grad_enabled()
+
+        def run(x: T) -> R:
+            with torch.set_grad_enabled(grad):
+                return fn(x)
+
+        return list(_worker_pool(workers).map(run, items))
+
+
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's pool of ``workers`` threads (a new one after a fork or for another count)."""
+    global _pool
+    if _pool is None or _pool[:2] != (os.getpid(), workers):
+        if _pool is not None and _pool[0] == os.getpid():
+            _pool[2].shutdown(wait=False)
+        init = lambda: torch.set_num_threads(1)  # noqa: E731
+        _pool = (os.getpid(), workers, ThreadPoolExecutor(workers, "seqgan-rl-chunks", init))
+    return _pool[2]
 
 
 HOME_PID = "_seqgan_rl_home_pid"

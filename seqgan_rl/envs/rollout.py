@@ -23,7 +23,7 @@ import torch
 
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.models.generator import Generator, State
-from seqgan_rl.utils import check_finite, check_temperature, check_token_batch
+from seqgan_rl.utils import check_finite, check_temperature, check_token_batch, worker_threads
 
 
 @torch.no_grad()
@@ -78,12 +78,13 @@ def rollout_completions(
     steps = int(rem_sorted[0])
     # rows with remaining > k, for each step k: a prefix of the sorted order
     active_counts = (rem_sorted.unsqueeze(0) > torch.arange(steps, device=rem_sorted.device).unsqueeze(1)).sum(1)
-    for a in active_counts.tolist():  # one host read, not one per step
-        # the rows beyond `a` have finished and are never read again
-        tok, (h, c) = policy.sample_step(prev[:a], (h[:a], c[:a]), rng, temperature, bound)
-        prev = tok
-        out[order[:a], pos[:a]] = tok
-        pos[:a] += 1
+    with worker_threads():  # the chunks of every step side by side (Generator.sample_step)
+        for a in active_counts.tolist():  # one host read, not one per step
+            # the rows beyond `a` have finished and are never read again
+            tok, (h, c) = policy.sample_step(prev[:a], (h[:a], c[:a]), rng, temperature, bound)
+            prev = tok
+            out[order[:a], pos[:a]] = tok
+            pos[:a] += 1
     return out
 
 
@@ -113,7 +114,8 @@ def sample_prefix_completions(
     logits, (h1, c1) = policy.step(
         sequences[pairs_b, pairs_t - 1], (h_all[pairs_b, pairs_t - 1], c_all[pairs_b, pairs_t - 1])
     )
-    first = policy.sample_next(logits, rng, temperature, policy.logit_bound(), num_samples=n)  # (P, N)
+    with worker_threads():  # its chunks side by side
+        first = policy.sample_next(logits, rng, temperature, policy.logit_bound(), num_samples=n)  # (P, N)
     del logits
     # rows ordered (t, n, b): the t-th block of N*B rows continues the prefixes of length t
     row_pair = (

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqgan_rl.config import DiscriminatorConfig
-from seqgan_rl.utils import check_token_batch, eval_mode, mark_home_process
+from seqgan_rl.utils import check_token_batch, eval_mode, mark_home_process, parallel_map
 
 
 class Discriminator(nn.Module):
@@ -142,17 +142,21 @@ class Discriminator(nn.Module):
             running = [a.cummax(dim=1).values for a in sums]  # [:, j] = max over windows 0..j
             n = completions.shape[1]
             out = torch.empty(t_len - 1, n * b, device=self.device)
-            for t in range(1, t_len):
-                rows = completions[t - 1].reshape(n * b, t_len).to(self.device)
+            rows = completions.reshape(t_len - 1, n * b, t_len).to(self.device)
+
+            def chunk(item: tuple[int, int]) -> None:
+                t, i = item
+                part = rows[t - 1, i : i + batch_size]
                 firsts = [max(0, t - w + 1) for w in self.config.filter_sizes]  # first window touching the suffix
-                for i in range(0, n * b, batch_size):
-                    chunk = rows[i : i + batch_size]
-                    seq_idx = torch.arange(i, i + chunk.shape[0], device=self.device) % b  # row -> sequence
-                    window_max = [a.amax(dim=1) for a in self._window_sums(chunk, firsts)]
-                    for k, first in enumerate(firsts):
-                        if first > 0:  # windows 0..first-1 lie in the prefix
-                            window_max[k] = torch.maximum(window_max[k], running[k][seq_idx, first - 1])
-                    out[t - 1, i : i + chunk.shape[0]] = self._prob(self._activate(window_max))
+                seq_idx = torch.arange(i, i + part.shape[0], device=self.device) % b  # row -> sequence
+                window_max = [a.amax(dim=1) for a in self._window_sums(part, firsts)]
+                for k, first in enumerate(firsts):
+                    if first > 0:  # windows 0..first-1 lie in the prefix
+                        window_max[k] = torch.maximum(window_max[k], running[k][seq_idx, first - 1])
+                out[t - 1, i : i + part.shape[0]] = self._prob(self._activate(window_max))
+
+            items = [(t, i) for t in range(1, t_len) for i in range(0, n * b, batch_size)]
+            parallel_map(chunk, items, self.device)  # on the CPU side by side (the tables are built: read only)
         return out.view(t_len - 1, n, b), d_full
 
     # ------------------------------------------------------------------ fast inference

@@ -12,6 +12,7 @@ y_t to ``state_t``. With several layers the state holds them side by side, ``(B,
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -21,7 +22,15 @@ from torch.nn import functional as F
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.models.losses import linear_cross_entropy
 from seqgan_rl.models.sampling import chunk_rows, sample_categorical
-from seqgan_rl.utils import check_temperature, check_token_batch, mark_home_process, pad_after_eos, valid_mask
+from seqgan_rl.utils import (
+    check_temperature,
+    check_token_batch,
+    mark_home_process,
+    pad_after_eos,
+    parallel_map,
+    valid_mask,
+    worker_threads,
+)
 
 State = tuple[torch.Tensor, torch.Tensor]
 """LSTM state ``(h, c)``, each ``(B, L*H)``: layer l in columns ``l*H:(l+1)*H`` (``(B, H)`` for one layer)."""
@@ -130,7 +139,8 @@ class Generator(nn.Module):
 
         The ``(chunk * T, V)`` logits and log-probabilities are written into buffers reused by every chunk:
         fresh 25 MB temporaries per chunk cost more in page faults than the arithmetic (3-4x the time on CPU).
-        The values are those of ``cross_entropy(self(chunk))``, bit for bit."""
+        On the CPU the chunks run side by side on torch's threads (``utils.parallel_map``; one set of buffers
+        per thread). The values are those of ``cross_entropy(self(chunk))``, bit for bit."""
         return self.sequence_nlls(tokens, (temperature,), batch_size)[0]
 
     @torch.no_grad()
@@ -141,25 +151,33 @@ class Generator(nn.Module):
         from one pass of the LSTM and the output layer (what a temperature sweep costs once instead of K times)."""
         for tau in temperatures:
             check_temperature(tau)
-        out: list[list[torch.Tensor]] = [[] for _ in temperatures]
-        logits_buf = scaled_buf = logp_buf = None
-        for i in range(0, tokens.shape[0], batch_size):
+        buffers: dict[int, list[torch.Tensor]] = {}  # per thread: logits, scaled logits, log-probabilities
+
+        def chunk(i: int) -> list[torch.Tensor]:
             chunk = tokens[i : i + batch_size].to(self.device)
             check_token_batch(chunk, self.vocab_size)
             start = chunk.new_full((chunk.shape[0], 1), self.config.start_token)
             hidden, _ = self.lstm(self.embedding(torch.cat([start, chunk[:, :-1]], dim=1)))  # (b, T, H)
             hidden = hidden.flatten(0, 1)  # (b*T, H)
             n = hidden.shape[0]
-            if logits_buf is None:
-                logits_buf, scaled_buf, logp_buf = (hidden.new_empty(n, self.vocab_size) for _ in range(3))
+            bufs = buffers.setdefault(threading.get_ident(), [])
+            if not bufs or bufs[0].shape[0] < n:
+                bufs[:] = (hidden.new_empty(n, self.vocab_size) for _ in range(3))
+            logits_buf, scaled_buf, logp_buf = bufs
             logits = torch.addmm(self.output.bias, hidden, self.output.weight.T, out=logits_buf[:n])  # (b*T, V)
             m = None if self.config.eos_token is None else valid_mask(chunk, self.config.eos_token).to(hidden.dtype)
-            for k, tau in enumerate(temperatures):
+            per_tau = []
+            for tau in temperatures:
                 scaled = logits if tau == 1.0 else torch.div(logits, tau, out=scaled_buf[:n])
                 logp = torch.log_softmax(scaled, dim=-1, out=logp_buf[:n])
                 nll = logp.gather(1, chunk.reshape(-1, 1)).view(chunk.shape).neg_()  # (b, T)
-                out[k].append(nll.mean(dim=1) if m is None else (nll * m).sum(dim=1) / m.sum(dim=1))
-        return [torch.cat(o) if o else torch.zeros(0, device=self.device) for o in out]
+                per_tau.append(nll.mean(dim=1) if m is None else (nll * m).sum(dim=1) / m.sum(dim=1))
+            return per_tau
+
+        parts = parallel_map(chunk, range(0, tokens.shape[0], batch_size), self.device)
+        if not parts:
+            return [torch.zeros(0, device=self.device) for _ in temperatures]
+        return [torch.cat(per_tau) for per_tau in zip(*parts, strict=True)]
 
     def nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> float:
         """Per-token mean NLL in nats over all ``tokens`` (sequences have equal length; with an end token,
@@ -231,44 +249,59 @@ class Generator(nn.Module):
     def sample_next(
         self, logits: torch.Tensor, rng: torch.Generator | None = None, temperature: float = 1.0,
         bound: float | None = None, num_samples: int | None = None, overwrite: bool = False,
+        uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:  # fmt: skip
         """Sample ``(B,)`` tokens (``(B, S)`` with ``num_samples``) from ``(B, V)`` logits at ``temperature``
-        (exactly; see ``sampling``). ``overwrite``: the logits are a temporary the sampler may reuse."""
+        (exactly; see ``sampling``). ``overwrite``: the logits are a temporary the sampler may reuse;
+        ``uniforms``: the ``(B, S)`` draws from U[0, 1) to use (``sample_categorical``)."""
         if temperature != 1.0:
             logits = logits / check_temperature(temperature)
             bound = None if bound is None else bound / temperature
             overwrite = True  # a copy of ours
-        return sample_categorical(logits, rng, num_samples=num_samples, max_abs_logit=bound, overwrite=overwrite)
+        return sample_categorical(
+            logits, rng, num_samples=num_samples, max_abs_logit=bound, overwrite=overwrite, uniforms=uniforms
+        )
 
     @torch.no_grad()
     def sample_step(
         self, prev_tokens: torch.Tensor, state: State, rng: torch.Generator | None = None, temperature: float = 1.0,
-        bound: float | None = None, chunk_size: int | None = None,
+        bound: float | None = None, chunk_size: int | None = None, uniforms: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, State]:  # fmt: skip
-        """``step`` then sample, with the output layer and the sampler run in row chunks so the
+        """``step`` then sample, with the LSTM cell, the output layer and the sampler run in row chunks so the
         ``(chunk, V)`` logits stay in cache (a (20k, 5000) logits tensor would not); ``chunk_size=None``: the
-        device's default (``sampling.chunk_rows``: 512 rows on the CPU, large chunks on a GPU).
+        device's default (``sampling.chunk_rows``: 512 rows on the CPU, large chunks on a GPU). On the CPU the
+        chunks run on torch's threads side by side (``utils.parallel_map``), from draws made first, in order:
+        the tokens are those of the serial loop. ``uniforms``: the ``(B, 1)`` draws to use instead of ``rng``.
 
         Returns:
             ``(tokens (B,), (h, c))``.
         """
-        h, c = self.advance(prev_tokens, state)  # (B, L*H) each
-        tokens, top = torch.empty_like(prev_tokens), self.top(h)  # top: (B, H)
-        chunk_size = chunk_size or chunk_rows(h.device)
+        n, size = prev_tokens.shape[0], state[0].shape[1]
+        tokens, h_out, c_out = torch.empty_like(prev_tokens), state[0].new_empty(n, size), state[1].new_empty(n, size)
+        chunk_size = chunk_size or chunk_rows(prev_tokens.device)
         w, b = self.output.weight, self.output.bias
-        for i in range(0, h.shape[0], chunk_size):
+        if uniforms is None:
+            uniforms = torch.rand(n, 1, generator=rng, device=prev_tokens.device, dtype=w.dtype)
+
+        def chunk(i: int) -> None:
+            rows = slice(i, i + chunk_size)
+            h, c = self.advance(prev_tokens[rows], (state[0][rows], state[1][rows]))  # (rows, L*H) each, row by row
+            h_out[rows], c_out[rows] = h, c
             # = self.output(top): the same values (tested), without addmm's broadcast copy of the bias first
-            logits = torch.mm(top[i : i + chunk_size], w.T).add_(b)
-            tokens[i : i + chunk_size] = self.sample_next(logits, rng, temperature, bound, overwrite=True)
-        return tokens, (h, c)
+            logits = torch.mm(self.top(h), w.T).add_(b)
+            tokens[rows] = self.sample_next(logits, None, temperature, bound, None, True, uniforms[rows])
+
+        parallel_map(chunk, range(0, n, chunk_size), prev_tokens.device)
+        return tokens, (h_out, c_out)
 
     @torch.no_grad()
     def rollout(
         self, prev_tokens: torch.Tensor, state: State, num_steps: int, rng: torch.Generator | None = None,
-        temperature: float = 1.0,
+        temperature: float = 1.0, uniforms: torch.Tensor | None = None,
     ) -> torch.Tensor:  # fmt: skip
         """Continue ``num_steps`` tokens from ``state`` after ``prev_tokens``: returns ``(B, num_steps)``. With an
-        end token (real text), a row stops being sampled once it has drawn it: the rest of it is ``pad_token``."""
+        end token (real text), a row stops being sampled once it has drawn it: the rest of it is ``pad_token``.
+        ``uniforms``: without an end token, the ``(num_steps, B, 1)`` draws to use instead of ``rng``."""
         b, eos = prev_tokens.shape[0], self.config.eos_token
         if eos is not None:
             out = prev_tokens.new_full((b, num_steps), self.config.pad_token)
@@ -276,9 +309,11 @@ class Generator(nn.Module):
             return self.sample_until_end(out, rows, torch.zeros_like(rows), prev_tokens, state, rng, temperature)
         bound = self.logit_bound()
         out = prev_tokens.new_empty(b, num_steps)
-        for k in range(num_steps):
-            prev_tokens, state = self.sample_step(prev_tokens, state, rng, temperature, bound)
-            out[:, k] = prev_tokens
+        with worker_threads():  # the chunks of every step side by side (sample_step)
+            for k in range(num_steps):
+                u = None if uniforms is None else uniforms[k]
+                prev_tokens, state = self.sample_step(prev_tokens, state, rng, temperature, bound, uniforms=u)
+                out[:, k] = prev_tokens
         return out
 
     @torch.no_grad()
@@ -294,12 +329,13 @@ class Generator(nn.Module):
         bound, width = self.logit_bound(), out.shape[1]
         keep = pos < width
         rows, pos, prev_tokens, state = rows[keep], pos[keep], prev_tokens[keep], (state[0][keep], state[1][keep])
-        while rows.numel():
-            prev_tokens, (h, c) = self.sample_step(prev_tokens, state, rng, temperature, bound)
-            out[rows, pos] = prev_tokens
-            pos = pos + 1
-            keep = (prev_tokens != eos) & (pos < width)
-            rows, pos, prev_tokens, state = rows[keep], pos[keep], prev_tokens[keep], (h[keep], c[keep])
+        with worker_threads():  # the chunks of every step side by side (sample_step)
+            while rows.numel():
+                prev_tokens, (h, c) = self.sample_step(prev_tokens, state, rng, temperature, bound)
+                out[rows, pos] = prev_tokens
+                pos = pos + 1
+                keep = (prev_tokens != eos) & (pos < width)
+                rows, pos, prev_tokens, state = rows[keep], pos[keep], prev_tokens[keep], (h[keep], c[keep])
         return out
 
     @torch.no_grad()
@@ -310,12 +346,26 @@ class Generator(nn.Module):
         with ``pad_token`` after the first ``eos_token``)."""
         if num < 0:
             raise ValueError(f"num must be >= 0, got {num}")
-        chunks = []
-        for start in range(0, num, batch_size):
-            b = min(batch_size, num - start)
-            chunks.append(self.rollout(self.start_tokens(b), self.initial_state(b), self.seq_len, rng, temperature))
-        if not chunks:
+        sizes = [min(batch_size, num - start) for start in range(0, num, batch_size)]
+        if not sizes:
             return torch.empty(0, self.seq_len, dtype=torch.long, device=self.device)
+        if self.config.eos_token is not None or self.device.type != "cpu":
+            chunks = [
+                self.rollout(self.start_tokens(b), self.initial_state(b), self.seq_len, rng, temperature) for b in sizes
+            ]
+        else:
+            # the batches side by side (utils.parallel_map), each from the draws it makes in the serial loop, in pieces
+            # of at most PIECE_ROWS rows (rows are sampled independently) so that the threads share the work evenly
+            u = [torch.rand(self.seq_len, b, 1, generator=rng, dtype=self.output.weight.dtype) for b in sizes]
+            pieces = [(j, r, min(b, r + PIECE_ROWS)) for j, b in enumerate(sizes) for r in range(0, b, PIECE_ROWS)]
+
+            def piece(item: tuple[int, int, int]) -> torch.Tensor:
+                j, start, end = item
+                rows, draws = end - start, u[j][:, start:end]
+                state = self.initial_state(rows)
+                return self.rollout(self.start_tokens(rows), state, self.seq_len, None, temperature, draws)
+
+            chunks = parallel_map(piece, pieces)
         return self.pad_after_eos(torch.cat(chunks))
 
     def pad_after_eos(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -323,6 +373,11 @@ class Generator(nn.Module):
         if self.config.eos_token is None:
             return tokens
         return pad_after_eos(tokens, self.config.eos_token, self.config.pad_token)
+
+
+PIECE_ROWS = 256
+"""Rows per work item when ``Generator.sample`` runs its batches side by side on the CPU (the draws do not depend
+on it)."""
 
 
 def _sequence_mask(x: torch.Tensor, p: float) -> torch.Tensor:

@@ -15,7 +15,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from seqgan_rl.utils import NonFiniteError
+from seqgan_rl.utils import NonFiniteError, parallel_map
 
 # exp(x) for |x| <= 80 is finite and non-zero in float32 (5.5e34 * 5000 < 3.4e38; exp(-80) > 1.2e-38).
 SAFE_EXP_RANGE = 80.0
@@ -43,6 +43,7 @@ def block_size_for(vocab_size: int) -> int:
 def sample_categorical(
     logits: torch.Tensor, rng: torch.Generator | None = None, *, num_samples: int | None = None,
     max_abs_logit: float | None = None, chunk_size: int | None = None, overwrite: bool = False,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """Draw indices from ``softmax(logits)``, independently per row (and per sample).
 
@@ -58,6 +59,8 @@ def sample_categorical(
         chunk_size: rows per chunk (keeps the work in cache); ``None``: ``chunk_rows(logits.device)``.
         overwrite: ``logits`` is a temporary of the caller's: the exponentials are written over it (the same
             values, one 10 MB buffer less per chunk).
+        uniforms: ``(N, S)`` draws from U[0, 1) to use instead of drawing them from ``rng`` (the same as drawing
+            them here: one ``torch.rand`` or one per chunk give the same numbers on the CPU).
 
     Returns:
         int64 indices in ``[0, V)``: ``(N,)``, or ``(N, S)`` with ``num_samples``.
@@ -76,7 +79,12 @@ def sample_categorical(
     shift = max_abs_logit is None or max_abs_logit > SAFE_EXP_RANGE
     k = block_size_for(v)
     nb = -(-v // k)
-    for start in range(0, n, chunk_size):
+    if uniforms is None:
+        uniforms = torch.rand(n, s, generator=rng, device=logits.device, dtype=logits.dtype)
+    elif uniforms.shape != (n, s):
+        raise ValueError(f"uniforms must be ({n}, {s}) for these logits, got shape {tuple(uniforms.shape)}")
+
+    def chunk(start: int) -> None:
         x = logits[start : start + chunk_size]
         r = x.shape[0]
         if shift:
@@ -86,15 +94,17 @@ def sample_categorical(
             mass = F.pad(mass, (0, nb * k - v))
         blocks = mass.view(r, nb, k)  # (r, NB, K)
         block_cdf = blocks.sum(dim=-1).cumsum_(dim=-1)  # (r, NB)
-        u = torch.rand(r, s, generator=rng, device=x.device, dtype=mass.dtype) * block_cdf[:, -1:]  # (r, S)
+        u = uniforms[start : start + r] * block_cdf[:, -1:]  # (r, S)
         if invalid is not None:
             total = block_cdf[:, -1]
-            invalid |= ~(torch.isfinite(total) & (total > 0)).all()
+            invalid.logical_or_(~(torch.isfinite(total) & (total > 0)).all())
         b = _search(block_cdf, u, invalid is None)  # (r, S)
         below = torch.where(b > 0, block_cdf.gather(1, (b - 1).clamp(min=0)), torch.zeros_like(u))
         inner_cdf = blocks.gather(1, b.unsqueeze(-1).expand(r, s, k)).cumsum_(dim=-1)  # (r, S, K)
         j = _search(inner_cdf.view(r * s, k), (u - below).view(r * s, 1), invalid is None).view(r, s)
-        out[start : start + chunk_size] = b * k + j
+        out[start : start + r] = b * k + j
+
+    parallel_map(chunk, range(0, n, chunk_size), logits.device)
     if invalid is not None and bool(invalid):
         raise NonFiniteError("sampling: the logits are NaN or infinite (non-finite weights or inputs)")
     return out if num_samples is not None else out.squeeze(1)
