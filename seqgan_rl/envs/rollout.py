@@ -114,8 +114,7 @@ def sample_prefix_completions(
     logits, (h1, c1) = policy.step(
         sequences[pairs_b, pairs_t - 1], (h_all[pairs_b, pairs_t - 1], c_all[pairs_b, pairs_t - 1])
     )
-    with worker_threads():  # its chunks side by side
-        first = policy.sample_next(logits, rng, temperature, policy.logit_bound(), num_samples=n)  # (P, N)
+    first = policy.sample_next(logits, rng, temperature, policy.logit_bound(), num_samples=n)  # (P, N)
     del logits
     # rows ordered (t, n, b): the t-th block of N*B rows continues the prefixes of length t
     row_pair = (
