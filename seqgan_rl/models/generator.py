@@ -289,7 +289,9 @@ class Generator(nn.Module):
             h_out[rows], c_out[rows] = h, c
             # = self.output(top): the same values (tested), without addmm's broadcast copy of the bias first
             logits = torch.mm(self.top(h), w.T).add_(b)
-            tokens[rows] = self.sample_next(logits, None, temperature, bound, None, True, uniforms[rows])
+            tokens[rows] = self.sample_next(
+                logits, temperature=temperature, bound=bound, overwrite=True, uniforms=uniforms[rows]
+            )
 
         parallel_map(chunk, range(0, n, chunk_size), prev_tokens.device)
         return tokens, (h_out, c_out)
