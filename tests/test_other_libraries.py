@@ -131,6 +131,26 @@ def test_torchrl_specs_on_the_single_and_the_native_vector_env(mode):
     assert rollout["next", "done"].sum() == 2 * 3 and rollout["next", "reward"].shape == (3, 2 * T, 1)
 
 
+@pytest.mark.parametrize("reward_mode", ["q", "terminal"])
+@pytest.mark.parametrize("mode", ["Disabled", "SameStep"])
+def test_torchrl_rollout_keeps_every_done_flag(reward_mode, mode):
+    """Over two episode ends, the rollout holds every sub-env's terminated and done flag at its last step (the
+    env once returned a view of its reset buffer, and TorchRL's copy of ``terminated`` was wiped by the reset)."""
+    pytest.importorskip("torchrl")
+    from torchrl.envs import GymWrapper
+
+    g, d = models()
+    kwargs = env_kwargs(g, d, reward_mode=reward_mode)
+    venv = GymWrapper(gym.make_vec(ENV_ID, num_envs=2, autoreset_mode=mode, **kwargs), categorical_action_encoding=True)
+    venv.set_seed(0)
+    rollout = venv.rollout(2 * T + 2, break_when_any_done=False)
+    ends = torch.zeros(2, 2 * T + 2, dtype=torch.bool)
+    ends[:, [T - 1, 2 * T - 1]] = True
+    for key in ("terminated", "done"):
+        np.testing.assert_array_equal(rollout["next", key].squeeze(-1).numpy(), ends.numpy(), err_msg=key)
+    assert not rollout["next", "truncated"].any()
+
+
 def test_torchrl_rejects_next_step_autoreset_as_it_always_did():
     pytest.importorskip("torchrl")
     from torchrl.envs import GymWrapper

@@ -224,3 +224,74 @@ def test_works_with_gymnasium_make_vec():
     venv.reset(seed=0)
     _, r, *_ = venv.step(np.array([9, 0]))
     assert r.tolist() == pytest.approx([10 / 11, 1 / 11])
+
+
+def _snapshot(x):
+    """A deep copy of what a step or reset returned (arrays, dicts of arrays, object arrays of arrays)."""
+    if isinstance(x, dict):
+        return {k: _snapshot(v) for k, v in x.items()}
+    if isinstance(x, tuple | list):
+        return type(x)(_snapshot(v) for v in x)
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        return np.array([_snapshot(v) for v in x] + [None], dtype=object)[:-1]  # keeps per-row arrays apart
+    return x.copy() if isinstance(x, np.ndarray) else x
+
+
+def _assert_unchanged(kept, snap, where):
+    if isinstance(kept, dict):
+        assert kept.keys() == snap.keys(), where
+        for k in kept:
+            _assert_unchanged(kept[k], snap[k], f"{where}[{k!r}]")
+    elif isinstance(kept, tuple | list) or (isinstance(kept, np.ndarray) and kept.dtype == object):
+        for i, (a, b) in enumerate(zip(kept, snap, strict=True)):
+            _assert_unchanged(a, b, f"{where}[{i}]")
+    elif isinstance(kept, np.ndarray):
+        np.testing.assert_array_equal(kept, snap, err_msg=f"{where} changed after it was returned")
+    else:
+        assert kept == snap, where
+
+
+@pytest.mark.parametrize("reward_mode", ["q", "terminal"])
+@pytest.mark.parametrize("mode", MODES)
+def test_returned_arrays_are_never_changed_by_later_steps(reward_mode, mode):
+    """Everything step() and reset() return belongs to the caller: a later step or a masked reset must not
+    rewrite it (TorchRL's GymWrapper keeps the arrays; a done flag aliased to the env's reset buffer vanished)."""
+    g, d = tiny_generator(), tiny_discriminator()
+    venv = TokenGenerationVectorEnv(2, generator=g, discriminator=d, reward_mode=reward_mode, num_rollouts=2,
+                                    autoreset_mode=mode)  # fmt: skip
+    kept = [venv.reset(seed=0)]
+    snaps = [_snapshot(kept[0])]
+    ends = 0
+    for _ in range(2 * T + 3):  # past two episode ends
+        out = venv.step(np.array([3, 4]))
+        kept.append(out)
+        snaps.append(_snapshot(out))
+        if out[2].any():
+            ends += 1
+            if mode == AutoresetMode.DISABLED:
+                reset = venv.reset(options={"reset_mask": out[2]})
+                kept.append(reset)
+                snaps.append(_snapshot(reset))
+    assert ends >= 2
+    assert any(bool(out[2].all()) for out in kept if len(out) == 5)  # a step that returned done flags
+    for i, (k, s) in enumerate(zip(kept, snaps, strict=True)):
+        _assert_unchanged(k, s, f"return value {i}")
+
+
+@pytest.mark.parametrize("reward_mode", ["q", "terminal"])
+def test_single_env_returns_are_never_changed_by_later_steps(reward_mode):
+    env = make_token_generation_env(
+        generator=tiny_generator(), discriminator=tiny_discriminator(), reward_mode=reward_mode, num_rollouts=2
+    )
+    kept = [env.reset(seed=0)]
+    snaps = [_snapshot(kept[0])]
+    for _ in range(2):
+        for _ in range(T):
+            out = env.step(3)
+            kept.append(out)
+            snaps.append(_snapshot(out))
+        assert out[2]
+        kept.append(env.reset())
+        snaps.append(_snapshot(kept[-1]))
+    for i, (k, s) in enumerate(zip(kept, snaps, strict=True)):
+        _assert_unchanged(k, s, f"return value {i}")

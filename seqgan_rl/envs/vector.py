@@ -143,7 +143,7 @@ class TokenGenerationVectorEnv(VectorEnv):
             self._rng.manual_seed(int(self.np_random.integers(2**62)))
         self._reset_rows(mask)
         self._started = True
-        return self._tokens.cpu().numpy().copy(), {}  # a copy: the state changes in place
+        return _own(self._tokens), {}
 
     def step(self, actions):
         if not self._started:
@@ -184,31 +184,27 @@ class TokenGenerationVectorEnv(VectorEnv):
                 q[cont] = self._mc_q(cont, acts[cont])
             rewards = torch.where(moving, q if self.reward_mode == "q" else q - self._prev_q, rewards)
             self._prev_q = torch.where(moving, q, self._prev_q)
-        infos = {"length": self._lengths.cpu().numpy().copy(), "q": q.cpu().numpy()}
-        step_masks = {"_length": np.ones(self.num_envs, dtype=bool), "_q": moving.cpu().numpy()}
-        done = terminated.cpu().numpy()
+        # every array handed out is the caller's own: on the CPU ``.numpy()`` shares the tensor's memory, and
+        # some of these tensors are state the next step or reset changes in place (``_needs_reset``)
+        infos = {"length": _own(self._lengths), "q": _own(q)}
+        step_masks = {"_length": np.ones(self.num_envs, dtype=bool), "_q": _own(moving)}
+        done = _own(terminated)
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             # as SyncVectorEnv: the last observation and infos move to final_*, the row restarts now
             final_info = {**infos, **{k: m & done for k, m in step_masks.items()}}
             final_obs = np.full(self.num_envs, None, dtype=object)  # as gymnasium: one array per finished row
             for i in np.flatnonzero(done):
-                final_obs[i] = self._tokens[i].cpu().numpy().copy()
-            infos["final_obs"], infos["_final_obs"] = final_obs, done
-            infos["final_info"], infos["_final_info"] = final_info, done
+                final_obs[i] = _own(self._tokens[i])
+            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
+            infos["final_info"], infos["_final_info"] = final_info, done.copy()
             step_masks = {k: m & ~done for k, m in step_masks.items()}
             step_masks["_length"] = np.ones(self.num_envs, dtype=bool)  # the reset's info has a length
             self._reset_rows(terminated)
-            infos["length"] = self._lengths.cpu().numpy().copy()
+            infos["length"] = _own(self._lengths)
         else:
             self._needs_reset = terminated
         infos.update(step_masks)
-        return (
-            self._tokens.cpu().numpy().copy(),  # a copy: the state changes in place
-            rewards.cpu().numpy(),
-            done,
-            np.zeros(self.num_envs, dtype=bool),
-            infos,
-        )
+        return _own(self._tokens), _own(rewards), done, np.zeros(self.num_envs, dtype=bool), infos
 
     def render(self) -> tuple[str, ...] | tuple[np.ndarray, ...] | None:
         if self.render_mode not in ("ansi", "rgb_array"):
@@ -260,3 +256,8 @@ class TokenGenerationVectorEnv(VectorEnv):
         )  # fmt: skip
         self._cache.advance(g, rows, tokens)
         return q
+
+
+def _own(tensor: torch.Tensor) -> np.ndarray:
+    """A NumPy copy of ``tensor`` that nothing in the env changes later (``.numpy()`` of a CPU tensor is a view)."""
+    return tensor.detach().cpu().numpy().copy()
