@@ -27,7 +27,7 @@ from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.plots import plot_training_curves
 from seqgan_rl.training.pretrain import CHECKPOINT as PRETRAIN_CHECKPOINT
 from seqgan_rl.training.pretrain import FINAL as PRETRAINED
-from seqgan_rl.training.pretrain import run_pretraining, runtime
+from seqgan_rl.training.pretrain import check_pretraining, run_pretraining, runtime
 from seqgan_rl.training.run_folder import MANIFEST, Folder, RunFolder, open_folder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
 from seqgan_rl.training.trainer import CHECKPOINT, Trainer
@@ -118,16 +118,18 @@ def run_training(
     task = task if task is not None else OracleTask()
     task.check(config.pretrain)
     config_dict = {**dataclasses.asdict(config), "runtime": runtime(device)}
-    markers = (CHECKPOINT, SUMMARY, f"pretrain/{MANIFEST}")
-    with open_folder(
-        lambda: RunFolder.open(
-            out_dir, "train", config_dict, resume=resume, markers=markers, force=force, what="adversarial run"
-        ),
-        out_dir,
-    ) as folder:
+    claim = {"resume": resume, "markers": (CHECKPOINT, SUMMARY, f"pretrain/{MANIFEST}"), "force": force,
+             "what": "adversarial run"}  # fmt: skip
+    pdir = Path(pretrain_dir) if pretrain_dir is not None else Path(out_dir) / "pretrain"
+    pre_resume = resume or (pdir / PRETRAINED).exists() or (pdir / PRETRAIN_CHECKPOINT).exists()
+
+    def check_folders() -> None:  # both folders, before either is written: a refusal leaves both as they were
+        RunFolder.check(out_dir, "train", config_dict, **claim)
+        check_pretraining(config.pretrain, pdir, device, resume=pre_resume)
+
+    distributed.on_main(check_folders)
+    with open_folder(lambda: RunFolder.open(out_dir, "train", config_dict, **claim), out_dir) as folder:
         task.write_files(folder)
-        pdir = Path(pretrain_dir) if pretrain_dir is not None else folder.path / "pretrain"
-        pre_resume = resume or (pdir / PRETRAINED).exists() or (pdir / PRETRAIN_CHECKPOINT).exists()
         t0 = time.perf_counter()
         pre = run_pretraining(config.pretrain, pdir, device, task, resume=pre_resume, progress=progress)
         pretrain_s = time.perf_counter() - t0

@@ -278,13 +278,23 @@ def run_pretraining(
 
     def claim() -> RunFolder:
         finished = RunFolder.open_finished(out_dir, "pretrain", FINAL, config_dict) if resume else None
-        return finished or RunFolder.open(
-            out_dir, "pretrain", config_dict, resume=resume, markers=(CHECKPOINT, FINAL), force=force,
-            what="pre-training run",
-        )  # fmt: skip
+        return finished or RunFolder.open(out_dir, "pretrain", config_dict, resume=resume, **_CLAIM, force=force)
 
     with open_folder(claim, out_dir) as folder:
         return _pretrain(config, folder, device, task, progress)
+
+
+_CLAIM = {"markers": (CHECKPOINT, FINAL), "what": "pre-training run"}
+
+
+def check_pretraining(
+    config: PretrainConfig, out_dir: str | os.PathLike, device: torch.device, resume: bool = False
+) -> None:
+    """Raise what ``run_pretraining`` with the same arguments would refuse about ``out_dir``, writing nothing:
+    a run that shares or nests a pre-training checks it before it writes into its own folder."""
+    config_dict = {**dataclasses.asdict(config), "runtime": runtime(device)}
+    if not (resume and RunFolder.check_finished(out_dir, "pretrain", FINAL, config_dict)):
+        RunFolder.check(out_dir, "pretrain", config_dict, resume=resume, **_CLAIM)
 
 
 def _pretrain(

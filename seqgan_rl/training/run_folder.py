@@ -196,47 +196,26 @@ class RunFolder(Folder):
             RunFolderError: the folder is not usable as asked (the message says why and what to do).
             CorruptFileError: a file of the run does not verify.
         """
-        if kind not in KINDS:
-            raise ValueError(f"unknown run kind {kind!r}: one of {KINDS}")
-        what = what or f"{kind} run"
-        a = "an" if what[0] in "aeiou" else "a"
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunFolderError(f"{path} is a file, not a folder: choose another output folder")
+        new_dirs = _missing_folders(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            _undo_claim(path, True, new_dirs)
             raise RunFolderError(f"cannot create the run folder {path}: {exc.strerror or exc}") from exc
-        no_run = f"{path} holds no {what} to resume: drop --resume to start one there"
-        fd = _lock(path, exclusive=True)
+        had_lock = (path / LOCK).exists()
+        fd = None
+        try:  # a refusal leaves the file system as it was: no lock file, no folder, no pid written
+            fd = _lock(path, exclusive=True)
+            manifest = _check_claim(path, kind, config, resume, markers, force, what)
+        except BaseException:
+            _unlock(fd)
+            _undo_claim(path, had_lock, new_dirs)
+            raise
         try:
-            manifest = _read_manifest(path)
-            if manifest is not None and manifest.get("kind") != kind and not force:
-                raise RunFolderError(
-                    f"{path} holds a {manifest.get('kind')} run, not {a} {what}: choose another folder"
-                )
-            if manifest is None or manifest.get("kind") != kind:
-                found = _foreign_entries(path) if manifest is None else []
-                if found and not force:
-                    raise RunFolderError(
-                        f"{path} is not empty and holds no seqgan-rl run ({_listing(found)}): choose an empty or "
-                        "new folder (or pass --force to write into it anyway)"
-                    )
-                if resume:
-                    raise RunFolderError(no_run)
-                manifest = {"format": 1, "kind": kind, "package": "seqgan-rl", "version": __version__, "files": {}}
-            else:
-                has_run = any((path / m).exists() for m in markers)
-                if has_run and not resume:
-                    raise RunFolderError(
-                        f"{path} already holds {a} {what}: pass --resume (resume=True) to continue it, "
-                        "or choose another output folder"
-                    )
-                if resume and not has_run and not (path / CONFIG).exists():
-                    raise RunFolderError(no_run)
-                _verify(path, manifest)
-                if resume and (path / CONFIG).exists():
-                    _check_config(path, config)
+            _write_pid(fd)
             folder = cls(path, kind, manifest, fd, writable=True)
             for tmp in path.glob(".*.tmp"):
                 log.info("removing %s, left by an interrupted write", tmp)
@@ -246,6 +225,20 @@ class RunFolder(Folder):
         except BaseException:
             _unlock(fd)
             raise
+
+    @staticmethod
+    def check(
+        path: str | os.PathLike, kind: str, config: dict[str, Any], *, resume: bool, markers: tuple[str, ...],
+        force: bool = False, what: str | None = None,
+    ) -> None:  # fmt: skip
+        """Raise what ``open`` with the same arguments would refuse, writing nothing and taking no lock: a
+        command checks every folder it will use before it writes into any of them. ``open`` checks again
+        under the lock."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"{path} is a file, not a folder: choose another output folder")
+        _check_not_in_use(path)
+        _check_claim(path, kind, config, resume, markers, force, what)
 
     @classmethod
     def open_finished(
@@ -257,18 +250,26 @@ class RunFolder(Folder):
         path = Path(path)
         if not path.is_dir() or not (path / final).exists():
             return None
-        fd = _lock(path, exclusive=False)
+        had_lock, fd = (path / LOCK).exists(), None
         try:
-            manifest = _read_manifest(path)
-            if manifest is None or manifest.get("kind") != kind:
-                raise RunFolderError(f"{path} holds {final} but is not a {kind} run folder (no {MANIFEST} of one)")
-            _verify(path, manifest)
-            if config is not None:
-                _check_config(path, config, ignore=("runtime",))
+            fd = _lock(path, exclusive=False)
+            manifest = _check_finished(path, kind, final, config)
             return cls(path, kind, manifest, fd, writable=False)
         except BaseException:
             _unlock(fd)
+            _undo_claim(path, had_lock, [])
             raise
+
+    @staticmethod
+    def check_finished(path: str | os.PathLike, kind: str, final: str, config: dict[str, Any] | None = None) -> bool:
+        """Whether ``path`` holds a finished run (as ``open_finished`` would open it), raising what it would
+        refuse; reads only, takes no lock."""
+        path = Path(path)
+        if not path.is_dir() or not (path / final).exists():
+            return False
+        _check_not_in_use(path)
+        _check_finished(path, kind, final, config)
+        return True
 
     def close(self) -> None:
         _unlock(self._lock_fd)
@@ -407,6 +408,80 @@ def _verify_file(file: Path, entry: dict[str, Any]) -> None:
     )
 
 
+def _check_claim(
+    path: Path, kind: str, config: dict[str, Any], resume: bool, markers: tuple[str, ...], force: bool,
+    what: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The checks of ``RunFolder.open`` (reads only): the manifest the folder will be written under, or the
+    refusal."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}: one of {KINDS}")
+    what = what or f"{kind} run"
+    a = "an" if what[0] in "aeiou" else "a"
+    no_run = f"{path} holds no {what} to resume: drop --resume to start one there"
+    if not path.is_dir():
+        if resume:
+            raise RunFolderError(no_run)
+        return {"format": 1, "kind": kind, "package": "seqgan-rl", "version": __version__, "files": {}}
+    manifest = _read_manifest(path)
+    if manifest is not None and manifest.get("kind") != kind and not force:
+        raise RunFolderError(f"{path} holds a {manifest.get('kind')} run, not {a} {what}: choose another folder")
+    if manifest is None or manifest.get("kind") != kind:
+        found = _foreign_entries(path) if manifest is None else []
+        if found and not force:
+            raise RunFolderError(
+                f"{path} is not empty and holds no seqgan-rl run ({_listing(found)}): choose an empty or "
+                "new folder (or pass --force to write into it anyway)"
+            )
+        if resume:
+            raise RunFolderError(no_run)
+        return {"format": 1, "kind": kind, "package": "seqgan-rl", "version": __version__, "files": {}}
+    has_run = any((path / m).exists() for m in markers)
+    if has_run and not resume:
+        raise RunFolderError(
+            f"{path} already holds {a} {what}: pass --resume (resume=True) to continue it, or choose another "
+            "output folder"
+        )
+    if resume and not has_run and not (path / CONFIG).exists():
+        raise RunFolderError(no_run)
+    _verify(path, manifest)
+    if resume and (path / CONFIG).exists():
+        _check_config(path, config)
+    return manifest
+
+
+def _check_finished(path: Path, kind: str, final: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    """The checks of ``RunFolder.open_finished`` (reads only): the finished run's manifest, or the refusal."""
+    manifest = _read_manifest(path)
+    if manifest is None or manifest.get("kind") != kind:
+        raise RunFolderError(f"{path} holds {final} but is not a {kind} run folder (no {MANIFEST} of one)")
+    _verify(path, manifest)
+    if config is not None:
+        _check_config(path, config, ignore=("runtime",))
+    return manifest
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders ``path.mkdir(parents=True)`` would create, outermost first."""
+    missing = []
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        missing.append(p)
+    return missing[::-1]
+
+
+def _undo_claim(path: Path, had_lock: bool, new_dirs: list[Path]) -> None:
+    """After a refusal: remove the lock file and the folders the claim created (only if still empty)."""
+    if not had_lock:
+        (path / LOCK).unlink(missing_ok=True)
+    for folder in reversed(new_dirs):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another process wrote there meanwhile): leave it
+            break
+
+
 def _check_config(path: Path, config: dict[str, Any], ignore: tuple[str, ...] = ()) -> None:
     try:
         check_saved_config(path / CONFIG, config, ignore)
@@ -431,17 +506,43 @@ def _lock(path: Path, exclusive: bool) -> int | None:
     try:
         fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except OSError as exc:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        error = _in_use(path, fd) if exc.errno in (errno.EAGAIN, errno.EACCES) else exc
         os.close(fd)
+        if error is exc:
+            raise
+        raise error from exc
+    return fd
+
+
+def _check_not_in_use(path: Path) -> None:
+    """Raise as ``_lock`` does when another process writes in ``path``, without creating the lock file or
+    keeping a lock."""
+    if fcntl is None or not (path / LOCK).is_file():
+        return
+    fd = os.open(path / LOCK, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES):
-            raise RunFolderError(
-                f"{path} is in use by another process (pid {holder}): wait for it to finish, or choose another folder"
-            ) from exc
+            raise _in_use(path, fd) from exc
         raise
-    if exclusive:
+    finally:
+        os.close(fd)  # releases the shared lock taken for the test
+
+
+def _in_use(path: Path, fd: int) -> RunFolderError:
+    """The refusal of a folder whose lock another process holds (it wrote its pid into the lock file)."""
+    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+    return RunFolderError(
+        f"{path} is in use by another process (pid {holder}): wait for it to finish, or choose another folder"
+    )
+
+
+def _write_pid(fd: int | None) -> None:
+    """Sign the held exclusive lock with this process's pid (what a refused second writer is told)."""
+    if fd is not None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
 
 
 def _unlock(fd: int | None) -> None:
