@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from seqgan_rl.cli import SEED, TEMPERATURE, Parser, check_fits, count, threads
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.presets import MODEL_OPTIONS, add_model_arguments, train_preset, with_options
 from seqgan_rl.training.compare import (
@@ -44,10 +45,11 @@ from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_fr
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+def build_parser() -> Parser:
+    """Every option of this script (the tests try each with bad values)."""
+    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="cpu", choices=["cpu", "paper", "strong"])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
     p.add_argument(
         "--algos", nargs="+", default=None, metavar="ROW",
         help=f"rows (default all): {', '.join(ALGOS)}; a setting of the row's agent after @, e.g. rloo@lr=0.003;\n"
@@ -59,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where tables and plots go (default <out>/tables; the committed ones: --results-dir benchmarks/results)",
     )  # fmt: skip
     p.add_argument("--name", default=None, help="file name stem of the outputs (default compare_<preset>)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (use 1 on a shared machine)")
+    p.add_argument("--threads", type=threads(), default=None, help="torch CPU threads (use 1 on a shared machine)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true", help="reuse finished rows and continue unfinished runs")
     p.add_argument("--tables-only", action="store_true", help="rebuild tables and plots from <out>/results.json")
@@ -68,21 +70,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --tables-only: also the rows of these comparison folders (rows run by other processes)",
     )  # fmt: skip
     p.add_argument(
-        "--temperatures", type=float, nargs="+", default=None,
+        "--temperatures", type=TEMPERATURE, nargs="+", default=None,
         help=f"sweep (default {' '.join(map(str, TEMPERATURES))}; strong: 0.45 to 1.2)",
     )  # fmt: skip
     p.add_argument(
-        "--sweep-samples", type=int, default=4992, help="samples per NLL-oracle in the sweeps (half the 9,984: cost)"
+        "--sweep-samples",
+        type=count(),
+        default=4992,
+        help="samples per NLL-oracle in the sweeps (half the 9,984: cost)",
     )
-    p.add_argument("--iterations", type=int, default=None, help="override the preset's generator updates")
+    p.add_argument("--iterations", type=count(0), default=None, help="override the preset's generator updates")
     add_oracle_arguments(p)
-    p.add_argument("--mle-epochs", type=int, default=None)
-    p.add_argument("--d-pretrain-rounds", type=int, default=None)
-    p.add_argument("--eval-samples", type=int, default=None)
-    p.add_argument("--num-rollouts", type=int, default=None)
-    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--mle-epochs", type=count(), default=None)
+    p.add_argument("--d-pretrain-rounds", type=count(), default=None)
+    p.add_argument("--eval-samples", type=count(), default=None)
+    p.add_argument("--num-rollouts", type=count(), default=None)
+    p.add_argument("--eval-every", type=count(), default=None)
     add_model_arguments(p)
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def build_config(args: argparse.Namespace, oracle: OracleLSTM):
@@ -113,7 +122,10 @@ def warn_if_the_curve_is_short(records: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad option: argparse printed one line (2)
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keep_freed_memory()  # 10-20% of an MLE epoch on CPU goes to page faults otherwise
     try:
@@ -144,10 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         warn_if_the_curve_is_short(records)
         return 0
     try:
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         device = get_device(args.device)
         base = build_config(args, oracle)
+        check_fits(base, device.type)  # before any work: what cannot fit is refused by the option to lower
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

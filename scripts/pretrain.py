@@ -19,34 +19,41 @@ import dataclasses
 import logging
 import sys
 import time
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from seqgan_rl import distributed
+from seqgan_rl.cli import SEED, Bars, Parser, check_fits, count, resume_hint, threads
 from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
 from seqgan_rl.presets import MODEL_OPTIONS, add_model_arguments, resolve_preset, train_preset, with_options
-from seqgan_rl.training.pretrain import run_pretraining
+from seqgan_rl.training.pretrain import CHECKPOINT, FINAL, run_pretraining
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+def build_parser() -> Parser:
+    """Every option of this script (the tests try each with bad values)."""
+    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--preset", default="auto", choices=["auto", "paper", "cpu", "strong"], help="hyperparameter preset")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run folder (default runs/pretrain-<preset>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no pre-training")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--mle-epochs", type=int, default=None, help="override the preset's MLE epochs")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N MLE epochs (0: the final only)")
-    p.add_argument("--d-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
+    p.add_argument("--threads", type=threads(), default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--mle-epochs", type=count(), default=None, help="override the preset's MLE epochs")
+    p.add_argument("--eval-every", type=count(0), default=None, help="evaluate every N MLE epochs (0: the final only)")
+    p.add_argument("--d-rounds", type=count(), default=None, help="override the preset's D pre-training rounds")
     p.add_argument("--discriminator", choices=DISCRIMINATOR_PRESETS, default=None, help="override D preset")
     add_oracle_arguments(p)
     add_model_arguments(p)
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def error(message: str) -> None:
@@ -56,26 +63,29 @@ def error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad option: argparse printed one line (2)
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keep_freed_memory()  # 10-20% of an MLE epoch on CPU goes to page faults otherwise
     return distributed.run_main(lambda: _main(args))
 
 
 def _main(args: argparse.Namespace) -> int:
+    bars = Bars(tqdm)
     try:
         device = distributed.init_from_env(get_device(args.device))  # under torchrun: this rank's device
         distributed.quiet_other_ranks()
         preset = resolve_preset(args.preset, device.type)
         task = OracleTask(oracle_from_args(args))
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         options = {"mle_epochs": args.mle_epochs, "mle_eval_every": args.eval_every, "d_pretrain_rounds": args.d_rounds}
         options.update({k: getattr(args, k) for k in MODEL_OPTIONS})
         config = with_options(train_preset(preset, seed=args.seed, **task.dims()), **options).pretrain
         if args.discriminator is not None:
             d = DiscriminatorConfig.preset(args.discriminator, config.generator.vocab_size, config.generator.seq_len)
             config = dataclasses.replace(config, discriminator=d)
+        check_fits(config, device.type)  # before any work: what cannot fit is refused by the option to lower
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         seed_everything(args.seed)
@@ -85,10 +95,11 @@ def _main(args: argparse.Namespace) -> int:
             f"out={out}"
         )
         start = time.perf_counter()
-        progress = tqdm if distributed.is_main() else None
+        progress = bars if distributed.is_main() else None
         result = run_pretraining(config, out, device, task, resume=args.resume, progress=progress, force=args.force)
     except NonFiniteError as exc:  # raised by run_pretraining only: out is set
-        error(f"{exc}. The last checkpoint in {out} is intact: --resume continues from it.")
+        bars.close()
+        error(f"{exc}. {resume_hint([Path(out) / FINAL, Path(out) / CHECKPOINT])}")
         return 1
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         error(str(exc))

@@ -33,16 +33,21 @@ from tqdm import tqdm
 
 from seqgan_rl import distributed
 from seqgan_rl.agents import AGENTS
+from seqgan_rl.cli import SEED, WEIGHT, Bars, Parser, check_fits, count, resume_hint, threads
 from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, SB3_ALGOS, TrainConfig
 from seqgan_rl.data.text import load_text_dataset
 from seqgan_rl.presets import MODEL_OPTIONS, PRESETS, add_model_arguments, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pipeline import run_training
+from seqgan_rl.training.pretrain import CHECKPOINT as PRETRAIN_CHECKPOINT
+from seqgan_rl.training.pretrain import FINAL as PRETRAINED
 from seqgan_rl.training.tasks import OracleTask, Task, TextTask, add_oracle_arguments, oracle_from_args
+from seqgan_rl.training.trainer import CHECKPOINT
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+def build_parser() -> Parser:
+    """Every option of this script (the tests try each with bad values)."""
+    p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument(
         "--algo", default="reinforce", choices=list(AGENTS), help="policy-gradient agent (ppo, a2c: the sb3 extra)"
     )
@@ -51,29 +56,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="--algo ppo/a2c: q (SeqGAN's Q, gamma 0; default) or shaped/terminal (gamma 1)",
     )  # fmt: skip
     p.add_argument("--preset", default="auto", choices=["auto", *PRESETS], help="hyperparameter preset")
-    p.add_argument("--iterations", type=int, default=None, help="generator updates (preset: paper 200, cpu 50)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--iterations", type=count(0), default=None, help="generator updates (preset: paper 200, cpu 50)")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run folder (default runs/<algo>-<preset>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no run of this kind")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=threads(), default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument(
         "--reward", choices=REWARDS, default="mc",
         help="mc: SeqGAN's Q; constant: the control; maligan/maligan_d: MaliGAN's sequence weight (odds/D); "
         "rankgan: MC Q of RankGAN's ranker",
     )  # fmt: skip
-    p.add_argument("--num-rollouts", type=int, default=None, help="N rollouts per Q (default 16)")
+    p.add_argument("--num-rollouts", type=count(), default=None, help="N rollouts per Q (default 16)")
     p.add_argument("--baseline", choices=BASELINES, default=None, help="REINFORCE baseline (paper: none)")
-    p.add_argument("--kl-coef", type=float, default=None, help="--algo reinforce_kl, grpo: the KL weight")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates (default 5)")
-    p.add_argument("--mle-epochs", type=int, default=None, help="override the preset's MLE epochs")
-    p.add_argument("--d-pretrain-rounds", type=int, default=None, help="override the preset's D pre-training rounds")
+    p.add_argument("--kl-coef", type=WEIGHT, default=None, help="--algo reinforce_kl, grpo: the KL weight")
+    p.add_argument("--eval-every", type=count(), default=None, help="evaluate every N updates (default 5)")
+    p.add_argument("--mle-epochs", type=count(), default=None, help="override the preset's MLE epochs")
+    p.add_argument(
+        "--d-pretrain-rounds", type=count(), default=None, help="override the preset's D pre-training rounds"
+    )
     p.add_argument("--pretrain-dir", default=None, help="share a pre-training folder between runs (controls)")
     add_oracle_arguments(p)
     add_model_arguments(p)
     p.add_argument(
-        "--eval-samples", "--bleu-samples", dest="eval_samples", type=int, default=None,
+        "--eval-samples", "--bleu-samples", dest="eval_samples", type=count(), default=None,
         help="generator samples per evaluation (NLL-oracle: 9,984; BLEU: 1,000)",
     )  # fmt: skip
     p.add_argument(
@@ -82,7 +89,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="real text instead of the oracle: 'coco' (built in) or a UTF-8 file, one sentence per line",
     )
     p.add_argument("--test-file", default=None, help="with --dataset PATH: the test sentences (default: hold out 10%%)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def make_task(args: argparse.Namespace) -> Task:
@@ -100,8 +111,6 @@ def make_task(args: argparse.Namespace) -> Task:
 def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> TrainConfig:
     """The preset for this data and agent, with the options' overrides, validated before any work starts
     (raises ValueError with the fix)."""
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if args.reward not in ("mc", "rankgan") and args.num_rollouts is not None:
         raise ValueError(f"--num-rollouts only applies to --reward mc/rankgan (--reward {args.reward} has no rollouts)")
     if args.resume and args.out is None:
@@ -132,6 +141,7 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
                                          "kl_coef", *MODEL_OPTIONS)},
     )  # fmt: skip
     task.check(cfg.pretrain)
+    check_fits(cfg, device.type)  # before any work: what cannot fit is refused by the option to lower
     return cfg
 
 
@@ -151,7 +161,10 @@ def error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a bad option: argparse printed one line (2)
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keep_freed_memory()  # 10-20% of an MLE epoch on CPU goes to page faults otherwise
     return distributed.run_main(lambda: _main(args))
@@ -178,13 +191,16 @@ def _main(args: argparse.Namespace) -> int:
         f"device={device} threads={torch.get_num_threads()} iterations={config.adversarial.iterations} out={out}"
     )
     start = time.perf_counter()
+    bars = Bars(tqdm)
     try:
         result = run_training(
             config, out, device, task, resume=args.resume, pretrain_dir=args.pretrain_dir,
-            progress=tqdm if distributed.is_main() else None, force=args.force,
+            progress=bars if distributed.is_main() else None, force=args.force,
         )  # fmt: skip
     except NonFiniteError as exc:
-        error(f"{exc}. The last checkpoint in {out} is intact: --resume continues from it.")
+        bars.close()
+        pdir = Path(args.pretrain_dir) if args.pretrain_dir is not None else out / "pretrain"
+        error(f"{exc}. {resume_hint([out / CHECKPOINT, pdir / PRETRAINED, pdir / PRETRAIN_CHECKPOINT])}")
         return 1
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
         error(str(exc))

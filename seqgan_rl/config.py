@@ -7,9 +7,18 @@ them in live in ``seqgan_rl.presets``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 
 from seqgan_rl.utils import check_temperature
+
+
+def _check_finite(obj: object) -> None:
+    """Every float field of a config is a finite number (NaN fails every range check below, an infinity not)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{type(obj).__name__}.{f.name} must be a finite number, got {value!r}")
 
 
 def _check_positive(obj: object, *names: str) -> None:
@@ -52,6 +61,7 @@ class GeneratorConfig:
     """Real text: the padding id after the end token (set together with ``eos_token``)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "vocab_size", "seq_len", "embed_dim", "hidden_dim", "num_layers", "init_std")
         if self.init not in ("normal", "torch"):
             raise ValueError(f"GeneratorConfig.init={self.init!r}: choose 'normal' (the reference) or 'torch'")
@@ -97,6 +107,7 @@ class DiscriminatorConfig:
     """L2 penalty on the output layer only: ``l2_reg * (sum(W**2) + sum(b**2)) / 2``."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "vocab_size", "seq_len", "embed_dim")
         if len(self.filter_sizes) == 0 or len(self.filter_sizes) != len(self.num_filters):
             raise ValueError(
@@ -181,6 +192,7 @@ class MLEConfig:
     (what the adversarial phase starts from); False: with the last epoch's."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "epochs", "batch_size", "lr", "grad_clip")
         if not (isinstance(self.eval_every, int) and self.eval_every >= 0):
             raise ValueError(f"MLEConfig.eval_every must be >= 0 (0: the final generator), got {self.eval_every!r}")
@@ -212,6 +224,7 @@ class DiscriminatorTrainConfig:
     only L2 is on the output layer)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "rounds", "epochs", "batch_size", "lr")
         if self.weight_decay < 0:
             raise ValueError(f"DiscriminatorTrainConfig.weight_decay={self.weight_decay} must be >= 0")
@@ -235,6 +248,7 @@ class OracleDataConfig:
     """Generator samples scored by the oracle for NLL-oracle (the reference: 9,984)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "num_train", "num_test", "num_eval_samples")
 
 
@@ -250,6 +264,7 @@ class PretrainConfig:
     d_pretrain: DiscriminatorTrainConfig = field(default_factory=DiscriminatorTrainConfig)
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         g, d = self.generator, self.discriminator
         if self.mle.num_valid and g.eos_token is None and self.mle.num_valid >= self.data.num_train:
             raise ValueError(
@@ -292,6 +307,7 @@ class ReinforceConfig:
     and for D's negatives."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         if not (self.lr > 0 and self.grad_clip > 0 and self.batch_size >= 1):
             raise ValueError(
                 f"ReinforceConfig: lr, grad_clip and batch_size must be > 0, got {self.lr}, {self.grad_clip}, "
@@ -380,6 +396,7 @@ class PPOConfig(_SB3OnPolicy):
     """The policy's sampling temperature (its logits are divided by it; also in the rollouts)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         self._check_sb3("PPOConfig")
         if not (self.num_envs >= 1 and self.n_epochs >= 1 and self.batch_size >= 1):
             raise ValueError("PPOConfig: num_envs, n_epochs and batch_size must be >= 1")
@@ -415,6 +432,7 @@ class A2CConfig(_SB3OnPolicy):
     """The policy's sampling temperature (its logits are divided by it; also in the rollouts)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         self._check_sb3("A2CConfig")
         if not (self.num_envs >= 1 and self.lr > 0 and self.max_grad_norm > 0):
             raise ValueError("A2CConfig: num_envs must be >= 1, lr and max_grad_norm > 0")
@@ -430,6 +448,7 @@ class KLReinforceConfig(ReinforceConfig):
     """beta, the weight of the per-token log-ratio to the reference policy."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         super().__post_init__()
         if not self.kl_coef >= 0:
             raise ValueError(f"KLReinforceConfig.kl_coef={self.kl_coef} must be >= 0")
@@ -447,6 +466,7 @@ class ColdGANConfig(ReinforceConfig):
     """The importance weights' upper bound (truncated importance sampling)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         super().__post_init__()
         check_temperature(self.cold_temperature, "ColdGANConfig.cold_temperature")
         if not self.weight_clip > 0:
@@ -476,6 +496,7 @@ class GRPOConfig:
     """Sampling temperature of the policy (the reference scores at 1)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "batch_size", "group_size", "lr", "grad_clip", "epochs", "clip_eps")
         if self.group_size < 2 or self.batch_size % self.group_size:
             raise ValueError(
@@ -534,6 +555,7 @@ class AdversarialConfig:
     EMA copy ``beta <- r beta + (1 - r) theta`` instead: a deviation, for study."""
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "num_rollouts", "d_every", "eval_every", "checkpoint_every")
         if self.iterations < 0:
             raise ValueError(f"AdversarialConfig.iterations={self.iterations} must be >= 0")
@@ -558,6 +580,7 @@ class TrainConfig:
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         if self.pretrain.seed != self.seed:
             raise ValueError(f"TrainConfig.seed={self.seed} differs from pretrain.seed={self.pretrain.seed}")
         if self.algo not in AGENT_CONFIGS:

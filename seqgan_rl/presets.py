@@ -18,6 +18,7 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
+from seqgan_rl.cli import FRACTION, LEARNING_RATE, count
 from seqgan_rl.config import (
     AGENT_CONFIGS,
     SB3_ALGOS,
@@ -212,17 +213,22 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     ``--mle-batch-size``, ``--num-valid``, ``--patience``, ``--mle-last``: overrides of the preset's generator and
     MLE (``MODEL_OPTIONS``)."""
     g = p.add_argument_group("generator and MLE (override the preset)")
-    g.add_argument("--embed-dim", type=int, default=None, help="token embedding size (paper 32, strong 128)")
-    g.add_argument("--hidden-dim", type=int, default=None, help="LSTM hidden size (paper 32, strong 128)")
-    g.add_argument("--num-layers", type=int, default=None, help="stacked LSTM layers (paper and strong 1)")
-    g.add_argument("--dropout", type=float, default=None, help="variational dropout in MLE (paper 0, strong 0.6)")
+    g.add_argument("--embed-dim", type=count(), default=None, help="token embedding size (paper 32, strong 128)")
+    g.add_argument("--hidden-dim", type=count(), default=None, help="LSTM hidden size (paper 32, strong 128)")
+    g.add_argument("--num-layers", type=count(), default=None, help="stacked LSTM layers (paper and strong 1)")
+    g.add_argument("--dropout", type=FRACTION, default=None, help="variational dropout in MLE (paper 0, strong 0.6)")
     g.add_argument("--init", choices=["normal", "torch"], default=None, help="G's initialisation (paper: normal)")
-    g.add_argument("--mle-lr", type=float, default=None, help="MLE Adam learning rate (paper 0.01, strong 2e-3)")
-    g.add_argument("--mle-batch-size", type=int, default=None, help="MLE minibatch (64)")
     g.add_argument(
-        "--num-valid", type=int, default=None, help="training sequences held out for validation (paper 0, strong 500)"
+        "--mle-lr", type=LEARNING_RATE, default=None, help="MLE Adam learning rate (paper 0.01, strong 2e-3)"
     )
-    g.add_argument("--patience", type=int, default=None, help="stop MLE this many epochs after the best validation")
+    g.add_argument("--mle-batch-size", type=count(), default=None, help="MLE minibatch (64)")
+    g.add_argument(
+        "--num-valid",
+        type=count(0),
+        default=None,
+        help="training sequences held out for validation (paper 0, strong 500)",
+    )
+    g.add_argument("--patience", type=count(), default=None, help="stop MLE this many epochs after the best validation")
     g.add_argument(
         "--mle-last", dest="use_best", action="store_const", const=False, default=None,
         help="with --num-valid: start from the last MLE epoch, not the best-validation one (the cpu preset's "

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
 from seqgan_rl.config import (
+    AdversarialConfig,
     DiscriminatorConfig,
     DiscriminatorTrainConfig,
     GeneratorConfig,
+    KLReinforceConfig,
     MLEConfig,
     OracleDataConfig,
     PPOConfig,
@@ -145,3 +148,20 @@ def test_temperatures_are_checked_in_one_place(tau):
         ReinforceConfig(temperature=tau)
     with pytest.raises(ValueError, match="PPOConfig.temperature"):
         PPOConfig(temperature=tau)
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda x: MLEConfig(lr=x), "MLEConfig.lr"),
+        (lambda x: KLReinforceConfig(kl_coef=x), "KLReinforceConfig.kl_coef"),
+        (lambda x: DiscriminatorTrainConfig(weight_decay=x), "DiscriminatorTrainConfig.weight_decay"),
+        (lambda x: AdversarialConfig(constant_reward=x), "AdversarialConfig.constant_reward"),
+        (lambda x: PPOConfig(ent_coef=x), "PPOConfig.ent_coef"),
+    ],
+)
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_configs_refuse_non_finite_floats(make, field, value):
+    """An infinity passes 'must be > 0' and '>= 0' checks and would be saved as Infinity: refused by name."""
+    with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+        make(value)

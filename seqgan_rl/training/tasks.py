@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from seqgan_rl.cli import count, refuse_if_too_large
 from seqgan_rl.config import PretrainConfig
 from seqgan_rl.data.oracle_data import OracleData, make_oracle_data
 from seqgan_rl.data.text import COCO, TextDataset, Vocabulary
@@ -195,8 +196,14 @@ def add_oracle_arguments(p: argparse.ArgumentParser) -> None:
         "--oracle", "--oracle-file", dest="oracle", default=None,
         help="paper (default) | random:SEED (an N(0,1) oracle, LeakGAN/RankGAN style) | FILE.npz",
     )  # fmt: skip
-    p.add_argument("--seq-len", type=int, default=None, help="sequence length (default: the oracle's; paper 20)")
-    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary of a random:SEED oracle (default 5000)")
+    p.add_argument("--seq-len", type=count(), default=None, help="sequence length (default: the oracle's; paper 20)")
+    p.add_argument(
+        "--vocab-size", type=count(2), default=None, help="vocabulary of a random:SEED oracle (default 5000)"
+    )
+
+
+PAPER_HIDDEN_DIM = 32
+"""The embedding and hidden size of a ``random:SEED`` oracle (the paper's)."""
 
 
 def oracle_from_args(args: argparse.Namespace) -> OracleLSTM:
@@ -205,6 +212,9 @@ def oracle_from_args(args: argparse.Namespace) -> OracleLSTM:
         raise ValueError(f"--seq-len must be >= 1, got {args.seq_len}")
     if args.vocab_size is not None and args.vocab_size < 2:
         raise ValueError(f"--vocab-size must be >= 2, got {args.vocab_size}")
+    if args.vocab_size is not None:  # a random oracle's weights are drawn (in float64) before anything is checked
+        size = 16 * args.vocab_size * (2 * PAPER_HIDDEN_DIM + 1)
+        refuse_if_too_large(size, "the random oracle's weights", {"--vocab-size": args.vocab_size})
     return OracleLSTM.from_spec(args.oracle or "paper", args.seq_len, args.vocab_size)
 
 
