@@ -9,7 +9,10 @@ POINT is one of ``KILL_POINTS`` (or ``none``; ``slow`` sleeps in every update, f
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import json
+import math
 import os
 import signal
 import sys
@@ -66,6 +69,108 @@ def tiny_config(
         d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-3, num_negatives=64, max_steps_per_round=3),
     )  # fmt: skip
     return TrainConfig(preset="cpu", seed=seed, pretrain=pre, agent=ReinforceConfig(batch_size=8), adversarial=adv)
+
+
+WORDS = ["a dog runs .", "a cat sits on a mat .", "the dog sits .", "a man rides a bike .", "the cat runs ."]
+GOLDEN_TINY = [
+    "--mle-epochs",
+    "1",
+    "--d-pretrain-rounds",
+    "1",
+    "--iterations",
+    "3",
+    "--eval-every",
+    "1",
+    "--threads",
+    "1",
+]
+GOLDEN_PATHS = ("reinforce", "constant", "ppo", "text")
+"""The golden runs (``tests/test_golden.py``): REINFORCE from a fresh pre-training, the constant-reward control
+and SB3 PPO (both loading that pre-training), and SeqGAN on a tiny text file."""
+
+
+def golden_runs(root: Path) -> None:
+    """Make the golden runs under ``root/<path>`` through ``scripts/train_agent.py``, in this process."""
+    npz = root / "oracle.npz"
+    OracleLSTM.random(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
+    (root / "train.txt").write_text("\n".join(WORDS * 8) + "\n")
+    (root / "test.txt").write_text("a dog sits .\nthe man runs on a mat .\n")
+    # --seq-len 20: the length these runs were recorded with (oracle files did not store theirs then)
+    oracle = ["--preset", "cpu", "--oracle-file", str(npz), "--seq-len", "20", "--eval-samples", "64", *GOLDEN_TINY]
+    pre = ["--pretrain-dir", str(root / "reinforce" / "pretrain")]
+    script = load_script("train_agent")
+    threads = torch.get_num_threads()
+    try:
+        for name, args in (
+            ("reinforce", ["--algo", "reinforce", "--num-rollouts", "2", *oracle]),
+            ("constant", ["--algo", "reinforce", "--reward", "constant", *pre, *oracle]),
+            ("ppo", ["--algo", "ppo", "--num-rollouts", "2", *pre, *oracle]),
+            ("text", ["--dataset", str(root / "train.txt"), "--test-file", str(root / "test.txt"),
+                      "--num-rollouts", "2", "--bleu-samples", "8", *GOLDEN_TINY]),
+        ):  # fmt: skip
+            assert script.main([*args, "--out", str(root / name)]) == 0, name
+    finally:
+        torch.set_num_threads(threads)
+
+
+def data_rows(path: Path) -> list[dict[str, str]]:
+    """CSV rows without ``time/`` columns and without empty cells (a column nobody wrote holds no data)."""
+    with path.open(newline="") as f:
+        return [{k: v for k, v in r.items() if v != "" and not k.startswith("time/")} for r in csv.DictReader(f)]
+
+
+TOLERANCE = {"weights": 1.5e-3, "metrics": 4e-3}
+"""How far a golden run may lie from a recorded fixture set of another machine type (``drift``), chosen between
+the two measured by ``benchmarks/golden_drift.py`` (``benchmarks/results/golden_drift.txt``): across the three
+recorded machine types the runs drift by at most 5.1e-4 (weights) and 7.9e-4 (metrics); one extra random draw
+in the agents' collection moves them by at least 4.4e-3 and 1.9e-2 (PPO; REINFORCE 5.1e-2 and 6.2e-2). Each
+tolerance is about the geometric mean of its pair: 3-5x above the drift, 3-5x below the smallest change."""
+
+GoldenRun = tuple[list[list[dict[str, str]]], dict[str, torch.Tensor]]
+"""A golden run as compared: its metrics rows (and its pre-training's, where recorded), its final weights."""
+
+
+def load_run(run: Path, name: str, golden: Path) -> GoldenRun:
+    """The rows and weights of the run folder ``run``, with the pre-training rows ``golden`` records."""
+    rows = [data_rows(run / "metrics.csv")]
+    if (golden / name / "pretrain_metrics.json").exists():
+        rows.append(data_rows(run / "pretrain" / "metrics.csv"))
+    return rows, torch.load(run / "generator_final.pt", weights_only=True)["generator"]
+
+
+def load_fixture(golden: Path, name: str) -> GoldenRun:
+    """The rows and weights the fixture set ``golden`` recorded for the golden run ``name``."""
+    files = [golden / name / "metrics.json", golden / name / "pretrain_metrics.json"]
+    rows = [json.loads(f.read_text()) for f in files if f.exists()]
+    return rows, torch.load(golden / name / "generator_final.pt", weights_only=True)
+
+
+def drift(got: GoldenRun, want: GoldenRun) -> dict[str, float]:
+    """How far a golden run lies from another: ``weights``, the largest absolute difference of a final generator
+    weight; ``metrics``, the largest difference of a logged number, relative to the number where it is above 1
+    (``inf`` when the rows or parameters do not line up)."""
+    apart = {"weights": math.inf, "metrics": math.inf}
+    worst = 0.0
+    if len(got[0]) != len(want[0]):
+        return apart
+    for got_rows, want_rows in zip(got[0], want[0], strict=True):
+        if len(got_rows) != len(want_rows):
+            return apart
+        for a, b in zip(got_rows, want_rows, strict=True):
+            if a.keys() != b.keys():
+                return apart
+            for k in a:
+                try:
+                    x, y = float(a[k]), float(b[k])
+                except ValueError:
+                    if a[k] != b[k]:
+                        return apart
+                    continue
+                worst = max(worst, abs(x - y) / max(abs(y), 1.0))
+    g, w = got[1], want[1]
+    if set(g) != set(w) or any(g[k].shape != w[k].shape for k in w):
+        return {"weights": math.inf, "metrics": worst}
+    return {"weights": max(float((g[k] - w[k]).abs().max()) for k in w), "metrics": worst}
 
 
 def tiny_task() -> OracleTask:
