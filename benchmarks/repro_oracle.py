@@ -35,7 +35,7 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
     from seqgan_rl.training.metrics import evaluate
     from seqgan_rl.training.pipeline import run_training
     from seqgan_rl.training.run_folder import load_torch_file
-    from seqgan_rl.utils import derive_seed, keep_freed_memory, make_rng, seed_everything
+    from seqgan_rl.utils import derive_seed, keep_freed_memory, machine_type, make_rng, seed_everything
 
     keep_freed_memory()
     torch.set_num_threads(threads)
@@ -87,7 +87,7 @@ def run_seed(preset: str, seed: int, out: str, threads: int, iterations: int | N
                 lo = mid
     return {
         "seed": seed, "threads": threads, "seqgan": seqgan, "constant": constant, "wall_s": round(wall, 1),
-        "temperature": {"tau": best_tau, **best_m},
+        "temperature": {"tau": best_tau, **best_m}, "machine": machine_type(),
     }  # fmt: skip
 
 
@@ -133,8 +133,12 @@ def write_tables(results: list[dict], preset: str, results_dir: str | Path) -> t
     def col(k):
         return [float(r[k]) for r in rows]
 
+    machines = sorted({r.get("machine", "not recorded") for r in results})
     lines = [
         f"# Paper oracle, preset `{preset}`: {len(rows)} seeds",
+        "",
+        f"Machine: {'; '.join(machines)}. Per-seed numbers reproduce on a machine of the same type (same CPU flags "
+        "and torch build); on another type each seed is another draw, and the mean ± std is what to compare.",
         "",
         "NLL in nats per token (lower NLL-oracle = better quality; lower NLL-test = better coverage of the data).",
         "Paper: MLE 9.038, SeqGAN 8.736 (best over training). All rows of a seed start from the same MLE checkpoint.",

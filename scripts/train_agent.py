@@ -36,7 +36,15 @@ from seqgan_rl.agents import AGENTS
 from seqgan_rl.cli import SEED, WEIGHT, Bars, Parser, check_fits, count, resume_hint, threads
 from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, SB3_ALGOS, TrainConfig
 from seqgan_rl.data.text import load_text_dataset
-from seqgan_rl.presets import MODEL_OPTIONS, PRESETS, add_model_arguments, resolve_preset, train_preset, with_options
+from seqgan_rl.presets import (
+    MODEL_OPTIONS,
+    PRESETS,
+    add_model_arguments,
+    expected_results,
+    resolve_preset,
+    train_preset,
+    with_options,
+)
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.pretrain import CHECKPOINT as PRETRAIN_CHECKPOINT
 from seqgan_rl.training.pretrain import FINAL as PRETRAINED
@@ -208,13 +216,22 @@ def _main(args: argparse.Namespace) -> int:
     s = result.summary
     keys = result.evaluator.report
     print(f"\ndone in {time.perf_counter() - start:.1f} s (this invocation). Results ({out}):")
-    print("  " + " " * 28 + "".join(f"{display_name(k):>12s}" for k in keys))
+    expected = expected_results(config, isinstance(task, OracleTask) and task.paper)
+    width = 16 if expected is not None else 12
+    print("  " + " " * 28 + "".join(f"{display_name(k):>{width}s}" for k in keys))
     rows = [("after MLE", s["mle"])]
     if s["best"] is not None:
         rows.append((f"best (update {s['best']['iteration']})", s["best"]))
     rows.append((f"final (update {s['final']['iteration']})", s["final"]))
     for label, m in rows:
-        print(f"  {label:28s}" + "".join(f"{m[k]:12.3f}" for k in keys))
+        print(f"  {label:28s}" + "".join(f"{m[k]:{width}.3f}" for k in keys))
+    if expected is not None:
+        print(f"  expected (mean ± std of {expected['source']}):")
+        for label, key in (("after MLE", "mle"), ("best", "best"), ("final", "final")):
+            cells = (f"{expected[key][k][0]:.3f} ± {expected[key][k][1]:.3f}" for k in keys)
+            print(f"  {label:28s}" + "".join(f"{c:>{width}s}" for c in cells))
+        print("  Each seed is a draw: within about two std of the mean is as expected; per-seed numbers match the")
+        print("  table only on a machine of its type (docs/reproducing.md).")
     if task.references:
         print(f"  {task.references}")
     if task.vocab is not None:

@@ -234,3 +234,25 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="with --num-valid: start from the last MLE epoch, not the best-validation one (the cpu preset's "
         "schedule with a held-out split, as tuning runs use)",
     )  # fmt: skip
+
+
+EXPECTED = {
+    "cpu": {
+        "source": "benchmarks/results/repro_oracle_cpu.md: 10 seeds",
+        "mle": {"eval/nll_oracle": (9.042, 0.021), "eval/nll_test": (8.269, 0.014)},
+        "best": {"eval/nll_oracle": (8.721, 0.041), "eval/nll_test": (8.472, 0.030)},
+        "final": {"eval/nll_oracle": (8.762, 0.044), "eval/nll_test": (8.513, 0.034)},
+    },
+}
+"""What the main command should give: the committed 10-seed mean and std (``benchmarks/repro_oracle.py``) of
+each preset's SeqGAN run on the paper's oracle, which ``scripts/train_agent.py`` prints beside a user's numbers
+(``tests/test_presets.py`` checks them against the committed table)."""
+
+
+def expected_results(config: TrainConfig, paper_oracle: bool) -> dict[str, Any] | None:
+    """The committed spread for ``config`` (``EXPECTED``), or ``None`` when the run is not the one it measured: the
+    preset unchanged (any seed), REINFORCE on SeqGAN's reward, the paper's oracle."""
+    if not paper_oracle or config.preset not in EXPECTED or config.algo != "reinforce":
+        return None
+    plain = train_preset(config.preset, seed=config.seed)
+    return EXPECTED[config.preset] if config == plain else None

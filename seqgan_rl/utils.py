@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import platform
 import random
 import tempfile
 import threading
@@ -63,6 +65,37 @@ def keep_freed_memory() -> bool:
         mallopt(option, value) == 1
         for option, value in ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 64 << 20))
     )
+
+
+def machine_fingerprint() -> dict[str, str]:
+    """What float results depend on besides the code and the config: torch's build, the CPU's vector unit, its
+    model and a hash of its flags. Runs reproduce bit for bit on machines with the same fingerprint."""
+    model, flags = platform.processor(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = hashlib.sha256(value.strip().encode()).hexdigest()[:16]
+            if model and flags:
+                break
+    except OSError:
+        pass
+    return {
+        "torch": torch.__version__,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": model,
+        "flags": flags,
+    }
+
+
+def machine_type() -> str:
+    """``machine_fingerprint`` in one line, as result tables record it: ``AMD EPYC (flags 0469c2d3, AVX2), 2 CPUs,
+    torch 2.13.0+cpu``."""
+    fp = machine_fingerprint()
+    cpu = f"{fp['cpu'] or 'unknown CPU'} (flags {fp['flags'][:8]}, {fp['capability']})"
+    return f"{cpu}, {os.cpu_count()} CPUs, torch {fp['torch']}"
 
 
 def seed_everything(seed: int) -> None:

@@ -19,15 +19,15 @@ changes results fails CI on a machine type with no exact set too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 
 import pytest
 import torch
 from tiny_runs import GOLDEN_PATHS, TOLERANCE, data_rows, drift, golden_runs, load_fixture, load_run
+
+from seqgan_rl.utils import machine_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_ROOT = ROOT / "tests" / "data" / "golden"
@@ -35,25 +35,8 @@ WRITE = os.environ.get("SEQGAN_WRITE_GOLDEN") == "1"
 
 
 def fingerprint() -> dict[str, str]:
-    """What float rounding depends on: torch's build, the CPU's vector unit, its model and its flags."""
-    model, flags = platform.processor(), ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = hashlib.sha256(value.strip().encode()).hexdigest()[:16]
-            if model and flags:
-                break
-    except OSError:
-        pass
-    return {
-        "torch": torch.__version__,
-        "capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu": model,
-        "flags": flags,
-    }
+    """What float rounding depends on: torch's build, the CPU's vector unit, its model and flags."""
+    return machine_fingerprint()
 
 
 def machine_dir(fp: dict[str, str]) -> Path:

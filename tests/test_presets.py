@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig, MLEConfig, PretrainConfig, ReinforceConfig
 from seqgan_rl.presets import pretrain_preset, resolve_preset, train_preset, with_seed
@@ -157,3 +158,43 @@ def test_mle_last_keeps_the_last_epoch_on_the_command_line():
     p = argparse.ArgumentParser()
     add_model_arguments(p)
     assert p.parse_args([]).use_best is None and p.parse_args(["--mle-last"]).use_best is False
+
+
+def test_expected_results_are_the_committed_table():
+    """``EXPECTED`` (what the main command prints beside a user's numbers) is the committed 10-seed table's mean
+    and std."""
+    import csv
+    import statistics
+    from pathlib import Path
+
+    from seqgan_rl.presets import EXPECTED
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "repro_oracle_cpu.csv"
+    rows = list(csv.DictReader(path.open()))
+    columns = {"mle": "mle_nll_", "best": "seqgan_best_nll_", "final": "seqgan_final_nll_"}
+    for key, prefix in columns.items():
+        for metric in ("oracle", "test"):
+            values = [float(r[prefix + metric]) for r in rows]
+            want = (round(statistics.mean(values), 3), round(statistics.stdev(values), 3))
+            assert EXPECTED["cpu"][key][f"eval/nll_{metric}"] == want, (key, metric)
+    assert f"{len(rows)} seeds" in EXPECTED["cpu"]["source"]
+
+
+def test_the_main_command_prints_the_expected_spread_for_its_own_config(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from tiny_runs import load_script
+
+    script = load_script("train_agent")
+    m = {"eval/nll_oracle": 8.8, "eval/nll_test": 8.5}
+    summary = {"mle": m, "best": {"iteration": 25, **m}, "final": {"iteration": 50, **m}}
+    result = SimpleNamespace(summary=summary, evaluator=SimpleNamespace(report=["eval/nll_oracle", "eval/nll_test"]))
+    monkeypatch.setattr(script, "run_training", lambda *a, **k: result)
+    threads = torch.get_num_threads()
+    try:
+        assert script.main(["--preset", "cpu", "--threads", "1", "--seed", "7"]) == 0
+        assert "expected (mean ± std of benchmarks/results/repro_oracle_cpu.md" in capsys.readouterr().out
+        assert script.main(["--preset", "cpu", "--threads", "1", "--iterations", "10"]) == 0  # another run
+        assert "expected" not in capsys.readouterr().out
+    finally:
+        torch.set_num_threads(threads)
