@@ -448,8 +448,7 @@ class KLReinforceConfig(ReinforceConfig):
     """beta, the weight of the per-token log-ratio to the reference policy."""
 
     def __post_init__(self) -> None:
-        _check_finite(self)
-        super().__post_init__()
+        super().__post_init__()  # its checks, _check_finite among them, cover these fields too
         if not self.kl_coef >= 0:
             raise ValueError(f"KLReinforceConfig.kl_coef={self.kl_coef} must be >= 0")
 
@@ -466,8 +465,7 @@ class ColdGANConfig(ReinforceConfig):
     """The importance weights' upper bound (truncated importance sampling)."""
 
     def __post_init__(self) -> None:
-        _check_finite(self)
-        super().__post_init__()
+        super().__post_init__()  # its checks, _check_finite among them, cover these fields too
         check_temperature(self.cold_temperature, "ColdGANConfig.cold_temperature")
         if not self.weight_clip > 0:
             raise ValueError(f"ColdGANConfig.weight_clip={self.weight_clip} must be > 0")
