@@ -48,7 +48,7 @@ from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_
 def build_parser() -> Parser:
     """Every option of this script (the tests try each with bad values)."""
     p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--preset", default="cpu", choices=["cpu", "paper", "strong"])
+    p.add_argument("--preset", default="cpu", choices=["cpu", "paper", "strong", "transformer"])
     p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
     p.add_argument(
         "--algos", nargs="+", default=None, metavar="ROW",

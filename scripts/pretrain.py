@@ -27,7 +27,7 @@ from tqdm import tqdm
 from seqgan_rl import distributed
 from seqgan_rl.cli import SEED, Bars, Parser, check_fits, count, resume_hint, threads
 from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
-from seqgan_rl.presets import MODEL_OPTIONS, add_model_arguments, resolve_preset, train_preset, with_options
+from seqgan_rl.presets import MODEL_OPTIONS, PRESETS, add_model_arguments, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pretrain import CHECKPOINT, FINAL, run_pretraining
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
@@ -36,7 +36,7 @@ from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_
 def build_parser() -> Parser:
     """Every option of this script (the tests try each with bad values)."""
     p = Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--preset", default="auto", choices=["auto", "paper", "cpu", "strong"], help="hyperparameter preset")
+    p.add_argument("--preset", default="auto", choices=["auto", *PRESETS[:-1]], help="hyperparameter preset")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", default=None, help="run folder (default runs/pretrain-<preset>-seed<seed>)")

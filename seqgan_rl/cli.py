@@ -137,9 +137,14 @@ def memory_terms(config: TrainConfig | PretrainConfig) -> list[tuple[int, str, d
     bounds, enough to refuse what cannot fit before any work (the run needs more than their largest)."""
     pre = config.pretrain if isinstance(config, TrainConfig) else config
     g, d, data, mle = pre.generator, pre.discriminator, pre.data, pre.mle
-    v, t, e, h, layers = g.vocab_size, g.seq_len, g.embed_dim, g.hidden_dim, g.num_layers
-    dims = {"--vocab-size": v, "--embed-dim": e, "--hidden-dim": h, "--num-layers": layers}
-    params = v * e + h * v + v + layers * 4 * h * (max(e, h) + h + 2)
+    v, t, h, layers = g.vocab_size, g.seq_len, g.hidden_dim, g.num_layers
+    if getattr(g, "kind", "lstm") == "transformer":  # tied embeddings; per layer attention 4 H^2, MLP 8 H^2
+        dims = {"--vocab-size": v, "--hidden-dim": h, "--num-layers": layers}
+        params = v * h + layers * 12 * h * (h + 1)
+    else:
+        e = g.embed_dim
+        dims = {"--vocab-size": v, "--embed-dim": e, "--hidden-dim": h, "--num-layers": layers}
+        params = v * e + h * v + v + layers * 4 * h * (max(e, h) + h + 2)
     terms = [
         (16 * params, "the generator's weights, gradients and Adam moments", dims),
         (16 * v * d.embed_dim, "the discriminator's embedding, its gradient and Adam moments", {"--vocab-size": v}),

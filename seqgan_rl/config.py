@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
-from seqgan_rl.utils import check_temperature
+from seqgan_rl.utils import check_temperature, require_transformers
 
 
 def _check_finite(obj: object) -> None:
@@ -84,6 +86,88 @@ class GeneratorConfig:
                 f"GeneratorConfig: eos_token={self.eos_token} and pad_token={self.pad_token} must be distinct "
                 f"token ids in [0, {self.vocab_size})"
             )
+
+
+TRANSFORMER_ARCHITECTURES = ("gpt2", "llama")
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """A Hugging Face ``transformers`` causal LM as the generator (``models.TransformerGenerator``; the ``hf`` extra).
+
+    Built from its size (``architecture``, ``num_layers``, ``hidden_dim``, ``num_heads``; GPT-2- or Llama-style, input
+    and output embeddings tied) or, with ``pretrained``, loaded from a folder written by ``save_pretrained`` (or a hub
+    id where the hub is reachable), whose own architecture then applies. Token ids are the task's: token i is the
+    model's id i, the first input of every sequence is ``start_token`` (the model's BOS), and a model whose vocabulary
+    is larger than ``vocab_size`` has its logits beyond it dropped."""
+
+    vocab_size: int = 5000
+    seq_len: int = 20
+    architecture: str = "gpt2"
+    """``"gpt2"`` (learned absolute positions, GELU MLP, LayerNorm) or ``"llama"`` (rotary positions, SwiGLU,
+    RMSNorm); with ``pretrained``, the loaded model's own ``model_type``."""
+    num_layers: int = 2
+    hidden_dim: int = 128
+    """The model width (``n_embd`` / ``hidden_size``); the MLP is 4x as wide."""
+    num_heads: int = 4
+    dropout: float = 0.1
+    """Dropout of the residual, embedding and attention paths during maximum-likelihood training (off when sampling
+    and in the policy-gradient phase, as the LSTM's)."""
+    start_token: int = 0
+    eos_token: int | None = None
+    pad_token: int | None = None
+    pretrained: str | None = None
+    """A ``save_pretrained`` folder or hub id to start from instead of a fresh model of the size above."""
+    kind: str = "transformer"
+    """Tells a saved config from the LSTM's ``GeneratorConfig`` (``models.generator_from_config``)."""
+
+    def __post_init__(self) -> None:
+        _check_finite(self)
+        _check_positive(self, "vocab_size", "seq_len", "num_layers", "hidden_dim", "num_heads")
+        if self.kind != "transformer":
+            raise ValueError(f"TransformerConfig.kind must be 'transformer', got {self.kind!r}")
+        if self.pretrained is None and self.architecture not in TRANSFORMER_ARCHITECTURES:
+            raise ValueError(
+                f"TransformerConfig.architecture={self.architecture!r}: choose one of {TRANSFORMER_ARCHITECTURES}"
+            )
+        head = self.hidden_dim // self.num_heads
+        if self.hidden_dim % self.num_heads or (self.architecture == "llama" and head % 2):
+            raise ValueError(
+                f"TransformerConfig: hidden_dim={self.hidden_dim} must be a multiple of num_heads={self.num_heads} "
+                "(with an even head size for llama's rotary positions)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        GeneratorConfig(
+            vocab_size=self.vocab_size,
+            seq_len=self.seq_len,
+            start_token=self.start_token,
+            eos_token=self.eos_token,
+            pad_token=self.pad_token,
+        )  # the token checks, with their messages
+
+    @classmethod
+    def pretrained_from(cls, path_or_id: str, **fields: Any) -> TransformerConfig:
+        """The config of a model saved with ``save_pretrained`` (or a hub id): its architecture and sizes read from
+        its ``config.json``, the task's ``fields`` (``vocab_size``, ``seq_len``, tokens) given."""
+        if not Path(path_or_id).expanduser().exists() and str(path_or_id).startswith((".", "/", "~")):
+            raise ValueError(f"--generator-from {path_or_id}: no such folder (a save_pretrained folder or a hub id)")
+        transformers = require_transformers()
+        try:
+            hf = transformers.AutoConfig.from_pretrained(path_or_id)
+        except (OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"--generator-from {path_or_id}: not a transformers model ({first})") from exc
+        if fields.get("vocab_size", 0) > hf.vocab_size:
+            raise ValueError(
+                f"--generator-from {path_or_id}: its vocabulary ({hf.vocab_size} ids) is smaller than the task's "
+                f"({fields['vocab_size']})"
+            )
+        sizes = {
+            "architecture": hf.model_type, "num_layers": hf.num_hidden_layers, "hidden_dim": hf.hidden_size,
+            "num_heads": hf.num_attention_heads, "dropout": 0.0,
+        }  # fmt: skip
+        return cls(**{**sizes, **fields, "pretrained": str(path_or_id)})
 
 
 PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
@@ -257,7 +341,7 @@ class PretrainConfig:
     """Everything ``scripts/pretrain.py`` runs: data, G, MLE, D and D pre-training."""
 
     seed: int = 0
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    generator: GeneratorConfig | TransformerConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig.paper)
     data: OracleDataConfig = field(default_factory=OracleDataConfig)
     mle: MLEConfig = field(default_factory=MLEConfig)

@@ -6,6 +6,8 @@
 - ``strong``: a well-regularised generator (an LSTM of 128 with variational dropout) trained by MLE with a
   validation split and early stopping, the baseline a published frontier is judged against (REFERENCE.md
   section 10), then the adversarial phase from it (``docs/strong.md``).
+- ``transformer``: the ``strong`` recipe with a GPT-2-style transformer generator of about the strong LSTM's size
+  (``docs/transformers.md``; the ``hf`` extra).
 - ``text``: real text (COCO captions or a user's sentences) on 2 CPU cores.
 
 A preset is filled in for the data it runs on through ``dims``: the vocabulary size, the sequence length and,
@@ -30,9 +32,11 @@ from seqgan_rl.config import (
     OracleDataConfig,
     PretrainConfig,
     TrainConfig,
+    TransformerConfig,
 )
+from seqgan_rl.utils import require_transformers
 
-PRESETS = ("paper", "cpu", "strong", "text")
+PRESETS = ("paper", "cpu", "strong", "transformer", "text")
 
 
 def resolve_preset(name: str, device_type: str, text: bool = False) -> str:
@@ -45,7 +49,7 @@ def resolve_preset(name: str, device_type: str, text: bool = False) -> str:
     if text != (name == "text"):
         raise ValueError(
             f"preset {name!r} is for {'real text' if name == 'text' else 'the oracle benchmark'}: "
-            f"use {'text' if text else 'paper, cpu or strong'} (or auto) for this data"
+            f"use {'text' if text else 'paper, cpu, strong or transformer'} (or auto) for this data"
         )
     return name
 
@@ -89,6 +93,16 @@ def pretrain_preset(name: str, seed: int = 0, **dims: int | None) -> PretrainCon
                 rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
             ),
         )
+    if name == "transformer":
+        return PretrainConfig(
+            seed=seed,
+            generator=TransformerConfig(**dims, **TRANSFORMER_GENERATOR),
+            discriminator=DiscriminatorConfig.light(v, t),
+            mle=MLEConfig(**TRANSFORMER_MLE),
+            d_pretrain=DiscriminatorTrainConfig(
+                rounds=10, epochs=1, lr=1e-3, num_negatives=6400, max_steps_per_round=200
+            ),
+        )
     if name == "text":
         if g.eos_token is None:
             raise ValueError("the text preset needs the dataset's eos_token and pad_token")
@@ -112,6 +126,14 @@ STRONG_MLE = {"epochs": 200, "batch_size": 64, "lr": 2e-3, "eval_every": 0, "num
 """The ``strong`` preset's MLE: Adam 2e-3 for up to 200 epochs, stopped 10 epochs after the best validation NLL (500
 of the 9,984 training sequences held out), whose generator it keeps."""
 
+
+TRANSFORMER_GENERATOR = {"architecture": "gpt2", "num_layers": 4, "hidden_dim": 128, "num_heads": 4, "dropout": 0.3}
+"""The ``transformer`` preset's generator: GPT-2-style, 4 layers of width 128 (1.43M parameters with the tied
+embedding, the strong LSTM's 1.42M), dropout chosen on the validation split
+(``benchmarks/results/transformer_screen.md``)."""
+TRANSFORMER_MLE = {"epochs": 200, "batch_size": 64, "lr": 1e-3, "eval_every": 0, "num_valid": 500, "patience": 10}
+"""The ``transformer`` preset's MLE: the strong schedule (500 held out, early stopping) at its screened learning
+rate."""
 
 STRONG_AGENT_LR = 1e-4
 """The ``strong`` preset's learning rate for REINFORCE and its variants: the adversarial screen's choice on the
@@ -137,11 +159,13 @@ def train_preset(name: str, seed: int = 0, algo: str = "reinforce", **dims: int 
         raise ValueError(f"unknown algorithm {algo!r}: choose one of {tuple(AGENT_CONFIGS)}")
     pre = pretrain_preset(name, seed, **dims)
     agent = AGENT_CONFIGS[algo]()
-    if name == "strong" and algo not in SB3_ALGOS:  # the REINFORCE family's Adam (SB3's agents keep their own)
+    if (
+        name in ("strong", "transformer") and algo not in SB3_ALGOS
+    ):  # the REINFORCE family's Adam (SB3's agents keep their own)
         agent = replace(agent, lr=STRONG_AGENT_LR)
     if name == "paper":
         adv = AdversarialConfig()
-    elif name in ("cpu", "strong"):
+    elif name in ("cpu", "strong", "transformer"):
         adv = AdversarialConfig(
             iterations=50,
             d_train=DiscriminatorTrainConfig(rounds=1, epochs=1, lr=1e-4, num_negatives=1600, max_steps_per_round=50),
@@ -174,10 +198,10 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
         ValueError: for an unknown option, or a value the configs refuse (naming the field).
     """
     o = {k: v for k, v in options.items() if v is not None}
-    unknown = set(o) - {*_PRETRAIN_OPTIONS, *_ADVERSARIAL_OPTIONS, *_AGENT_OPTIONS}
+    unknown = set(o) - {*_PRETRAIN_OPTIONS, *_ADVERSARIAL_OPTIONS, *_AGENT_OPTIONS, *_GENERATOR_KIND_OPTIONS}
     if unknown:
         raise ValueError(f"unknown options {sorted(unknown)}")
-    pre = config.pretrain
+    pre = replace(config.pretrain, generator=_generator_kind(config.pretrain.generator, o))
     for key, (section, name) in _PRETRAIN_OPTIONS.items():
         if key in o:
             pre = replace(pre, **{section: replace(getattr(pre, section), **{name: o[key]})})
@@ -190,6 +214,40 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
     return replace(config, pretrain=pre, adversarial=adv, agent=agent)
 
 
+def _generator_kind(g: GeneratorConfig | TransformerConfig, o: dict[str, Any]) -> GeneratorConfig | TransformerConfig:
+    """The generator config after ``--generator``, ``--generator-from``, ``--architecture`` and ``--num-heads``: an
+    LSTM or a transformer over the same task (vocabulary, length, tokens); the size options apply afterwards."""
+    kind = o.get("generator")
+    if "generator_from" in o:
+        if kind == "lstm":
+            raise ValueError("--generator-from loads a transformers model: it does not go with --generator lstm")
+        kind = "transformer"
+        for option in ("architecture", "num_heads", "num_layers", "hidden_dim", "dropout", "init"):
+            if option in o:
+                raise ValueError(
+                    f"--{option.replace('_', '-')} does not apply to --generator-from (the saved model's own)"
+                )
+    task = {k: getattr(g, k) for k in ("vocab_size", "seq_len", "start_token", "eos_token", "pad_token")}
+    if kind == "transformer":
+        require_transformers()
+    if "generator_from" in o:
+        return TransformerConfig.pretrained_from(o["generator_from"], **task)
+    if kind == "transformer" and not isinstance(g, TransformerConfig):
+        g = TransformerConfig(**task)
+    elif kind == "lstm" and isinstance(g, TransformerConfig):
+        g = GeneratorConfig(**task)
+    if isinstance(g, TransformerConfig):
+        if g.pretrained is None:
+            require_transformers()
+        if "embed_dim" in o or "init" in o:
+            raise ValueError("--embed-dim and --init are the LSTM's: a transformer's embedding is its --hidden-dim")
+        return replace(g, **{k: o[k] for k in ("architecture", "num_heads") if k in o})
+    if "architecture" in o or "num_heads" in o:
+        raise ValueError("--architecture and --num-heads are a transformer's: add --generator transformer")
+    return g
+
+
+_GENERATOR_KIND_OPTIONS = ("generator", "generator_from", "architecture", "num_heads")
 _PRETRAIN_OPTIONS = {
     "mle_epochs": ("mle", "epochs"), "mle_eval_every": ("mle", "eval_every"),
     "d_pretrain_rounds": ("d_pretrain", "rounds"), "eval_samples": ("data", "num_eval_samples"),
@@ -203,7 +261,7 @@ _AGENT_OPTIONS = ("baseline", "reward_mode", "kl_coef")
 
 MODEL_OPTIONS = (
     "embed_dim", "hidden_dim", "num_layers", "dropout", "init", "mle_lr", "mle_batch_size", "num_valid", "patience",
-    "use_best",
+    "use_best", "generator", "generator_from", "architecture", "num_heads",
 )  # fmt: skip
 """The generator's size and its MLE schedule: options of every preset (``add_model_arguments``)."""
 
@@ -213,9 +271,21 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     ``--mle-batch-size``, ``--num-valid``, ``--patience``, ``--mle-last``: overrides of the preset's generator and
     MLE (``MODEL_OPTIONS``)."""
     g = p.add_argument_group("generator and MLE (override the preset)")
+    g.add_argument(
+        "--generator", choices=["lstm", "transformer"], default=None,
+        help="the generator: the paper's LSTM, or a Hugging Face transformer (the hf extra; preset transformer's)",
+    )  # fmt: skip
+    g.add_argument(
+        "--generator-from", default=None, metavar="PATH",
+        help="start from a transformers causal LM: a save_pretrained folder (or a hub id where the hub is reachable)",
+    )  # fmt: skip
+    g.add_argument("--architecture", choices=["gpt2", "llama"], default=None, help="a transformer's style (gpt2)")
+    g.add_argument("--num-heads", type=count(), default=None, help="a transformer's attention heads (4)")
     g.add_argument("--embed-dim", type=count(), default=None, help="token embedding size (paper 32, strong 128)")
-    g.add_argument("--hidden-dim", type=count(), default=None, help="LSTM hidden size (paper 32, strong 128)")
-    g.add_argument("--num-layers", type=count(), default=None, help="stacked LSTM layers (paper and strong 1)")
+    g.add_argument(
+        "--hidden-dim", type=count(), default=None, help="LSTM hidden size or transformer width (paper 32, strong 128)"
+    )
+    g.add_argument("--num-layers", type=count(), default=None, help="stacked LSTM or transformer layers (paper 1)")
     g.add_argument("--dropout", type=FRACTION, default=None, help="variational dropout in MLE (paper 0, strong 0.6)")
     g.add_argument("--init", choices=["normal", "torch"], default=None, help="G's initialisation (paper: normal)")
     g.add_argument(

@@ -167,6 +167,18 @@ of the paper generator's size (|logit| < 10) can exceed float32's exp range by f
 into an argmax that rounding decides; above 1e3 every distribution is uniform to within 1%."""
 
 
+HF_EXTRA = 'pip install -e ".[hf]"'
+
+
+def require_transformers() -> Any:
+    """The ``transformers`` module, or a ``ValueError`` naming the extra to install (a CLI's exit 2)."""
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ValueError(f"transformer generators need Hugging Face transformers: {HF_EXTRA}") from exc
+    return transformers
+
+
 def check_temperature(temperature: float, name: str = "temperature") -> float:
     """Return ``temperature`` as a float if it is a number in ``TEMPERATURE_RANGE``; else raise ``ValueError``.
 

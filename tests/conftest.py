@@ -2,10 +2,13 @@
 
 ``torch.set_num_threads(1)``: on a 2-core machine one thread is faster for these tiny tensors, and it
 keeps float results independent of the core count. Models in the tests are tiny (vocabulary ~10,
-length ~8, hidden 16); only the oracle tests load the paper's oracle (V 5000, T 20).
+length ~8, hidden 16); only the oracle tests load the paper's oracle (V 5000, T 20). ``HF_HUB_OFFLINE``: no test
+reaches the Hugging Face hub (``--generator-from NAME`` with no such folder fails at once).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -13,6 +16,7 @@ import torch
 from seqgan_rl.models import OracleLSTM
 
 torch.set_num_threads(1)
+os.environ["HF_HUB_OFFLINE"] = "1"  # a name that is no local folder fails at once instead of retrying the hub
 
 
 @pytest.fixture(autouse=True)

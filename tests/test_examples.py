@@ -1,6 +1,6 @@
 """The examples run as written (tiny sizes): a plain Gymnasium loop, a CleanRL-style PPO on the
 Gymnasium vector API, Stable-Baselines3 PPO and A2C (skipped without the sb3 extra), TorchRL's collector
-(skipped without the torchrl extra)."""
+(skipped without the torchrl extra), a Hugging Face transformer as the generator (the hf extra)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,10 @@ def test_sb3_a2c_example(capsys):
     run_example("sb3_a2c", "--tiny", "--updates", "2")
     out = capsys.readouterr().out
     assert "2 A2C updates of 4 sequences" in out and "rgb_array" in out
+
+
+def test_transformer_generator_example(capsys):
+    pytest.importorskip("transformers")
+    run_example("transformer_generator", "--tiny", "--updates", "2")
+    out = capsys.readouterr().out
+    assert "Q per token" in out and "2 REINFORCE updates of a GPT2LMHeadModel" in out

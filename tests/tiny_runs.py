@@ -1,7 +1,7 @@
 """Tiny whole runs for the tests (``tiny_config``: V 20, T 6, a few epochs and updates), and a worker that a
 test starts as a process and kills with SIGKILL at a named point, then resumes.
 
-    python tests/tiny_runs.py OUT_DIR POINT [--resume]
+    python tests/tiny_runs.py OUT_DIR POINT [--resume] [--transformer]
     torchrun --nproc_per_node 2 tests/tiny_runs.py OUT_DIR POINT [--resume]   # the same run, data-parallel
 
 POINT is one of ``KILL_POINTS`` (or ``none``; ``slow`` sleeps in every update, for the concurrency test).
@@ -32,6 +32,7 @@ from seqgan_rl.config import (
     PretrainConfig,
     ReinforceConfig,
     TrainConfig,
+    TransformerConfig,
 )
 from seqgan_rl.models import OracleLSTM
 from seqgan_rl.training.tasks import OracleTask
@@ -50,13 +51,17 @@ def load_script(name: str, folder: str = "scripts") -> ModuleType:
 
 
 def tiny_config(
-    seed: int = 0, iterations: int = 5, reward: str = "mc", mle_epochs: int = 3, every: int = 2
-) -> TrainConfig:
+    seed: int = 0, iterations: int = 5, reward: str = "mc", mle_epochs: int = 3, every: int = 2,
+    transformer: bool = False,
+) -> TrainConfig:  # fmt: skip
     """Pre-training (``mle_epochs`` epochs, 2 D rounds) then ``iterations`` updates of 8 sequences, evaluated
-    and checkpointed ``every`` updates."""
+    and checkpointed ``every`` updates; the generator an LSTM of 8, or a one-layer GPT-2 of width 8."""
+    g = GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8)
+    if transformer:
+        g = TransformerConfig(vocab_size=V, seq_len=T, num_layers=1, hidden_dim=8, num_heads=2, dropout=0.1)
     pre = PretrainConfig(
         seed=seed,
-        generator=GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=8, hidden_dim=8),
+        generator=g,
         discriminator=DiscriminatorConfig(
             vocab_size=V, seq_len=T, embed_dim=8, filter_sizes=(2, 3), num_filters=(4, 4), dropout=0.5
         ),
@@ -313,10 +318,11 @@ def main(argv: list[str]) -> int:
     from seqgan_rl.training.pipeline import run_training
 
     out, point, resume = argv[0], argv[1], "--resume" in argv
+    config = tiny_config(transformer="--transformer" in argv)
     torch.set_num_threads(1)
     install(point)
     device = distributed.init_from_env(torch.device("cpu"))  # started by torchrun: one rank of a data-parallel run
-    run_training(tiny_config(), out, device, tiny_task(), resume=resume)
+    run_training(config, out, device, tiny_task(), resume=resume)
     distributed.shutdown(wait=True)
     return 0
 

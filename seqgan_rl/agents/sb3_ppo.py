@@ -50,10 +50,10 @@ from gymnasium.vector import AutoresetMode
 
 from seqgan_rl import distributed
 from seqgan_rl.agents.base import Agent
-from seqgan_rl.config import GAMMA_FOR_MODE, A2CConfig, GeneratorConfig, PPOConfig
+from seqgan_rl.config import GAMMA_FOR_MODE, A2CConfig, GeneratorConfig, PPOConfig, TransformerConfig
 from seqgan_rl.envs.rollout import Reward
 from seqgan_rl.envs.vector import TokenGenerationVectorEnv
-from seqgan_rl.models.generator import Generator
+from seqgan_rl.models import Generator, build_generator
 from seqgan_rl.utils import check_finite, check_temperature
 
 __all__ = [
@@ -170,6 +170,34 @@ class GeneratorFeaturesExtractor(BaseFeaturesExtractor):
         return hidden[torch.arange(tokens.shape[0], device=tokens.device), lengths]  # (B, H)
 
 
+class TransformerFeaturesExtractor(BaseFeaturesExtractor):
+    """A transformer generator run over the observed prefix: features = its next-token logits, ``(B, V)`` (the
+    policy's ``action_net`` is then the identity: the actor's probabilities are the model's). The prefix is read as
+    ``GeneratorFeaturesExtractor`` reads it; the model runs in eval mode (no dropout), recomputing the prefix."""
+
+    def __init__(
+        self, observation_space: spaces.Box, config: TransformerConfig, pad_token: int | None = None
+    ) -> None:  # fmt: skip
+        super().__init__(observation_space, features_dim=config.vocab_size)
+        self.config = config
+        self.pad_token = config.vocab_size if pad_token is None else int(pad_token)
+        self.generator = build_generator(config)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        tokens = observations.long()  # (B, T)
+        is_pad = tokens == self.pad_token
+        lengths = (~is_pad).long().cumprod(dim=1).sum(dim=1).clamp(max=tokens.shape[1] - 1)  # (B,)
+        steps = int(lengths.max()) + 1 if tokens.shape[0] else 1
+        prefix = tokens[:, :steps].masked_fill(is_pad[:, :steps], 0)  # (B, steps): y_1..y_steps, pads -> 0
+        was = self.generator.training
+        self.generator.eval()
+        try:
+            logits = self.generator(prefix)  # (B, steps, V): index k has read start, y_1..y_k
+        finally:
+            self.generator.train(was)
+        return logits[torch.arange(tokens.shape[0], device=tokens.device), lengths]  # (B, V)
+
+
 class SeqGANPolicy(ActorCriticPolicy):
     """Actor = the generator (embedding + LSTM features, ``action_net`` = its output layer); critic =
     its own embedding + LSTM and an MLP head. Build it through PPO (``policy_kwargs={"generator_config":
@@ -197,16 +225,20 @@ class SeqGANPolicy(ActorCriticPolicy):
         if not isinstance(action_space, spaces.Discrete) or int(action_space.n) != generator_config.vocab_size:
             raise ValueError(f"action space {action_space} does not match V={generator_config.vocab_size}")
         self.generator_config, self.temperature = generator_config, check_temperature(temperature)
+        self.transformer = isinstance(generator_config, TransformerConfig)
         kwargs.setdefault("net_arch", {"pi": [], "vf": list(value_net)})
         kwargs.setdefault("share_features_extractor", False)
         super().__init__(
             observation_space,
             action_space,
             lr_schedule,
-            features_extractor_class=GeneratorFeaturesExtractor,
+            features_extractor_class=TransformerFeaturesExtractor if self.transformer else GeneratorFeaturesExtractor,
             features_extractor_kwargs={"config": generator_config, "pad_token": pad_token},
             **kwargs,
         )
+        if self.transformer:  # the features are the model's logits: no output layer of SB3's on top
+            self.action_net = nn.Identity()
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor):
         logits = self.action_net(latent_pi)  # (B, V)
@@ -222,6 +254,10 @@ class SeqGANPolicy(ActorCriticPolicy):
         if dataclasses.asdict(generator.config) != dataclasses.asdict(self.generator_config):
             raise ValueError(f"generator config {generator.config} differs from the policy's {self.generator_config}")
         targets = [self.pi_features_extractor] + ([self.vf_features_extractor] if critic else [])
+        if self.transformer:
+            for fe in targets:
+                fe.generator.load_state_dict(generator.state_dict())
+            return
         for fe in targets:
             fe.embedding.load_state_dict(generator.embedding.state_dict())
             fe.lstm.load_state_dict(generator.lstm.state_dict())
@@ -230,6 +266,8 @@ class SeqGANPolicy(ActorCriticPolicy):
     def generator_view(self) -> Generator:
         """A :class:`Generator` whose modules *are* the actor's (shared parameters): sampling from it is
         sampling from the policy, at every point of training."""
+        if self.transformer:
+            return self.pi_features_extractor.generator
         g = Generator(self.generator_config)
         g.embedding = self.pi_features_extractor.embedding
         g.lstm = self.pi_features_extractor.lstm

@@ -56,6 +56,9 @@ def rollout_completions(
     r, t_len = tokens.shape
     if eos_token is not None and pad_token is None:
         raise ValueError("pad_token is required when eos_token is set")
+    complete = getattr(policy, "complete", None)  # a generator that batches its own rollouts (a transformer's cache)
+    if complete is not None:
+        return complete(tokens, prefix_len, state, rng, temperature, eos_token, pad_token)
     out = tokens.clone()
     if r == 0:
         return out
@@ -106,13 +109,13 @@ def sample_prefix_completions(
         raise ValueError(f"num_rollouts must be >= 1, got {num_rollouts}")
     b, t_len = sequences.shape
     n = num_rollouts
-    h_all, c_all = policy.prefix_states(sequences)  # (B, T, H): index t-1 holds state_t
+    states = policy.prefix_states(sequences)  # index t-1 holds state_t
     # The first rollout step after a prefix is the same computation for its N rollouts: do it once per
     # (prefix, sequence) pair and draw N tokens from that one distribution.
     pairs_t = torch.arange(1, t_len, device=sequences.device).repeat_interleave(b)  # (P,) prefix lengths
     pairs_b = torch.arange(b, device=sequences.device).repeat(t_len - 1)  # (P,) P = (T-1) * B
-    logits, (h1, c1) = policy.step(
-        sequences[pairs_b, pairs_t - 1], (h_all[pairs_b, pairs_t - 1], c_all[pairs_b, pairs_t - 1])
+    logits, state1 = policy.step(
+        sequences[pairs_b, pairs_t - 1], policy.prefix_state_rows(states, pairs_b, pairs_t - 1)
     )
     first = policy.sample_next(logits, rng, temperature, policy.logit_bound(), num_samples=n)  # (P, N)
     del logits
@@ -130,7 +133,7 @@ def sample_prefix_completions(
     lens = pairs_t[row_pair] + 1  # the prefix now includes the first sampled token
     tokens[torch.arange(tokens.shape[0], device=tokens.device), lens - 1] = first[row_pair, row_n]
     eos, pad = policy.config.eos_token, policy.config.pad_token  # real text: a finished row is not sampled on
-    comp = rollout_completions(policy, tokens, lens, (h1[row_pair], c1[row_pair]), rng, temperature, eos, pad)
+    comp = rollout_completions(policy, tokens, lens, policy.state_rows(state1, row_pair), rng, temperature, eos, pad)
     # real text: whatever follows an end token (in the prefix or sampled) becomes padding, so D sees padded
     # sequences and the completion of an already finished prefix is the finished sequence itself
     comp = policy.pad_after_eos(comp)
@@ -203,7 +206,7 @@ def prefix_q_values(
     r, n = tokens.shape[0], num_rollouts
     rep = torch.arange(r, device=tokens.device).repeat(n)  # rows ordered (n, r)
     comp = rollout_completions(
-        policy, tokens[rep], prefix_len[rep], (state[0][rep], state[1][rep]), rng, temperature, eos_token, pad_token
+        policy, tokens[rep], prefix_len[rep], policy.state_rows(state, rep), rng, temperature, eos_token, pad_token
     )
     scores = discriminator.prob_real(comp.to(model_device(discriminator)))  # (N * R,)
     check_finite("the discriminator's scores of the rollouts", scores)
@@ -235,16 +238,16 @@ class PrefixStateCache:
             t = tokens.clone()
             beyond = torch.arange(t.shape[1], device=t.device) >= lengths.unsqueeze(1)
             t[beyond] = 0  # not read by the states asked for: any id will do
-            h, c = policy.prefix_states(torch.cat([t, t[:, -1:]], dim=1))  # index k: read start, y_1..y_k
+            states = policy.prefix_states(torch.cat([t, t[:, -1:]], dim=1))  # index k: read start, y_1..y_k
             ar = torch.arange(t.shape[0], device=t.device)
-            self.state, self.lengths, self._key = (h[ar, lengths], c[ar, lengths]), lengths.clone(), key
+            self.state, self.lengths, self._key = policy.prefix_state_rows(states, ar, lengths), lengths.clone(), key
         return self.state
 
     @torch.no_grad()
     def advance(self, policy: Generator, rows: torch.Tensor, tokens: torch.Tensor) -> None:
         """Feed ``tokens`` ``(len(rows),)`` to the states of ``rows``."""
-        h, c = self.state
-        h[rows], c[rows] = policy.advance(tokens, (h[rows], c[rows]))
+        advanced = policy.advance(tokens, policy.state_rows(self.state, rows))
+        self.state = policy.set_state_rows(self.state, rows, advanced)
         self.lengths[rows] += 1
         self._key = (id(policy), param_version(policy))
 
@@ -254,8 +257,8 @@ class PrefixStateCache:
         if self.state is None or not bool(mask.any()):
             return
         n = int(mask.sum())
-        h, c = policy.advance(policy.start_tokens(n), policy.initial_state(n))
-        self.state[0][mask], self.state[1][mask] = h, c
+        started = policy.advance(policy.start_tokens(n), policy.initial_state(n))
+        self.state = policy.set_state_rows(self.state, mask, started)
         self.lengths[mask] = 0
 
 

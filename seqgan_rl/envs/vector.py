@@ -249,9 +249,10 @@ class TokenGenerationVectorEnv(VectorEnv):
     def _mc_q(self, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Q for sub-envs ``rows`` that just took ``tokens`` and did not end; advances their cached state
         (built in ``step`` before the tokens were appended: it has read y_1..y_{t-1})."""
-        g, (h, c) = self._policy(), self._cache.state
+        g = self._policy()
+        state = g.state_rows(self._cache.state, rows)
         q = prefix_q_values(
-            g, self.discriminator, self._tokens[rows], self._lengths[rows], (h[rows], c[rows]), self.num_rollouts,
+            g, self.discriminator, self._tokens[rows], self._lengths[rows], state, self.num_rollouts,
             self._rng, self.temperature, self.eos_token, self.pad_token,
         )  # fmt: skip
         self._cache.advance(g, rows, tokens)

@@ -20,13 +20,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from seqgan_rl.config import GeneratorConfig
+from seqgan_rl.models.interface import GeneratorBase
 from seqgan_rl.models.losses import linear_cross_entropy
-from seqgan_rl.models.sampling import chunk_rows, sample_categorical
+from seqgan_rl.models.sampling import chunk_rows
 from seqgan_rl.utils import (
     check_temperature,
     check_token_batch,
     mark_home_process,
-    pad_after_eos,
     parallel_map,
     valid_mask,
     worker_threads,
@@ -36,7 +36,7 @@ State = tuple[torch.Tensor, torch.Tensor]
 """LSTM state ``(h, c)``, each ``(B, L*H)``: layer l in columns ``l*H:(l+1)*H`` (``(B, H)`` for one layer)."""
 
 
-class Generator(nn.Module):
+class Generator(GeneratorBase):
     """Embedding -> LSTM (``num_layers`` stacked; the paper: one) -> linear output layer over the vocabulary.
 
     The LSTM is the plain recurrence of the paper's oracle (gates i, f, o; candidate tanh; no peepholes),
@@ -68,14 +68,6 @@ class Generator(nn.Module):
                 else:
                     bound = self.config.hidden_dim**-0.5
                     p.copy_(torch.rand(p.shape, generator=rng).mul_(2 * bound).sub_(bound))
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
-
-    @property
-    def seq_len(self) -> int:
-        return self.config.seq_len
 
     @property
     def device(self) -> torch.device:
@@ -125,30 +117,17 @@ class Generator(nn.Module):
         """The last layer's part of a state's ``h`` (``(..., L*H) -> (..., H)``): what the output layer reads."""
         return h if self.config.num_layers == 1 else h[..., -self.config.hidden_dim :]
 
-    def log_probs(self, tokens: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """``log G(y_t | y_<t)`` for each position: ``(B, T)``, at the given sampling temperature."""
-        logits = self(tokens)
-        if temperature != 1.0:
-            logits = logits / check_temperature(temperature)
-        return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-
-    @torch.no_grad()
-    def sequence_nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> torch.Tensor:
-        """Per-sequence mean NLL in nats, ``(B,)``, computed in chunks (small: cache) without gradients.
-        With an end token (real text), the mean is over the positions up to and including it.
-
-        The ``(chunk * T, V)`` logits and log-probabilities are written into buffers reused by every chunk:
-        fresh 25 MB temporaries per chunk cost more in page faults than the arithmetic (3-4x the time on CPU).
-        On the CPU the chunks run side by side on torch's threads (``utils.parallel_map``; one set of buffers
-        per thread). The values are those of ``cross_entropy(self(chunk))``, bit for bit."""
-        return self.sequence_nlls(tokens, (temperature,), batch_size)[0]
-
     @torch.no_grad()
     def sequence_nlls(
         self, tokens: torch.Tensor, temperatures: Sequence[float], batch_size: int = 64
     ) -> list[torch.Tensor]:
         """``sequence_nll`` at each of several temperatures, ``[(B,), ...]``, each bit for bit as a call of its own,
-        from one pass of the LSTM and the output layer (what a temperature sweep costs once instead of K times)."""
+        from one pass of the LSTM and the output layer (what a temperature sweep costs once instead of K times).
+
+        The ``(chunk * T, V)`` logits and log-probabilities are written into buffers reused by every chunk:
+        fresh 25 MB temporaries per chunk cost more in page faults than the arithmetic (3-4x the time on CPU).
+        On the CPU the chunks run side by side on torch's threads (``utils.parallel_map``; one set of buffers
+        per thread). The values are those of ``cross_entropy(self(chunk))``, bit for bit."""
         for tau in temperatures:
             check_temperature(tau)
         buffers: dict[int, list[torch.Tensor]] = {}  # per thread: logits, scaled logits, log-probabilities
@@ -179,28 +158,11 @@ class Generator(nn.Module):
             return [torch.zeros(0, device=self.device) for _ in temperatures]
         return [torch.cat(per_tau) for per_tau in zip(*parts, strict=True)]
 
-    def nll(self, tokens: torch.Tensor, temperature: float = 1.0, batch_size: int = 64) -> float:
-        """Per-token mean NLL in nats over all ``tokens`` (sequences have equal length; with an end token,
-        over all positions up to and including each sequence's end token)."""
-        return self.nlls(tokens, (temperature,), batch_size)[0]
-
-    def nlls(self, tokens: torch.Tensor, temperatures: Sequence[float], batch_size: int = 64) -> list[float]:
-        """``nll`` at each of several temperatures (one pass: ``sequence_nlls``)."""
-        per_seq = self.sequence_nlls(tokens, temperatures, batch_size)
-        if self.config.eos_token is None:
-            return [float(x.mean()) for x in per_seq]
-        lengths = valid_mask(tokens, self.config.eos_token).sum(dim=1).to(self.device)  # (B,)
-        return [float((x * lengths).sum() / lengths.sum().clamp(min=1)) for x in per_seq]
-
     # ------------------------------------------------------------------ step API
     def initial_state(self, batch_size: int) -> State:
         """Zero state ``(h, c)``, each ``(B, L*H)``."""
         z = torch.zeros(batch_size, self.config.num_layers * self.config.hidden_dim, device=self.device)
         return z, z.clone()
-
-    def start_tokens(self, batch_size: int) -> torch.Tensor:
-        """The first input of every sequence: ``(B,)`` filled with the start token."""
-        return torch.full((batch_size,), self.config.start_token, dtype=torch.long, device=self.device)
 
     def step(self, prev_tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Read one token and return the next token's logits.
@@ -239,28 +201,28 @@ class Generator(nn.Module):
             states.append(state)
         return torch.stack([h for h, _ in states], 1), torch.stack([c for _, c in states], 1)
 
+    @staticmethod
+    def prefix_state_rows(states: State, rows: torch.Tensor, index: torch.Tensor) -> State:
+        """From ``prefix_states``' output: row ``rows[i]``'s state at time index ``index[i]`` (``state_{index+1}``)."""
+        return states[0][rows, index], states[1][rows, index]
+
+    @staticmethod
+    def state_rows(state: State, rows: torch.Tensor | slice) -> State:
+        """The states of ``rows`` (indices, a mask or a slice; repeats allowed): ``(h[rows], c[rows])``."""
+        return state[0][rows], state[1][rows]
+
+    @staticmethod
+    def set_state_rows(state: State, rows: torch.Tensor, new: State) -> State:
+        """Write ``new`` into the rows ``rows`` of ``state`` (in place) and return it."""
+        state[0][rows], state[1][rows] = new
+        return state
+
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def logit_bound(self) -> float:
         """A bound on ``|logits|``: since the last layer's ``|h| < 1``, ``|logit_k| <= sum_j |W_kj| + |b_k|``."""
         w, b = self.output.weight, self.output.bias
         return float((w.abs().sum(dim=1) + b.abs()).max())
-
-    def sample_next(
-        self, logits: torch.Tensor, rng: torch.Generator | None = None, temperature: float = 1.0,
-        bound: float | None = None, num_samples: int | None = None, overwrite: bool = False,
-        uniforms: torch.Tensor | None = None,
-    ) -> torch.Tensor:  # fmt: skip
-        """Sample ``(B,)`` tokens (``(B, S)`` with ``num_samples``) from ``(B, V)`` logits at ``temperature``
-        (exactly; see ``sampling``). ``overwrite``: the logits are a temporary the sampler may reuse;
-        ``uniforms``: the ``(B, S)`` draws from U[0, 1) to use (``sample_categorical``)."""
-        if temperature != 1.0:
-            logits = logits / check_temperature(temperature)
-            bound = None if bound is None else bound / temperature
-            overwrite = True  # a copy of ours
-        return sample_categorical(
-            logits, rng, num_samples=num_samples, max_abs_logit=bound, overwrite=overwrite, uniforms=uniforms
-        )
 
     @torch.no_grad()
     def sample_step(
@@ -369,12 +331,6 @@ class Generator(nn.Module):
 
             chunks = parallel_map(piece, pieces)
         return self.pad_after_eos(torch.cat(chunks))
-
-    def pad_after_eos(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``tokens`` with ``pad_token`` after each row's first ``eos_token`` (unchanged without an end token)."""
-        if self.config.eos_token is None:
-            return tokens
-        return pad_after_eos(tokens, self.config.eos_token, self.config.pad_token)
 
 
 PIECE_ROWS = 256

@@ -68,8 +68,9 @@ ALGOS: dict[str, str] = {
 }
 TEMPERATURES = (0.85, 0.9, 0.95, 1.0, 1.1)
 """The default sweep (the committed ``cpu``-preset tables)."""
-PRESET_TEMPERATURES = {"strong": (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)}
-"""Wider sweeps by preset: the strong generator is cooled to NLL-test 8.5 and warmed past its NLL-test minimum."""
+STRONG_TEMPERATURES = (0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2)
+PRESET_TEMPERATURES = {"strong": STRONG_TEMPERATURES, "transformer": STRONG_TEMPERATURES}
+"""Wider sweeps by preset: the strong generators are cooled to NLL-test 8.5 and warmed past their NLL-test minimum."""
 FIXED_NLL_TEST = (7.8, 8.0, 8.27, 8.5)
 """NLL-test values at which the curves are read (where REFERENCE.md section 10 reads the published ones)."""
 PUBLISHED = {

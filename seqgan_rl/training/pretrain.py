@@ -22,8 +22,8 @@ from torch.nn import functional as F
 from seqgan_rl import distributed
 from seqgan_rl.config import DiscriminatorTrainConfig, MLEConfig, PretrainConfig
 from seqgan_rl.data.oracle_data import iterate_minibatches, random_permutation, split_validation
+from seqgan_rl.models import Generator, build_generator
 from seqgan_rl.models.discriminator import Discriminator
-from seqgan_rl.models.generator import Generator
 from seqgan_rl.training.evaluators import Evaluator, WithValidation
 from seqgan_rl.training.logger import MetricsLogger
 from seqgan_rl.training.metrics import sample_in_eval_mode
@@ -307,7 +307,7 @@ def _pretrain(
     evaluator = task.evaluator(config, data, device)
     if valid is not None:
         evaluator = WithValidation(evaluator, valid)
-    generator = Generator(config.generator).to(device)
+    generator = build_generator(config.generator).to(device)
     generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
     discriminator = Discriminator(config.discriminator)
     discriminator.reset_parameters(make_rng(derive_seed(config.seed, "d-init")))

@@ -39,7 +39,7 @@ import torch
 from seqgan_rl import __version__, distributed
 from seqgan_rl.config import GeneratorConfig
 from seqgan_rl.data.text import SPECIALS, Vocabulary
-from seqgan_rl.models.generator import Generator
+from seqgan_rl.models import Generator, TransformerGenerator, generator_config_from_dict
 from seqgan_rl.utils import assert_finite_state, atomic_write_bytes, check_saved_config
 
 try:  # POSIX; elsewhere folders are not locked (a warning says so)
@@ -348,6 +348,9 @@ def save_generator(generator: Generator, folder: Folder, name: str, vocab: Vocab
     """A self-contained generator checkpoint in ``folder``: weights, config and, for text, the vocabulary
     (every id's word, special tokens included: what ``TokenGenerationEnv(vocab=...)`` takes)."""
     state = {"generator": generator.state_dict(), "generator_config": dataclasses.asdict(generator.config)}
+    hf_config = getattr(getattr(generator, "model", None), "config", None)
+    if hf_config is not None:  # a transformer: its architecture, so that the checkpoint stands alone
+        state["hf_config"] = hf_config.to_dict()
     if vocab is not None:
         state["vocab"] = list(vocab.itos)
     folder.save_torch(name, state)
@@ -365,7 +368,14 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "generator" not in state or "generator_config" not in state:
         raise CorruptFileError(f"{path} is not a generator checkpoint (expected generator, generator_config)")
     try:
-        generator = Generator(GeneratorConfig(**state["generator_config"])).to(device)
+        config = generator_config_from_dict(state["generator_config"])
+        if isinstance(config, GeneratorConfig):
+            generator = Generator(config)
+        elif "hf_config" in state:
+            generator = TransformerGenerator.from_hf_config(config, state["hf_config"])
+        else:
+            raise CorruptFileError(f"{path} holds a transformer generator without its architecture (hf_config)")
+        generator = generator.to(device)
         generator.load_state_dict(state["generator"])
     except LOAD_ERRORS as exc:
         raise CorruptFileError(f"{path} is not a usable generator checkpoint ({exc})") from exc

@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""SeqGAN's reward with a transformer generator: KV-cached rollouts vs recomputing prefixes vs ``model.generate()``.
+
+The MC reward batch of the paper's benchmark (B 64, N 16, T 20, V 5000, the paper's CNN D) with the ``transformer``
+preset's generator (GPT-2-style, 4 layers of 128: 1.43M parameters, the strong LSTM's 1.42M), 1 thread:
+
+(a) ``mc_q_values`` with ``TransformerGenerator``: every rollout continues from its prefix's KV cache, repeated N
+    times; the same with ``use_cache=False`` (every step re-runs the whole prefix; the same draws, so the same Q);
+(b) the loop a user would write with ``transformers``: for each prefix length t, ``model.generate()`` from the 64
+    prefixes repeated 16 times (``do_sample``, ``top_k=0``: plain sampling), then D on the completions;
+(c) the strong LSTM (``seqgan_rl.presets.STRONG_GENERATOR``) on the same batch with ``mc_q_values``.
+
+Then where the time of (a) goes (model forward calls, sampling, D, the rest). Usage:
+
+    python benchmarks/bench_transformer.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import defaultdict
+
+import torch
+
+from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig, TransformerConfig
+from seqgan_rl.envs import mc_q_values
+from seqgan_rl.models import Discriminator, Generator, TransformerGenerator
+from seqgan_rl.presets import STRONG_GENERATOR, TRANSFORMER_GENERATOR
+from seqgan_rl.utils import keep_freed_memory, make_rng
+
+B, N, T = 64, 16, 20
+
+
+@torch.no_grad()
+def generate_q(g: TransformerGenerator, disc: Discriminator, seqs: torch.Tensor, n: int) -> torch.Tensor:
+    """Q the way a ``transformers`` user would get it: ``generate()`` from every prefix, D on the completions."""
+    b, t_len = seqs.shape
+    q = torch.zeros(b, t_len)
+    start = torch.full((b, 1), g.config.start_token, dtype=torch.long)
+    for t in range(1, t_len):
+        prefix = torch.cat([start, seqs[:, :t]], dim=1).repeat(n, 1)  # (N*B, t+1), rows ordered (n, b)
+        out = g.model.generate(
+            input_ids=prefix, attention_mask=torch.ones_like(prefix), do_sample=True, top_k=0, top_p=1.0,
+            max_new_tokens=t_len - t, min_new_tokens=t_len - t, pad_token_id=0, eos_token_id=None,
+        )  # fmt: skip
+        q[:, t - 1] = disc.prob_real(out[:, 1:]).view(n, b).mean(dim=0)
+    q[:, -1] = disc.prob_real(seqs)
+    return q
+
+
+def time_it(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def where_the_time_goes(g: TransformerGenerator, disc: Discriminator, seqs: torch.Tensor) -> dict[str, float]:
+    """One cached ``mc_q_values`` with the model's forward, the sampler and D timed (seconds)."""
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(owner, name, label):
+        real = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+        return real
+
+    real_forward = timed(g.model, "forward", "model forward (prefix pass + rollout steps)")
+    real_sample = timed(g, "sample_next", "sampling (exact, models.sampling)")
+    real_prob = timed(disc, "prob_real_rollouts", "D on the completions")
+    start = time.perf_counter()
+    mc_q_values(seqs, g, disc, N, make_rng(3))
+    total = time.perf_counter() - start
+    g.model.forward, g.sample_next, disc.prob_real_rollouts = real_forward, real_sample, real_prob
+    spent["the rest (caches: select, copy, merge; bookkeeping)"] = total - sum(spent.values())
+    spent["total"] = total
+    return dict(spent)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats of (a) cached and (c); the others run once")
+    args = p.parse_args(argv)
+    keep_freed_memory()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    g = TransformerGenerator.from_config(TransformerConfig(**TRANSFORMER_GENERATOR))
+    g.reset_parameters(make_rng(0))
+    g.eval()
+    lstm = Generator(GeneratorConfig(**STRONG_GENERATOR)).eval()
+    lstm.reset_parameters(make_rng(0))
+    disc = Discriminator(DiscriminatorConfig.paper()).eval()
+    disc.reset_parameters(make_rng(1))
+    seqs = g.sample(B, make_rng(2))
+    params = sum(p.numel() for p in g.parameters())
+    lstm_params = sum(p.numel() for p in lstm.parameters())
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, B={B}, N={N}, T={T}, V=5000, paper D")
+    print(f"transformer G: {TRANSFORMER_GENERATOR} ({params:,} parameters); strong LSTM: {lstm_params:,}")
+
+    mc_q_values(seqs, g, disc, N, make_rng(3))  # warm-up
+    cached = time_it(lambda: mc_q_values(seqs, g, disc, N, make_rng(3)), args.repeats)
+    q_cached = mc_q_values(seqs, g, disc, N, make_rng(3))
+    g.use_cache = False
+    start = time.perf_counter()
+    q_recomputed = mc_q_values(seqs, g, disc, N, make_rng(3))
+    recomputed = time.perf_counter() - start
+    g.use_cache = True
+    diff = float((q_cached - q_recomputed).abs().max())
+    print(f"(a) KV-cached rollouts:            {cached:7.2f} s (median of {args.repeats})")
+    print(f"    recomputing every prefix:      {recomputed:7.2f} s  ({recomputed / cached:.1f}x the cached time; "
+          f"same draws, max |dQ| {diff:.1e})")  # fmt: skip
+    torch.manual_seed(4)
+    generated = time_it(lambda: generate_q(g, disc, seqs, N), 1)
+    print(f"(b) model.generate() per prefix:   {generated:7.2f} s  ({generated / cached:.1f}x the cached time)")
+    lstm_seqs = seqs.clone()
+    lstm_time = time_it(lambda: mc_q_values(lstm_seqs, lstm, disc, N, make_rng(3)), args.repeats)
+    print(f"(c) strong LSTM, same batch:       {lstm_time:7.2f} s  (the transformer takes {cached / lstm_time:.2f}x)")
+    print("where the time of (a) goes (one call):")
+    for label, seconds in where_the_time_goes(g, disc, seqs).items():
+        print(f"    {label:55s} {seconds:6.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
