@@ -28,6 +28,7 @@ def test_environment_snippet_runs(capsys):
     namespace: dict = {}
     exec(compile(python_blocks()[0], "README.md", "exec"), namespace)
     assert 0.0 < namespace["reward"] < 1.0 and namespace["venv"].num_envs == 64
+    assert type(namespace["env"].unwrapped.generator).__name__ == "TransformerGenerator"
 
 
 def test_training_api_snippet_runs(tmp_path, monkeypatch, capsys):

@@ -5,6 +5,7 @@ checkpoints with exact resume, ``save_pretrained`` folders through a run and ``s
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -224,3 +225,18 @@ def test_without_the_extra_the_cli_names_it(monkeypatch, capsys):
     code = load_script("train_agent").main(["--generator", "transformer", "--iterations", "1", "--threads", "1"])
     assert code == 2
     assert 'pip install -e ".[hf]"' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_torchrun_transformer_run_resumes_exactly(tmp_path):
+    """Data parallel over 2 processes: killed in update 3 and resumed, the same as a straight torchrun run."""
+    import test_distributed as dist  # its torchrun helper (a module attribute: pytest collects no test from it here)
+
+    straight, killed = tmp_path / "straight" / "run", tmp_path / "killed" / "run"
+    done = dist.torchrun(straight, "none", "--transformer")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert dist.torchrun(killed, "mid_adversarial", "--transformer").returncode != 0
+    resumed = dist.torchrun(killed, "none", "--resume", "--transformer")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert outcome(killed) == outcome(straight)
+    assert json.loads((straight / "summary.json").read_text())["world_size"] == 2
