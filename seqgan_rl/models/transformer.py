@@ -242,20 +242,39 @@ class TransformerGenerator(GeneratorBase):
     def sequence_nlls(
         self, tokens: torch.Tensor, temperatures: Sequence[float], batch_size: int = 64
     ) -> list[torch.Tensor]:
-        """Per-sequence mean NLL at each temperature, ``[(B,), ...]`` (with an end token: up to and including it)."""
+        """Per-sequence mean NLL at each temperature, ``[(B,), ...]`` (with an end token: up to and including it),
+        from one pass of the model. The ``(chunk * T, V)`` logits and log-probabilities go into buffers reused by
+        every chunk (fresh 25 MB temporaries per chunk and temperature fragment the heap: a 15-temperature sweep of
+        9,984 sequences grew a process past 20 GB)."""
         for tau in temperatures:
             check_temperature(tau)
         out: list[list[torch.Tensor]] = [[] for _ in temperatures]
+        buffers: list[torch.Tensor] = []
         with self._sampling():
             for i in range(0, tokens.shape[0], batch_size):
                 chunk = tokens[i : i + batch_size].to(self.device)
-                logits = self(chunk)  # (b, T, V)
+                check_token_batch(chunk, self.vocab_size)
+                n = chunk.numel()
+                if not buffers or buffers[0].shape[0] < n:
+                    buffers[:] = [torch.empty(n, self.vocab_size, device=self.device) for _ in range(3)]
+                logits_buf, scaled_buf, logp_buf = buffers
+                logits = self._teacher_forced_logits(chunk, logits_buf[:n])  # (b*T, V)
                 m = None if self.config.eos_token is None else valid_mask(chunk, self.config.eos_token).float()
                 for j, tau in enumerate(temperatures):
-                    logp = torch.log_softmax(logits if tau == 1.0 else logits / tau, dim=-1)
-                    nll = logp.gather(-1, chunk.unsqueeze(-1)).squeeze(-1).neg_()  # (b, T)
+                    scaled = logits if tau == 1.0 else torch.div(logits, tau, out=scaled_buf[:n])
+                    logp = torch.log_softmax(scaled, dim=-1, out=logp_buf[:n])
+                    nll = logp.gather(1, chunk.reshape(-1, 1)).view(chunk.shape).neg_()  # (b, T)
                     out[j].append(nll.mean(dim=1) if m is None else (nll * m).sum(dim=1) / m.sum(dim=1))
         return [torch.cat(parts) if parts else torch.zeros(0, device=self.device) for parts in out]
+
+    def _teacher_forced_logits(self, chunk: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
+        """``self(chunk)`` flattened to ``(b*T, V)``; written into ``buffer`` when the output layer is fused."""
+        if not self._fused_head():
+            return self(chunk).flatten(0, 1).float()
+        hidden = self.model.base_model(input_ids=self._inputs(chunk), use_cache=False).last_hidden_state
+        head = self.model.get_output_embeddings()
+        logits = torch.mm(hidden.flatten(0, 1), head.weight[: self.vocab_size].T, out=buffer)
+        return logits if head.bias is None else logits.add_(head.bias[: self.vocab_size])
 
     # ------------------------------------------------------------------ prefix states
     def initial_state(self, batch_size: int) -> KVState:
