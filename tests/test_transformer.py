@@ -4,7 +4,6 @@ checkpoints with exact resume, ``save_pretrained`` folders through a run and ``s
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ import torch
 
 pytest.importorskip("transformers")
 
+from test_run_folder import outcome  # noqa: E402  (metrics without timings, final weights)
 from tiny_runs import ROOT, WORDS, load_script, tiny_config, tiny_task  # noqa: E402
 
 import seqgan_rl  # noqa: E402,F401  (registers the env)
@@ -165,20 +165,6 @@ def test_sb3_ppo_policy_probabilities_are_the_models():
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in csv.DictReader(f)]
-
-
-def outcome(run: Path) -> dict:
-    weights = torch.load(run / "generator_final.pt", weights_only=True)["generator"]
-    return {
-        "metrics": rows(run / "metrics.csv"),
-        "pretrain": rows(run / "pretrain" / "metrics.csv"),
-        "weights": {k: v.tolist() for k, v in weights.items()},
-    }
-
-
 def worker(out: Path, point: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "tests")}
     cmd = [sys.executable, str(ROOT / "tests" / "tiny_runs.py"), str(out), point, "--transformer"]
