@@ -4,6 +4,7 @@ checkpoints with exact resume, ``save_pretrained`` folders through a run and ``s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -226,3 +227,26 @@ def test_a_torchrun_transformer_run_resumes_exactly(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert outcome(killed) == outcome(straight)
     assert json.loads((straight / "summary.json").read_text())["world_size"] == 2
+
+
+AGENT_ROWS = [("reinforce_kl", "mc"), ("grpo", "mc"), ("coldgan", "mc"), ("reinforce", "maligan"),
+              ("reinforce", "rankgan"), ("reinforce", "constant"), ("ppo", "mc")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("algo", "reward"), AGENT_ROWS)
+def test_every_agent_of_the_leaderboard_trains_a_transformer(tmp_path, algo, reward):
+    """Each row of the leaderboard runs on a transformer G from one shared pre-training, and changes it."""
+    from seqgan_rl.config import AGENT_CONFIGS, SB3_ALGOS
+
+    if algo in SB3_ALGOS:
+        pytest.importorskip("stable_baselines3")
+    pre_dir = tmp_path / "pre"
+    base = tiny_config(iterations=2, mle_epochs=1, reward=reward, transformer=True)
+    agent = AGENT_CONFIGS[algo]()
+    agent = dataclasses.replace(agent, **({"num_envs": 8} if algo in SB3_ALGOS else {"batch_size": 8}))
+    cfg = dataclasses.replace(base, algo=algo, agent=agent)
+    result = run_training(cfg, tmp_path / "run", CPU, tiny_task(), pretrain_dir=pre_dir)
+    start = torch.load(pre_dir / "pretrained.pt", weights_only=True)["generator"]
+    final = result.generator.state_dict()
+    assert isinstance(result.generator, TransformerGenerator)
+    assert any(not torch.equal(start[k], final[k]) for k in start)
