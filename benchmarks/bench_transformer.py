@@ -6,12 +6,13 @@ the strong LSTM's parameter count (GPT-2-style, 4 layers of 128: 1.44M parameter
 
 (a) ``mc_q_values`` with ``TransformerGenerator``: every rollout continues from its prefix's KV cache, repeated N
     times; the same with ``use_cache=False`` (every step re-runs the whole prefix; the same draws, so the same Q);
-(b) the loop a user would write with ``transformers``: for each prefix length t, ``model.generate()`` from the 64
-    prefixes repeated 16 times (``do_sample``, ``top_k=0``: plain sampling), then D on the completions;
+(b) the loop a user would write with ``transformers``: for each sequence and prefix, ``model.generate()`` 16
+    completions (``do_sample``, ``top_k=0``: plain sampling), D on the completions; and a stronger baseline than that
+    loop, one ``generate()`` per prefix length over all 64 prefixes repeated 16 times;
 (c) the strong LSTM (``seqgan_rl.presets.STRONG_GENERATOR``) on the same batch with ``mc_q_values``, and the
     ``transformer`` preset's own generator (2 x 128).
 
-Then where the time of (a) goes (model forward calls, sampling, D, the rest). Usage:
+Then where the time of (a) goes (the model's calls, the output layer with the sampler, D, the rest). Usage:
 
     python benchmarks/bench_transformer.py --threads 1
 """
@@ -36,18 +37,37 @@ SIZE = {"architecture": "gpt2", "num_layers": 4, "hidden_dim": 128, "num_heads":
 """The strong LSTM's parameter count (1.42M): 4 layers of 128 with the tied embedding of V 5000 (1.44M)."""
 
 
+def generate(g: TransformerGenerator, prefix: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    """Plain sampling with ``model.generate()`` (no top-k, no top-p, exactly ``new_tokens`` tokens)."""
+    return g.model.generate(
+        input_ids=prefix, attention_mask=torch.ones_like(prefix), do_sample=True, top_k=0, top_p=1.0,
+        max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=0, eos_token_id=None,
+    )  # fmt: skip
+
+
 @torch.no_grad()
-def generate_q(g: TransformerGenerator, disc: Discriminator, seqs: torch.Tensor, n: int) -> torch.Tensor:
-    """Q the way a ``transformers`` user would get it: ``generate()`` from every prefix, D on the completions."""
+def generate_q_per_prefix(g: TransformerGenerator, disc: Discriminator, seqs: torch.Tensor, n: int) -> torch.Tensor:
+    """The loop a ``transformers`` user writes: for each sequence and each prefix of it, ``generate()`` N
+    completions (1,216 calls of 16 rows); D scores each prefix length's completions in one batch."""
+    b, t_len = seqs.shape
+    q = torch.zeros(b, t_len)
+    start = torch.full((1,), g.config.start_token, dtype=torch.long)
+    for t in range(1, t_len):
+        outs = [generate(g, torch.cat([start, seqs[i, :t]]).repeat(n, 1), t_len - t) for i in range(b)]
+        q[:, t - 1] = disc.prob_real(torch.cat(outs)[:, 1:]).view(b, n).mean(dim=1)
+    q[:, -1] = disc.prob_real(seqs)
+    return q
+
+
+@torch.no_grad()
+def generate_q_batched(g: TransformerGenerator, disc: Discriminator, seqs: torch.Tensor, n: int) -> torch.Tensor:
+    """A stronger baseline than the loop above: one ``generate()`` per prefix length over all 64 sequences' prefixes
+    repeated N times (19 calls of 1,024 rows)."""
     b, t_len = seqs.shape
     q = torch.zeros(b, t_len)
     start = torch.full((b, 1), g.config.start_token, dtype=torch.long)
     for t in range(1, t_len):
-        prefix = torch.cat([start, seqs[:, :t]], dim=1).repeat(n, 1)  # (N*B, t+1), rows ordered (n, b)
-        out = g.model.generate(
-            input_ids=prefix, attention_mask=torch.ones_like(prefix), do_sample=True, top_k=0, top_p=1.0,
-            max_new_tokens=t_len - t, min_new_tokens=t_len - t, pad_token_id=0, eos_token_id=None,
-        )  # fmt: skip
+        out = generate(g, torch.cat([start, seqs[:, :t]], dim=1).repeat(n, 1), t_len - t)  # rows ordered (n, b)
         q[:, t - 1] = disc.prob_real(out[:, 1:]).view(n, b).mean(dim=0)
     q[:, -1] = disc.prob_real(seqs)
     return q
@@ -63,30 +83,42 @@ def time_it(fn, repeats: int) -> float:
 
 
 def where_the_time_goes(g: TransformerGenerator, disc: Discriminator, seqs: torch.Tensor) -> dict[str, float]:
-    """One cached ``mc_q_values`` with the model's forward, the sampler and D timed (seconds)."""
+    """One cached ``mc_q_values`` with the model's calls, the output layer + sampler and D timed (seconds)."""
     spent: dict[str, float] = defaultdict(float)
+    inside = {"model": False}
 
-    def timed(owner, name, label):
+    def timed(owner, name, label, outer=False):
         real = getattr(owner, name)
 
         def wrapper(*args, **kwargs):
+            if inside["model"] and not outer:  # the base model called by the whole model: counted there
+                return real(*args, **kwargs)
+            inside["model"] |= outer
             start = time.perf_counter()
             try:
                 return real(*args, **kwargs)
             finally:
                 spent[label] += time.perf_counter() - start
+                inside["model"] &= not outer
 
         setattr(owner, name, wrapper)
         return real
 
-    real_forward = timed(g.model, "forward", "model forward (prefix pass + rollout steps)")
-    real_sample = timed(g, "sample_next", "sampling (exact, models.sampling)")
+    base = g.model.base_model
+    real_forward = timed(g.model, "forward", "the whole model: the prefix pass and the first steps", outer=True)
+    real_base = timed(base, "forward", "transformer layers of the rollout steps")
+    real_head = timed(g, "_sample_hidden", "output layer fused with the exact sampler")
     real_prob = timed(disc, "prob_real_rollouts", "D on the completions")
     start = time.perf_counter()
     mc_q_values(seqs, g, disc, N, make_rng(3))
     total = time.perf_counter() - start
-    g.model.forward, g.sample_next, disc.prob_real_rollouts = real_forward, real_sample, real_prob
-    spent["the rest (caches: select, copy, merge; bookkeeping)"] = total - sum(spent.values())
+    g.model.forward, base.forward, g._sample_hidden, disc.prob_real_rollouts = (
+        real_forward,
+        real_base,
+        real_head,
+        real_prob,
+    )
+    spent["the rest (cache rows: select, copy; bookkeeping)"] = total - sum(spent.values())
     spent["total"] = total
     return dict(spent)
 
@@ -127,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{float((diff < 1e-5).float().mean()):.1%} (near-uniform 5,000-way draws flip where the logits differ in "
           "the last bits)")  # fmt: skip
     torch.manual_seed(4)
-    generated = time_it(lambda: generate_q(g, disc, seqs, N), 1)
-    print(f"(b) model.generate() per prefix:   {generated:7.2f} s  ({generated / cached:.1f}x the cached time)")
+    per_prefix = time_it(lambda: generate_q_per_prefix(g, disc, seqs, N), 1)
+    print(f"(b) model.generate() per prefix:   {per_prefix:7.2f} s  ({per_prefix / cached:.1f}x the cached time)")
+    batched = time_it(lambda: generate_q_batched(g, disc, seqs, N), 1)
+    print(f"    ... batched per prefix length: {batched:7.2f} s  ({batched / cached:.1f}x the cached time)")
     lstm_seqs = seqs.clone()
     lstm_time = time_it(lambda: mc_q_values(lstm_seqs, lstm, disc, N, make_rng(3)), args.repeats)
     print(f"(c) strong LSTM, same batch:       {lstm_time:7.2f} s  (the transformer takes {cached / lstm_time:.2f}x)")
