@@ -250,3 +250,14 @@ def test_every_agent_of_the_leaderboard_trains_a_transformer(tmp_path, algo, rew
     final = result.generator.state_dict()
     assert isinstance(result.generator, TransformerGenerator)
     assert any(not torch.equal(start[k], final[k]) for k in start)
+
+
+def test_the_speed_benchmark_runs_its_baselines_on_a_tiny_model(monkeypatch):
+    bench = load_script("bench_transformer", "benchmarks")
+    monkeypatch.setattr(bench, "N", 2)
+    g, d = tiny("gpt2", scale=1.0), discriminator()
+    seqs = g.sample(3, rng(1))
+    spent = bench.where_the_time_goes(g, d, seqs)
+    assert spent["total"] >= sum(v for k, v in spent.items() if k not in ("total",) and not k.startswith("the rest"))
+    for q in (bench.generate_q_per_prefix(g, d, seqs, 2), bench.generate_q_batched(g, d, seqs, 2)):
+        assert q.shape == seqs.shape and bool(((q >= 0) & (q <= 1)).all())
