@@ -144,8 +144,8 @@ class TransformerGenerator(GeneratorBase):
     @classmethod
     def from_config(cls, config: TransformerConfig, **hf_options: Any) -> TransformerGenerator:
         """A fresh model of ``config``'s size (GPT-2- or Llama-style, tied embeddings; GPT-2's tanh GELU as torch's
-        fused kernel, not ``gelu_new``'s five Python-level ops: the same function, 10% of a rollout batch less), or,
-        with ``config.pretrained``, the model saved there. ``hf_options`` override fields of the HF config."""
+        fused kernel instead of ``gelu_new``'s Python-level ops, the same function), or, with ``config.pretrained``,
+        the model saved there. ``hf_options`` override fields of the HF config."""
         if config.pretrained is not None:
             return cls.from_pretrained(config.pretrained, config=config)
         transformers = require_transformers()
