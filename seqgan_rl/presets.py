@@ -6,8 +6,8 @@
 - ``strong``: a well-regularised generator (an LSTM of 128 with variational dropout) trained by MLE with a
   validation split and early stopping, the baseline a published frontier is judged against (REFERENCE.md
   section 10), then the adversarial phase from it (``docs/strong.md``).
-- ``transformer``: the ``strong`` recipe with a GPT-2-style transformer generator of about the strong LSTM's size
-  (``docs/transformers.md``; the ``hf`` extra).
+- ``transformer``: the ``strong`` recipe with a GPT-2-style transformer generator (2 x 128, chosen on the validation
+  split; ``docs/transformers.md``; the ``hf`` extra).
 - ``text``: real text (COCO captions or a user's sentences) on 2 CPU cores.
 
 A preset is filled in for the data it runs on through ``dims``: the vocabulary size, the sequence length and,

@@ -214,7 +214,8 @@ def prefix_q_values(
 
 
 class PrefixStateCache:
-    """The rollout policy's LSTM state after each row's prefix: where every rollout from it starts.
+    """The rollout policy's prefix state (the LSTM's ``(h, c)``, a transformer's KV cache) after each row's prefix:
+    where every rollout from it starts.
 
     Row r's state has read the start token and the first ``lengths[r]`` tokens of the row. It is advanced
     one token per step (``advance``), reset per row (``reset_rows``), and rebuilt from the tokens in one
