@@ -142,6 +142,14 @@ class SB3VecEnvAdapter(VecEnv):
 
 
 # ---------------------------------------------------------------------------------------------- the policy
+def _observed_prefix(tokens: torch.Tensor, pad_token: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """An observation's pad mask, each row's prefix length (tokens before its first pad, at most T-1: the last step
+    reads T-1 tokens) and the steps a batched pass over the longest prefix needs."""
+    is_pad = tokens == pad_token
+    lengths = (~is_pad).long().cumprod(dim=1).sum(dim=1).clamp(max=tokens.shape[1] - 1)  # (B,)
+    return is_pad, lengths, int(lengths.max()) + 1 if tokens.shape[0] else 1
+
+
 class GeneratorFeaturesExtractor(BaseFeaturesExtractor):
     """The generator's embedding + LSTM run over the observed prefix: features = the (last layer's) LSTM output
     after the start token and the prefix, ``(B, H)``, i.e. what G's output layer turns into next-token logits.
@@ -161,9 +169,7 @@ class GeneratorFeaturesExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         tokens = observations.long()  # (B, T); SB3 hands the Box observation over as floats
-        is_pad = tokens == self.pad_token
-        lengths = (~is_pad).long().cumprod(dim=1).sum(dim=1).clamp(max=tokens.shape[1] - 1)  # (B,)
-        steps = int(lengths.max()) + 1 if tokens.shape[0] else 1
+        is_pad, lengths, steps = _observed_prefix(tokens, self.pad_token)
         start = tokens.new_full((tokens.shape[0], 1), self.config.start_token)
         inputs = torch.cat([start, tokens[:, : steps - 1].masked_fill(is_pad[:, : steps - 1], 0)], dim=1)
         hidden, _ = self.lstm(self.embedding(inputs))  # (B, steps, H): index k has read start, y_1..y_k
@@ -185,9 +191,7 @@ class TransformerFeaturesExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         tokens = observations.long()  # (B, T)
-        is_pad = tokens == self.pad_token
-        lengths = (~is_pad).long().cumprod(dim=1).sum(dim=1).clamp(max=tokens.shape[1] - 1)  # (B,)
-        steps = int(lengths.max()) + 1 if tokens.shape[0] else 1
+        is_pad, lengths, steps = _observed_prefix(tokens, self.pad_token)
         prefix = tokens[:, :steps].masked_fill(is_pad[:, :steps], 0)  # (B, steps): y_1..y_steps, pads -> 0
         was = self.generator.training
         self.generator.eval()
