@@ -1,6 +1,7 @@
 """The examples run as written (tiny sizes): a plain Gymnasium loop, a CleanRL-style PPO on the
 Gymnasium vector API, Stable-Baselines3 PPO and A2C (skipped without the sb3 extra), TorchRL's collector
-(skipped without the torchrl extra), a Hugging Face transformer as the generator (the hf extra)."""
+(skipped without the torchrl extra), a Hugging Face transformer as the generator (the hf extra), TRL's trainers
+against a retrained D (the trl extra)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,14 @@ def test_transformer_generator_example(capsys):
     run_example("transformer_generator", "--tiny", "--updates", "2")
     out = capsys.readouterr().out
     assert "Q per token" in out and "2 REINFORCE updates of a GPT2LMHeadModel" in out
+
+
+def test_trl_adversarial_example(capsys):
+    """TRL's GRPOTrainer, then RLOOTrainer, train a tiny GPT-2 against D's P(real) while D is retrained on their
+    completions at every step."""
+    pytest.importorskip("trl")
+    run_example("trl_adversarial", "--tiny")
+    out = capsys.readouterr().out
+    assert "grpo: 3 updates of a GPT2LMHeadModel, D retrained 3 times" in out
+    assert "rloo: 3 updates of a GPT2LMHeadModel, D retrained 3 times" in out
+    assert out.count("sample:") == 3

@@ -1,5 +1,5 @@
-"""The package's imports point one way: config/presets/utils -> models -> data -> envs -> agents -> training
-(a module never imports one to its right, even lazily inside a function), no library module imports a
+"""The package's imports point one way: config/presets/utils -> models -> data -> envs -> agents -> training ->
+integrations (a module never imports one to its right, even lazily inside a function), no library module imports a
 script or a benchmark, and the module-level imports have no cycle."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seqgan_rl"
-LAYERS = ["", "models", "data", "envs", "agents", "training"]
+LAYERS = ["", "models", "data", "envs", "agents", "training", "integrations"]
 """Subpackage of each layer, left to right ("" = the top-level modules: config, presets, utils)."""
 
 
