@@ -94,9 +94,13 @@ def build_parser() -> Parser:
     p.add_argument(
         "--dataset",
         default=None,
-        help="real text instead of the oracle: 'coco' (built in) or a UTF-8 file, one sentence per line",
+        help="real text instead of the oracle: 'coco' (built in), a UTF-8 file of one sentence per line, or a JSON "
+        "lines / CSV / parquet file with --text-column (the hf extra)",
     )
     p.add_argument("--test-file", default=None, help="with --dataset PATH: the test sentences (default: hold out 10%%)")
+    p.add_argument(
+        "--text-column", default=None, help="with a .jsonl/.json/.csv/.parquet --dataset: the column of the sentences"
+    )
     return p
 
 
@@ -107,13 +111,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def make_task(args: argparse.Namespace) -> Task:
     """The data: real text with ``--dataset``, else the oracle (``--oracle``, default the paper's)."""
     if args.dataset is None:
-        if args.test_file is not None:
-            raise ValueError("--test-file needs --dataset")
+        for flag, value in (("--test-file", args.test_file), ("--text-column", args.text_column)):
+            if value is not None:
+                raise ValueError(f"{flag} needs --dataset")
         return OracleTask(oracle_from_args(args))
     for flag, value in (("--oracle", args.oracle), ("--seq-len", args.seq_len), ("--vocab-size", args.vocab_size)):
         if value is not None:
             raise ValueError(f"{flag} does not apply to --dataset runs (the sentences are the data)")
-    return TextTask(load_text_dataset(args.dataset, args.test_file))
+    return TextTask(load_text_dataset(args.dataset, args.test_file, text_column=args.text_column))
 
 
 def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> TrainConfig:

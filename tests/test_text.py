@@ -135,3 +135,67 @@ def test_user_file_with_and_without_test_file(tmp_path, caplog):
         load_text_dataset(train, test, seq_len=3)
     with pytest.raises(ValueError, match="too few"):
         load_text_dataset(write(tmp_path, "one.txt", b"a b\n"))
+
+
+# ----------------------------------------------------------------------------- JSON lines / CSV / parquet files
+SENTENCES = ["A man rides a horse.", "Two dogs play in the park.", None, "A cat sleeps on a red couch."]
+
+
+def table_files(tmp_path):
+    """The same four rows (one null text) as JSON lines, CSV and parquet, with an id column beside the text."""
+    import json
+
+    pytest.importorskip("datasets")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"id": i, "caption": s} for i, s in enumerate(SENTENCES)]
+    jsonl = tmp_path / "captions.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    csv_file = tmp_path / "captions.csv"
+    csv_file.write_text("id,caption\n" + "".join(f'{r["id"]},"{r["caption"] or ""}"\n' for r in rows))
+    parquet = tmp_path / "captions.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    return jsonl, csv_file, parquet
+
+
+def test_table_files_read_their_text_column_like_a_sentence_file(tmp_path):
+    expected = read_sentences(write(tmp_path, "same.txt", "\n".join(s or "" for s in SENTENCES).encode()))
+    for path in table_files(tmp_path):
+        got = read_sentences(path, text_column="caption")
+        assert got == expected, path.suffix  # same sentences, the null/empty row counted as blank
+        assert got.skipped_blank == 1
+
+
+def test_table_files_refuse_a_missing_column_and_bad_input(tmp_path):
+    jsonl, csv_file, _ = table_files(tmp_path)
+    with pytest.raises(ValueError, match=r"no column 'text': pass --text-column NAME \(its columns: id, caption\)"):
+        read_sentences(jsonl, text_column="text")
+    with pytest.raises(ValueError, match="name its text column: pass --text-column"):
+        read_sentences(csv_file)
+    with pytest.raises(ValueError, match="row 1 of column 'id' holds int"):
+        read_sentences(jsonl, text_column="id")
+    with pytest.raises(ValueError, match="the file is empty"):
+        read_sentences(write(tmp_path, "empty.jsonl", b""), text_column="caption")
+    with pytest.raises(ValueError, match="not a readable .jsonl file"):
+        read_sentences(write(tmp_path, "bad.jsonl", b'{"caption": "a b"}\n{not json\n'), text_column="caption")
+    with pytest.raises(ValueError, match="leave out --text-column"):
+        read_sentences(write(tmp_path, "plain.txt", b"a b\n"), text_column="caption")
+    with pytest.raises(ValueError, match="does not apply to the built-in COCO"):
+        load_text_dataset(COCO, text_column="caption")
+
+
+def test_text_column_option_of_train_agent(tmp_path, capsys):
+    """A JSON lines dataset through the CLI's data step; a wrong column exits 2 naming the columns."""
+    from tiny_runs import load_script
+
+    jsonl, csv_file, _ = table_files(tmp_path)
+    script = load_script("train_agent")
+    argv = ["--dataset", str(jsonl), "--test-file", str(csv_file), "--text-column", "caption"]
+    data = script.make_task(script.parse_args(argv)).dataset
+    assert data.name == "captions" and data.train.shape[0] == 3 and len(data.test_sentences) == 3
+    assert script.main(["--dataset", str(jsonl), "--text-column", "text", "--out", str(tmp_path / "run")]) == 2
+    assert "its columns: id, caption" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    assert script.main(["--text-column", "caption"]) == 2
+    assert "--text-column needs --dataset" in capsys.readouterr().err

@@ -8,6 +8,9 @@ be downloaded here) is not run first. That only matters for a line holding sever
 would detach the period of a sentence inside the line ("... at 11:59. there is ..."): 8 of the 20,000
 COCO lines have such an inner sentence end. ``tests/test_text.py`` checks the equality on every COCO line.
 
+Sentences come from a UTF-8 file of one sentence per line, or from a named column of a JSON lines, CSV or parquet
+file (read with Hugging Face ``datasets``, the ``hf`` extra; ``TABLE_SUFFIXES``).
+
 A sentence of n words is encoded as ``w_1 .. w_n <eos>`` right-padded with ``<pad>`` to the dataset's
 length T (the longest training sentence + 1); the generator's start token is ``<bos>``.
 """
@@ -25,13 +28,13 @@ from typing import NamedTuple
 
 import torch
 
-from seqgan_rl.utils import pad_after_eos, valid_mask
+from seqgan_rl.utils import HF_EXTRA, pad_after_eos, valid_mask
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "COCO", "SPECIALS", "SentenceFile", "TextDataset", "Vocabulary", "coco_files", "load_text_dataset",
-    "pad_after_eos", "read_sentences", "tokenize", "valid_mask", "word_tokenize",
+    "COCO", "SPECIALS", "TABLE_SUFFIXES", "SentenceFile", "TextDataset", "Vocabulary", "coco_files",
+    "load_text_dataset", "pad_after_eos", "read_sentences", "tokenize", "valid_mask", "word_tokenize",
 ]  # fmt: skip
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
@@ -190,22 +193,39 @@ class SentenceFile(NamedTuple):
     """Lines over ``max_tokens`` skipped."""
 
 
-def read_sentences(path: str | os.PathLike, max_tokens: int | None = DEFAULT_MAX_TOKENS) -> SentenceFile:
-    """Read and tokenize a UTF-8 file of one sentence per line.
+TABLE_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+"""Data files read with ``datasets`` (the builder of each suffix), one sentence per row in a named text column."""
 
-    Blank lines and lines with more than ``max_tokens`` tokens are skipped and counted (a warning is
-    logged with the counts and the first line numbers); nothing is dropped silently.
+
+def read_sentences(
+    path: str | os.PathLike, max_tokens: int | None = DEFAULT_MAX_TOKENS, text_column: str | None = None
+) -> SentenceFile:
+    """Read and tokenize a UTF-8 file of one sentence per line, or the ``text_column`` of a JSON lines, CSV or
+    parquet file (``TABLE_SUFFIXES``; a row's number counts as its line number below).
+
+    Blank lines (rows with an empty or null text) and lines with more than ``max_tokens`` tokens are skipped
+    and counted (a warning is logged with the counts and the first line numbers); nothing is dropped silently.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        ValueError: for an empty file, bytes that are not UTF-8 (naming the line and byte), or a file
-            with no usable line.
+        ValueError: for an empty file, bytes that are not UTF-8 (naming the line and byte), a file with no
+            usable line, a data file without ``text_column`` (or unreadable by ``datasets``), a text column
+            holding something other than strings, or ``text_column`` given for a plain text file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sentence file {str(path)!r} not found")
     if max_tokens is not None and max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise ValueError(f"{path}: the file is empty (expected rows with a {text_column or 'text'!r} column)")
+        return _tokenized(path, _read_column(path, text_column), max_tokens)
+    if text_column is not None:
+        raise ValueError(
+            f"{path}: a text column applies to {', '.join(TABLE_SUFFIXES)} files; a plain text file holds one "
+            "sentence per line (leave out --text-column)"
+        )
     raw = path.read_bytes()
     if not raw:
         raise ValueError(f"{path}: the file is empty (expected one sentence per line)")
@@ -217,11 +237,48 @@ def read_sentences(path: str | os.PathLike, max_tokens: int | None = DEFAULT_MAX
             f"{path}:{line}: byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8; "
             "convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)"
         ) from exc
-    text = text.removeprefix("\ufeff")
+    return _tokenized(path, text.removeprefix("\ufeff").splitlines(), max_tokens)
+
+
+def _read_column(path: Path, column: str | None) -> list[str]:
+    """The strings of ``column`` of a JSON lines / CSV / parquet file, read with ``datasets`` (rows in order;
+    a null is an empty line)."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise ValueError(f"{path}: reading {path.suffix} files needs Hugging Face datasets: {HF_EXTRA}") from exc
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:  # nothing is left in the user's datasets cache
+        try:
+            table = datasets.load_dataset(
+                TABLE_SUFFIXES[path.suffix.lower()], data_files=str(path), split="train", cache_dir=cache,
+                keep_in_memory=True,
+            )  # fmt: skip
+        except Exception as exc:  # datasets raises many kinds for a malformed file
+            raise ValueError(f"{path}: not a readable {path.suffix} file ({type(exc).__name__}: {exc})") from exc
+        columns = list(table.column_names)
+        if column is None or column not in columns:
+            what = "name its text column" if column is None else f"it has no column {column!r}"
+            raise ValueError(f"{path}: {what}: pass --text-column NAME (its columns: {', '.join(columns)})")
+        values = table[column]
+    lines = []
+    for row, value in enumerate(values, 1):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(
+                f"{path}: row {row} of column {column!r} holds {type(value).__name__} {value!r}, not text: "
+                "name the column that holds the sentences"
+            )
+        lines.append(value or "")
+    return lines
+
+
+def _tokenized(path: Path, lines: Iterable[str], max_tokens: int | None) -> SentenceFile:
+    """Tokenize ``lines`` (the skipping, counting and warnings of ``read_sentences``)."""
     sentences: list[list[str]] = []
     blank: list[int] = []
     long: list[int] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         tokens = tokenize(line)
         if not tokens:
             blank.append(lineno)
@@ -238,7 +295,7 @@ def read_sentences(path: str | os.PathLike, max_tokens: int | None = DEFAULT_MAX
     if not sentences:
         raise ValueError(
             f"{path}: no usable line ({len(blank)} blank, {len(long)} longer than {max_tokens} tokens); "
-            "expected one sentence per line"
+            "expected one sentence per line (or row)"
         )
     return SentenceFile(sentences, len(blank), len(long))
 
@@ -281,17 +338,20 @@ def load_text_dataset(
     seq_len: int | None = None,
     max_tokens: int | None = DEFAULT_MAX_TOKENS,
     test_fraction: float = 0.1,
+    text_column: str | None = None,
 ) -> TextDataset:
     """Load ``"coco"`` (the built-in captions) or a sentence file (and its test file).
 
     Args:
-        train: ``"coco"`` or the path of a UTF-8 file, one sentence per line.
+        train: ``"coco"``, the path of a UTF-8 file of one sentence per line, or a JSON lines / CSV / parquet
+            file with ``text_column``.
         test: the test file; ``None`` uses COCO's for ``"coco"``, else the last ``test_fraction`` of the
             training file's sentences (a warning says so).
         seq_len: T; ``None`` = the longest training sentence + 1. Training sentences that do not fit are an
             error; test sentences that do not fit are left out of NLL-test (counted; still BLEU references).
         max_tokens: lines with more tokens are skipped with a counted warning.
         test_fraction: the held-out share when there is no test file.
+        text_column: the column of the sentences in JSON lines / CSV / parquet files (training and test).
 
     Raises:
         FileNotFoundError, ValueError: see ``read_sentences``; also for a ``seq_len`` too short for the
@@ -305,7 +365,9 @@ def load_text_dataset(
     else:
         train_path = Path(train)
         name = train_path.stem
-    tr = read_sentences(train_path, max_tokens)
+    if name == COCO and text_column is not None:
+        raise ValueError("a text column does not apply to the built-in COCO captions")
+    tr = read_sentences(train_path, max_tokens, text_column)
     stats.update(train_skipped_blank=tr.skipped_blank, train_skipped_long=tr.skipped_long)
     train_sents = tr.sentences
     if test is None:
@@ -319,7 +381,7 @@ def load_text_dataset(
         log.warning("no test file: holding out the last %d of %d training sentences", n_test, len(train_sents))
         train_sents, test_sents = train_sents[:-n_test], train_sents[-n_test:]
     else:
-        te = read_sentences(test, max_tokens)
+        te = read_sentences(test, max_tokens, text_column if Path(test).suffix.lower() in TABLE_SUFFIXES else None)
         stats.update(test_skipped_blank=te.skipped_blank, test_skipped_long=te.skipped_long)
         test_sents = te.sentences
     longest = max(len(s) for s in train_sents)
