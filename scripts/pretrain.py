@@ -30,6 +30,7 @@ from seqgan_rl.config import DISCRIMINATOR_PRESETS, DiscriminatorConfig
 from seqgan_rl.presets import MODEL_OPTIONS, PRESETS, add_model_arguments, resolve_preset, train_preset, with_options
 from seqgan_rl.training.pretrain import CHECKPOINT, FINAL, run_pretraining
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
+from seqgan_rl.training.tracking import check_report_to
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
 
@@ -43,6 +44,11 @@ def build_parser() -> Parser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no pre-training")
     p.add_argument("--threads", type=threads(), default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--report-to", nargs="+", default=None, metavar="TRACKER",
+        help="also send metrics and config to: tensorboard, wandb, trackio, or none (default: TensorBoard events "
+        "of the adversarial phase when tensorboard is installed)",
+    )  # fmt: skip
     p.add_argument("--mle-epochs", type=count(), default=None, help="override the preset's MLE epochs")
     p.add_argument("--eval-every", type=count(0), default=None, help="evaluate every N MLE epochs (0: the final only)")
     p.add_argument("--d-rounds", type=count(), default=None, help="override the preset's D pre-training rounds")
@@ -86,6 +92,7 @@ def _main(args: argparse.Namespace) -> int:
             d = DiscriminatorConfig.preset(args.discriminator, config.generator.vocab_size, config.generator.seq_len)
             config = dataclasses.replace(config, discriminator=d)
         check_fits(config, device.type)  # before any work: what cannot fit is refused by the option to lower
+        report_to = None if args.report_to is None else check_report_to(args.report_to)
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         seed_everything(args.seed)
@@ -96,7 +103,9 @@ def _main(args: argparse.Namespace) -> int:
         )
         start = time.perf_counter()
         progress = bars if distributed.is_main() else None
-        result = run_pretraining(config, out, device, task, resume=args.resume, progress=progress, force=args.force)
+        result = run_pretraining(
+            config, out, device, task, resume=args.resume, progress=progress, force=args.force, report_to=report_to
+        )
     except NonFiniteError as exc:  # raised by run_pretraining only: out is set
         bars.close()
         error(f"{exc}. {resume_hint([Path(out) / FINAL, Path(out) / CHECKPOINT])}")

@@ -49,6 +49,7 @@ from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.pretrain import CHECKPOINT as PRETRAIN_CHECKPOINT
 from seqgan_rl.training.pretrain import FINAL as PRETRAINED
 from seqgan_rl.training.tasks import OracleTask, Task, TextTask, add_oracle_arguments, oracle_from_args
+from seqgan_rl.training.tracking import check_report_to
 from seqgan_rl.training.trainer import CHECKPOINT
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
@@ -71,6 +72,11 @@ def build_parser() -> Parser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoints")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out that holds no run of this kind")
     p.add_argument("--threads", type=threads(), default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument(
+        "--report-to", nargs="+", default=None, metavar="TRACKER",
+        help="also send metrics and config to: tensorboard, wandb, trackio, or none (default: TensorBoard events "
+        "of the adversarial phase when tensorboard is installed)",
+    )  # fmt: skip
     p.add_argument(
         "--reward", choices=REWARDS, default="mc",
         help="mc: SeqGAN's Q; constant: the control; maligan/maligan_d: MaliGAN's sequence weight (odds/D); "
@@ -189,6 +195,7 @@ def _main(args: argparse.Namespace) -> int:
         distributed.quiet_other_ranks()
         task = make_task(args)
         config = build_config(args, task, device)
+        report_to = None if args.report_to is None else check_report_to(args.report_to)
         default = f"text-{task.name}" if isinstance(task, TextTask) else f"{args.algo}-{config.preset}"
         if isinstance(task, OracleTask) and task.tag:
             default += f"-{task.tag}"
@@ -208,7 +215,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         result = run_training(
             config, out, device, task, resume=args.resume, pretrain_dir=args.pretrain_dir,
-            progress=bars if distributed.is_main() else None, force=args.force,
+            progress=bars if distributed.is_main() else None, force=args.force, report_to=report_to,
         )  # fmt: skip
     except NonFiniteError as exc:
         bars.close()

@@ -32,6 +32,8 @@ class MetricsLogger:
             hold exactly those, in order (else the file was changed, and ``ValueError`` names it).
         folder: the run folder (``seqgan_rl.training.run_folder``) whose manifest records the file's checksum;
             one that ``writes`` nothing (a torchrun rank other than 0) makes the logger check rows and write none.
+        reporter: also hand each row's numbers to ``reporter.log(metrics, step)`` (``--report-to``'s trackers,
+            ``seqgan_rl.training.tracking``), after the CSV has it.
 
     Raises:
         ValueError: a resumed file that is unreadable, not in step order, or without the expected rows.
@@ -40,8 +42,9 @@ class MetricsLogger:
     def __init__(
         self, path: str | os.PathLike, fieldnames: list[str], resume_step: int | None = None,
         tensorboard_dir: str | os.PathLike | None = None, expected_steps: list[int] | None = None, folder: Any = None,
+        reporter: Any = None,
     ) -> None:  # fmt: skip
-        self.path, self.folder = Path(path), folder
+        self.path, self.folder, self.reporter = Path(path), folder, reporter
         self.fieldnames = ["step", *fieldnames]
         self.rows: list[dict[str, str]] = []
         self._tb = None
@@ -98,6 +101,8 @@ class MetricsLogger:
         if self.folder is not None:
             self.folder.record_append(self.path.name)
         self.rows.append({k: str(v) for k, v in row.items()})
+        if self.reporter is not None:
+            self.reporter.log(metrics, step)
         if self._tb is not None:
             for key, value in metrics.items():
                 if isinstance(value, int | float):

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +30,7 @@ from seqgan_rl.training.pretrain import FINAL as PRETRAINED
 from seqgan_rl.training.pretrain import check_pretraining, run_pretraining, runtime
 from seqgan_rl.training.run_folder import MANIFEST, Folder, RunFolder, open_folder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
+from seqgan_rl.training.tracking import Tracking
 from seqgan_rl.training.trainer import CHECKPOINT, Trainer
 from seqgan_rl.utils import derive_seed
 
@@ -91,7 +92,7 @@ class TrainResult(NamedTuple):
 def run_training(
     config: TrainConfig, out_dir: str | os.PathLike, device: torch.device, task: Task | None = None,
     resume: bool = False, pretrain_dir: str | os.PathLike | None = None, progress: Callable[..., Any] | None = None,
-    force: bool = False,
+    force: bool = False, report_to: Sequence[str] | None = None,
 ) -> TrainResult:  # fmt: skip
     """Pre-training (or loading it) then the adversarial phase; writes everything under ``out_dir``.
 
@@ -109,6 +110,8 @@ def run_training(
             runs that share it start from the same MLE checkpoint (controls).
         progress: a tqdm-like factory, or ``None``.
         force: write into a non-empty folder that holds no run of this kind.
+        report_to: trackers that also get the metrics and the config (``seqgan_rl.training.tracking``:
+            ``check_report_to``'s list); ``None``: TensorBoard events of the adversarial phase when installed.
 
     Raises:
         RunFolderError: the folder cannot be used as asked (in use, not a run of this kind, corrupt...).
@@ -130,14 +133,23 @@ def run_training(
     distributed.on_main(check_folders)
     with open_folder(lambda: RunFolder.open(out_dir, "train", config_dict, **claim), out_dir) as folder:
         task.write_files(folder)
-        t0 = time.perf_counter()
-        pre = run_pretraining(config.pretrain, pdir, device, task, resume=pre_resume, progress=progress)
-        pretrain_s = time.perf_counter() - t0
+        tracking = None if report_to is None else Tracking(report_to, folder.path, config_dict, folder.writes)
+        try:
+            t0 = time.perf_counter()
+            pre = run_pretraining(
+                config.pretrain, pdir, device, task, resume=pre_resume, progress=progress,
+                reporter=tracking and tracking.phase("pretrain"),
+            )  # fmt: skip
+            pretrain_s = time.perf_counter() - t0
 
-        trainer = build_trainer(config, pre.generator, pre.discriminator, pre.data, pre.evaluator, device, folder)
-        if resume and folder.has(CHECKPOINT):
-            trainer.load_checkpoint()
-        trainer.train(progress)
+            trainer = build_trainer(config, pre.generator, pre.discriminator, pre.data, pre.evaluator, device, folder)
+            trainer.reporter = tracking and tracking.phase("adversarial")
+            if resume and folder.has(CHECKPOINT):
+                trainer.load_checkpoint()
+            trainer.train(progress)
+        finally:
+            if tracking is not None:
+                tracking.close()
 
         save_generator(trainer.generator, folder, FINAL_GENERATOR, task.vocab)
         evals = next(cb for cb in trainer.callback.callbacks if isinstance(cb, EvalCallback))

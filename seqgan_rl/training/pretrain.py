@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -29,6 +29,7 @@ from seqgan_rl.training.logger import MetricsLogger
 from seqgan_rl.training.metrics import sample_in_eval_mode
 from seqgan_rl.training.run_folder import Folder, RunFolder, open_folder, save_generator
 from seqgan_rl.training.tasks import OracleTask, Task
+from seqgan_rl.training.tracking import Tracking
 from seqgan_rl.utils import (
     check_finite,
     check_nll,
@@ -253,7 +254,8 @@ MLE_GENERATOR = "generator_mle.pt"
 
 def run_pretraining(
     config: PretrainConfig, out_dir: str | os.PathLike, device: torch.device, task: Task | None = None,
-    resume: bool = False, progress: Callable[..., Any] | None = None, force: bool = False,
+    resume: bool = False, progress: Callable[..., Any] | None = None, force: bool = False, reporter: Any = None,
+    report_to: Sequence[str] | None = None,
 ) -> PretrainResult:  # fmt: skip
     """MLE pre-training of G, then D pre-training, with evaluation, CSV metrics and atomic checkpoints.
 
@@ -267,6 +269,9 @@ def run_pretraining(
             several runs can share it). Without it, a folder that already holds a run is an error.
         progress: a tqdm-like factory ``progress(total=..., desc=...)``; ``None`` shows nothing.
         force: write into a non-empty folder that holds no pre-training run.
+        reporter: where the metrics rows also go (``Tracking.phase("pretrain")``: a whole run's trackers).
+        report_to: trackers of this pre-training alone (``seqgan_rl.training.tracking.check_report_to``'s list),
+            started in the folder once it is claimed; nothing is reported when a finished one is loaded.
 
     Returns:
         A ``PretrainResult``. A finished pre-training continues the global random generator where it left
@@ -281,7 +286,13 @@ def run_pretraining(
         return finished or RunFolder.open(out_dir, "pretrain", config_dict, resume=resume, **_CLAIM, force=force)
 
     with open_folder(claim, out_dir) as folder:
-        return _pretrain(config, folder, device, task, progress)
+        if report_to is None or reporter is not None or not getattr(folder, "writable", True):
+            return _pretrain(config, folder, device, task, progress, reporter)
+        tracking = Tracking(report_to, folder.path, config_dict, folder.writes)
+        try:
+            return _pretrain(config, folder, device, task, progress, tracking.phase("pretrain"))
+        finally:
+            tracking.close()
 
 
 _CLAIM = {"markers": (CHECKPOINT, FINAL), "what": "pre-training run"}
@@ -298,8 +309,9 @@ def check_pretraining(
 
 
 def _pretrain(
-    config: PretrainConfig, folder: Folder, device: torch.device, task: Task, progress: Callable[..., Any] | None
-) -> PretrainResult:
+    config: PretrainConfig, folder: Folder, device: torch.device, task: Task, progress: Callable[..., Any] | None,
+    reporter: Any = None,
+) -> PretrainResult:  # fmt: skip
     out, mle = folder.path, config.mle
     data = folder.main_only(lambda f: task.load_data(config, f, device))
     train, valid = split_validation(data.train, mle.num_valid, config.seed)
@@ -344,7 +356,9 @@ def _pretrain(
         best = state.get("best_valid", best)
         log.info("resuming pre-training at epoch %d, D round %d", epoch, d_round)
     fields = ["phase", "epoch", "train/loss", *evaluator.fields, "d/loss", "d/accuracy", "time/elapsed_s"]
-    logger = MetricsLogger(out / "metrics.csv", fields, resume_step, expected_steps=logged, folder=folder)
+    logger = MetricsLogger(
+        out / "metrics.csv", fields, resume_step, expected_steps=logged, folder=folder, reporter=reporter
+    )
     started = time.perf_counter() - elapsed
 
     def checkpoint(step: int) -> None:

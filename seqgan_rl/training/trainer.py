@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,6 +68,9 @@ class Trainer:
         self.rng = make_rng(distributed.rank_seed(derive_seed(seed, "adversarial")), self.device)
         self.iteration, self.elapsed = 0, 0.0
         self.pending_metrics: dict[str, Any] = {}
+        self.reporter: Any = None
+        """Where the metrics rows also go (``seqgan_rl.training.tracking``); ``None``: TensorBoard events in
+        ``<out_dir>/tb`` when tensorboard is installed (the default without ``--report-to``)."""
         self.logger: MetricsLogger | None = None
         self.callback.init_callback(self)
 
@@ -84,8 +88,9 @@ class Trainer:
         out = self.out_dir
         if self.logger is None:
             self.logger = MetricsLogger(
-                out / "metrics.csv", self.metric_fields, tensorboard_dir=out / "tb", folder=self.folder
-            )
+                out / "metrics.csv", self.metric_fields, tensorboard_dir=self._tensorboard_dir, folder=self.folder,
+                reporter=self.reporter,
+            )  # fmt: skip
         started = time.perf_counter() - self.elapsed
         with located("the evaluation before the first update"):
             self.callback.on_training_start()
@@ -129,6 +134,10 @@ class Trainer:
         """The whole state, atomically (refused when anything in it is not finite)."""
         self.folder.save_torch(CHECKPOINT, self.state_dict())
 
+    @property
+    def _tensorboard_dir(self) -> Path | None:
+        return self.out_dir / "tb" if self.reporter is None else None
+
     def load_checkpoint(self, path: str | os.PathLike | None = None) -> None:
         """Restore a checkpoint written by ``save_checkpoint`` (default: the folder's); the metrics rows after
         it are dropped, and those before it must be the ones it logged."""
@@ -141,6 +150,7 @@ class Trainer:
         self.iteration, self.elapsed = state["iteration"], state["elapsed"]
         self.logger = MetricsLogger(
             self.out_dir / "metrics.csv", self.metric_fields, resume_step=self.iteration,
-            tensorboard_dir=self.out_dir / "tb", expected_steps=state.get("logged_steps"), folder=self.folder,
+            tensorboard_dir=self._tensorboard_dir, expected_steps=state.get("logged_steps"), folder=self.folder,
+            reporter=self.reporter,
         )  # fmt: skip
         log.info("resuming the adversarial phase at iteration %d", self.iteration)
