@@ -107,6 +107,11 @@ def build_parser() -> Parser:
     p.add_argument(
         "--text-column", default=None, help="with a .jsonl/.json/.csv/.parquet --dataset: the column of the sentences"
     )
+    p.add_argument(
+        "--tokenizer", default=None, metavar="bpe:SIZE|PATH",
+        help="with --dataset: a byte-pair tokenizer of SIZE ids trained on the training sentences, or a tokenizer's "
+        "save_pretrained folder (e.g. the model's of --generator-from); default: the word vocabulary (BLEU as Texygen)",
+    )  # fmt: skip
     return p
 
 
@@ -117,14 +122,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def make_task(args: argparse.Namespace) -> Task:
     """The data: real text with ``--dataset``, else the oracle (``--oracle``, default the paper's)."""
     if args.dataset is None:
-        for flag, value in (("--test-file", args.test_file), ("--text-column", args.text_column)):
+        for flag, value in (
+            ("--test-file", args.test_file),
+            ("--text-column", args.text_column),
+            ("--tokenizer", args.tokenizer),
+        ):
             if value is not None:
                 raise ValueError(f"{flag} needs --dataset")
         return OracleTask(oracle_from_args(args))
     for flag, value in (("--oracle", args.oracle), ("--seq-len", args.seq_len), ("--vocab-size", args.vocab_size)):
         if value is not None:
             raise ValueError(f"{flag} does not apply to --dataset runs (the sentences are the data)")
-    return TextTask(load_text_dataset(args.dataset, args.test_file, text_column=args.text_column))
+    return TextTask(
+        load_text_dataset(args.dataset, args.test_file, text_column=args.text_column, tokenizer=args.tokenizer)
+    )
 
 
 def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> TrainConfig:

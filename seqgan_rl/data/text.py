@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import torch
 
+from seqgan_rl.data.subword import TokenizerVocabulary
 from seqgan_rl.utils import HF_EXTRA, pad_after_eos, valid_mask
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,8 @@ class TextDataset(NamedTuple):
     """A training file and a test file, tokenized and encoded."""
 
     name: str
-    vocab: Vocabulary
+    vocab: Vocabulary | TokenizerVocabulary
+    """Ids <-> sentences: the word vocabulary, or a Hugging Face tokenizer (``--tokenizer``)."""
     seq_len: int
     """T: the longest training sentence + 1 (its end token), or the ``seq_len`` asked for."""
     train: torch.Tensor
@@ -339,6 +341,7 @@ def load_text_dataset(
     max_tokens: int | None = DEFAULT_MAX_TOKENS,
     test_fraction: float = 0.1,
     text_column: str | None = None,
+    tokenizer: str | None = None,
 ) -> TextDataset:
     """Load ``"coco"`` (the built-in captions) or a sentence file (and its test file).
 
@@ -352,6 +355,9 @@ def load_text_dataset(
         max_tokens: lines with more tokens are skipped with a counted warning.
         test_fraction: the held-out share when there is no test file.
         text_column: the column of the sentences in JSON lines / CSV / parquet files (training and test).
+        tokenizer: ``None``: the word vocabulary of the training sentences (the benchmarks'); ``"bpe:SIZE"``: a
+            byte-pair tokenizer trained on them; else a tokenizer's ``save_pretrained`` folder or hub id
+            (``seqgan_rl.data.subword.TokenizerVocabulary``; T then counts its tokens).
 
     Raises:
         FileNotFoundError, ValueError: see ``read_sentences``; also for a ``seq_len`` too short for the
@@ -384,15 +390,25 @@ def load_text_dataset(
         te = read_sentences(test, max_tokens, text_column if Path(test).suffix.lower() in TABLE_SUFFIXES else None)
         stats.update(test_skipped_blank=te.skipped_blank, test_skipped_long=te.skipped_long)
         test_sents = te.sentences
-    longest = max(len(s) for s in train_sents)
+    if tokenizer is None:
+        vocab: Vocabulary | TokenizerVocabulary = Vocabulary.build(train_sents)
+        length = len
+    else:
+        vocab = TokenizerVocabulary.from_spec(tokenizer, train_sents)
+        length = lambda s: len(vocab.ids(s))  # noqa: E731
+    longest = max(length(s) for s in train_sents)
     if seq_len is None:
         seq_len = longest + 1
     elif longest + 1 > seq_len:
         raise ValueError(f"seq_len={seq_len} is too short: the longest training sentence needs {longest + 1}")
-    vocab = Vocabulary.build(train_sents)
-    fitting = [s for s in test_sents if len(s) + 1 <= seq_len]
+    fitting = [s for s in test_sents if length(s) + 1 <= seq_len]
     stats["test_too_long_for_nll"] = len(test_sents) - len(fitting)
-    stats["test_unknown_tokens"] = sum(w not in vocab.stoi for s in fitting for w in s)
+    if tokenizer is None:
+        stats["test_unknown_tokens"] = sum(w not in vocab.stoi for s in fitting for w in s)
+    else:
+        stats["test_unknown_tokens"] = (
+            sum(vocab.ids(s).count(vocab.unk_id) for s in fitting) if vocab.unk_id is not None else 0
+        )
     if stats["test_too_long_for_nll"]:
         log.warning(
             "%d test sentence(s) longer than seq_len - 1 = %d are left out of NLL-test (kept as BLEU references)",

@@ -38,6 +38,7 @@ import torch
 
 from seqgan_rl import __version__, distributed
 from seqgan_rl.config import GeneratorConfig
+from seqgan_rl.data.subword import TokenizerVocabulary
 from seqgan_rl.data.text import SPECIALS, Vocabulary
 from seqgan_rl.models import Generator, TransformerGenerator, generator_config_from_dict
 from seqgan_rl.utils import assert_finite_state, atomic_write_bytes, check_saved_config
@@ -344,19 +345,26 @@ def read_json_file(path: str | os.PathLike) -> Any:
         raise CorruptFileError(f"{path} is not readable JSON ({type(exc).__name__}: {exc})") from exc
 
 
-def save_generator(generator: Generator, folder: Folder, name: str, vocab: Vocabulary | None = None) -> None:
+def save_generator(
+    generator: Generator, folder: Folder, name: str, vocab: Vocabulary | TokenizerVocabulary | None = None
+) -> None:
     """A self-contained generator checkpoint in ``folder``: weights, config and, for text, the vocabulary
-    (every id's word, special tokens included: what ``TokenGenerationEnv(vocab=...)`` takes)."""
+    (every id's word, special tokens included: what ``TokenGenerationEnv(vocab=...)`` takes) and a Hugging Face
+    tokenizer itself (``--tokenizer``)."""
     state = {"generator": generator.state_dict(), "generator_config": dataclasses.asdict(generator.config)}
     hf_config = getattr(getattr(generator, "model", None), "config", None)
     if hf_config is not None:  # a transformer: its architecture, so that the checkpoint stands alone
         state["hf_config"] = hf_config.to_dict()
     if vocab is not None:
         state["vocab"] = list(vocab.itos)
+        if isinstance(vocab, TokenizerVocabulary):  # the tokenizer itself: the checkpoint decodes alone
+            state["tokenizer"] = vocab.to_dict()
     folder.save_torch(name, state)
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[Generator, Vocabulary | None]:
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[Generator, Vocabulary | TokenizerVocabulary | None]:
     """Load what ``save_generator`` wrote (checked against its run's manifest): the generator, in eval mode,
     and its vocabulary (``None`` for the oracle benchmark).
 
@@ -379,6 +387,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         generator.load_state_dict(state["generator"])
     except LOAD_ERRORS as exc:
         raise CorruptFileError(f"{path} is not a usable generator checkpoint ({exc})") from exc
+    if "tokenizer" in state:
+        return generator.eval(), TokenizerVocabulary.from_dict(state["tokenizer"])
     words = state.get("vocab")
     if words is not None and list(words[: len(SPECIALS)]) == list(SPECIALS):
         words = words[len(SPECIALS) :]  # written with its special tokens

@@ -183,10 +183,18 @@ class TextTask(Task):
 
     def write_files(self, folder: RunFolder) -> None:
         d = self.dataset
-        folder.save_text("vocab.json", json.dumps({"dataset": d.name, "words": d.vocab.words, "stats": d.stats}))
+        if isinstance(d.vocab, Vocabulary):
+            folder.save_text("vocab.json", json.dumps({"dataset": d.name, "words": d.vocab.words, "stats": d.stats}))
+        else:  # a Hugging Face tokenizer: itself, as its checkpoints carry it
+            folder.save_text(
+                "vocab.json", json.dumps({"dataset": d.name, "tokenizer": d.vocab.to_dict(), "stats": d.stats})
+            )
 
     def summary(self) -> dict[str, Any]:
-        return {"task": "text", "dataset": self.dataset.name, "data_stats": self.dataset.stats}
+        out = {"task": "text", "dataset": self.dataset.name, "data_stats": self.dataset.stats}
+        if not isinstance(self.vocab, Vocabulary):
+            out["tokenizer"] = self.vocab.source
+        return out
 
 
 def add_oracle_arguments(p: argparse.ArgumentParser) -> None:
