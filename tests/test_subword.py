@@ -64,7 +64,7 @@ def test_dataset_with_a_bpe_and_a_saved_tokenizer(files, tmp_path):
 
     saved = load_text_dataset(train, test, tokenizer=str(gpt2_style_tokenizer(tmp_path / "tok")))
     v = saved.vocab
-    assert v.eos_id == v.pad_id == v.bos_id and v.decode_batch(saved.train) == saved.train_sentences
+    assert v.eos_id == v.bos_id != v.pad_id and v.decode_batch(saved.train) == saved.train_sentences
 
 
 def test_text_run_with_bpe_carries_its_tokenizer_to_sample(files, tmp_path, capsys):
@@ -115,3 +115,45 @@ def test_tokenizer_needs_a_dataset_and_a_large_enough_model(files, tmp_path, cap
         == 2
     )
     assert "smaller than the task's" in capsys.readouterr().err
+
+
+def test_pretrained_model_with_its_own_tokenizer_on_text(files, tmp_path, capsys):
+    """A causal LM saved with its tokenizer in one folder: --generator-from DIR --tokenizer DIR fine-tunes it by
+    MLE on the text (validation split, best epoch kept), then trains it adversarially; sample.py prints text."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = gpt2_style_tokenizer(tmp_path / "model")
+    tok = TokenizerVocabulary.load(str(folder))
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=1, n_head=2, eos_token_id=tok.eos_id)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    train, test = files
+    argv = [
+        "--dataset",
+        str(train),
+        "--test-file",
+        str(test),
+        "--tokenizer",
+        str(folder),
+        "--generator-from",
+        str(folder),
+    ]
+    options = ["--num-valid", "8", "--patience", "1", "--num-rollouts", "2", "--bleu-samples", "8", *GOLDEN_TINY]
+    out = tmp_path / "run"
+    assert load_script("train_agent").main([*argv, *options, "--out", str(out)]) == 0
+    rows = (out / "pretrain" / "metrics.csv").read_text().splitlines()
+    assert any(",mle_selected," in r for r in rows)  # the best-validation epoch was kept
+    generator, vocab = load_generator(out / "generator_final.pt")
+    assert vocab.source == str(folder) and vocab.eos_id == vocab.bos_id != vocab.pad_id
+    assert load_script("sample").main([str(out / "generator_final.pt"), "-n", "2"]) == 0
+    assert len([ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]) >= 2
+
+
+def test_a_real_token_that_pads_is_still_decoded(tmp_path):
+    """GPT-2-style: no pad token, so the lowest id that does not end (a real token) pads after the end token;
+    before it, it is text."""
+    vocab = TokenizerVocabulary.load(str(gpt2_style_tokenizer(tmp_path / "tok")))
+    pad = vocab.pad_id
+    assert vocab.tokenizer.pad_token_id is None and pad == (1 if vocab.eos_id == 0 else 0)
+    text = vocab.tokenizer.convert_tokens_to_string(vocab.tokenizer.convert_ids_to_tokens([pad]))
+    assert vocab.decode([pad, vocab.eos_id, pad, pad]) == text.split() != []

@@ -35,8 +35,10 @@ class TokenizerVocabulary:
     ``decode_batch``, ``itos``, the special ids, ``len``).
 
     Args:
-        tokenizer: a ``transformers`` fast tokenizer with an end token (its pad token, else the end token, pads;
-            its BOS token, else the end token, starts every sequence).
+        tokenizer: a ``transformers`` fast tokenizer with an end token. Its BOS token (else the end token) starts
+            every sequence; its pad token pads after the end token, else its unknown token, else the lowest id
+            that is not the end token (GPT-2 has neither): what follows the end token is never scored for G and
+            is the same in real and generated sequences for D.
         source: how it was made (``"bpe:SIZE"``, a path or hub id), recorded with the run.
 
     Raises:
@@ -48,9 +50,11 @@ class TokenizerVocabulary:
             raise ValueError(f"--tokenizer {source}: it has no end token (eos_token): set one, or choose another")
         self.tokenizer, self.source = tokenizer, source
         self.eos_id = tokenizer.eos_token_id
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        candidates = (tokenizer.pad_token_id, tokenizer.unk_token_id, 0, 1)
+        self.pad_id = next(i for i in candidates if i is not None and i != self.eos_id)
         self.bos_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else self.eos_id
         self.unk_id = tokenizer.unk_token_id
+        self._dropped = {tokenizer.pad_token_id, tokenizer.bos_token_id} - {None}  # special tokens, never words
         self.itos: list[str] = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         """Every id's token (what ``TokenGenerationEnv(vocab=...)`` renders)."""
 
@@ -136,14 +140,15 @@ class TokenizerVocabulary:
         return torch.tensor([self.encode(s, seq_len) for s in sentences], dtype=torch.long).view(-1, seq_len)
 
     def decode(self, ids: Iterable[int]) -> list[str]:
-        """The words of ids up to the first end token (excluded), padding and BOS dropped: the detokenised
-        text split on spaces (what BLEU compares)."""
+        """The words of ids up to the first end token (excluded), the tokenizer's pad and BOS tokens dropped
+        (not a real token that pads for a tokenizer without one): the detokenised text split on spaces (what
+        BLEU compares)."""
         kept = []
         for i in ids:
             i = int(i)
             if i == self.eos_id:
                 break
-            if i not in (self.pad_id, self.bos_id):
+            if i not in self._dropped:
                 kept.append(i)
         return self.tokenizer.decode(kept).split()
 
