@@ -35,7 +35,9 @@ from seqgan_rl import distributed
 from seqgan_rl.agents import AGENTS
 from seqgan_rl.cli import SEED, WEIGHT, Bars, Parser, check_fits, count, resume_hint, threads
 from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, SB3_ALGOS, TrainConfig
+from seqgan_rl.data.subword import check_same_tokenizer
 from seqgan_rl.data.text import load_text_dataset
+from seqgan_rl.models.transformer_discriminator import check_pretrained_discriminator
 from seqgan_rl.presets import (
     MODEL_OPTIONS,
     PRESETS,
@@ -43,6 +45,7 @@ from seqgan_rl.presets import (
     expected_results,
     resolve_preset,
     train_preset,
+    with_discriminator,
     with_options,
 )
 from seqgan_rl.training.pipeline import run_training
@@ -108,6 +111,20 @@ def build_parser() -> Parser:
         "--text-column", default=None, help="with a .jsonl/.json/.csv/.parquet --dataset: the column of the sentences"
     )
     p.add_argument(
+        "--discriminator",
+        default=None,
+        choices=["paper", "light", "transformer"],
+        help="D: the paper's or the light CNN, or a Hugging Face sequence classifier (GPT-2-style 1 x 64; the hf "
+        "extra); default: the preset's",
+    )
+    p.add_argument(
+        "--discriminator-from",
+        default=None,
+        metavar="PATH",
+        help="D: a transformers AutoModelForSequenceClassification (2 labels) saved with save_pretrained; a "
+        "tokenizer saved beside it must be the run's --tokenizer",
+    )
+    p.add_argument(
         "--tokenizer", default=None, metavar="bpe:SIZE|PATH",
         help="with --dataset: a byte-pair tokenizer of SIZE ids trained on the training sentences, or a tokenizer's "
         "save_pretrained folder (e.g. the model's of --generator-from); default: the word vocabulary (BLEU as Texygen)",
@@ -170,6 +187,14 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
                                          "num_rollouts", "eval_every", "reward", "baseline", "reward_mode",
                                          "kl_coef", *MODEL_OPTIONS)},
     )  # fmt: skip
+    if args.discriminator_from is not None:
+        if args.discriminator not in (None, "transformer"):
+            raise ValueError(
+                f"--discriminator-from loads a transformer: it does not go with --discriminator {args.discriminator}"
+            )
+        check_same_tokenizer(args.discriminator_from, task.vocab)
+        check_pretrained_discriminator(args.discriminator_from, task.dims()["vocab_size"])
+    cfg = with_discriminator(cfg, args.discriminator, args.discriminator_from)
     task.check(cfg.pretrain)
     check_fits(cfg, device.type)  # before any work: what cannot fit is refused by the option to lower
     return cfg

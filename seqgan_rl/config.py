@@ -337,12 +337,65 @@ class OracleDataConfig:
 
 
 @dataclass(frozen=True)
+class TransformerDiscriminatorConfig:
+    """A Hugging Face sequence classifier as D (``models.TransformerDiscriminator``; the ``hf`` extra): an
+    ``AutoModelForSequenceClassification`` with two labels (index 1 = real), built from its size (GPT-2- or
+    Llama-style) or, with ``pretrained``, loaded from a ``save_pretrained`` folder (its own architecture then
+    applies). It reads the task's token ids (G's tokenizer or vocabulary); on real text the positions after the end
+    token are masked out of its attention and it pools at the end token."""
+
+    vocab_size: int = 5000
+    seq_len: int = 20
+    architecture: str = "gpt2"
+    num_layers: int = 1
+    hidden_dim: int = 64
+    num_heads: int = 4
+    dropout: float = 0.1
+    eos_token: int | None = None
+    """Real text: the end token (what follows it is padding). ``None``: the oracle benchmark (no padding)."""
+    pad_token: int | None = None
+    pretrained: str | None = None
+    """A ``save_pretrained`` folder (or hub id) of a sequence classifier with two labels."""
+    kind: str = "transformer"
+
+    def __post_init__(self) -> None:
+        _check_finite(self)
+        _check_positive(self, "vocab_size", "seq_len", "num_layers", "hidden_dim", "num_heads")
+        if self.kind != "transformer":
+            raise ValueError(f"TransformerDiscriminatorConfig.kind must be 'transformer', got {self.kind!r}")
+        if self.pretrained is None and self.architecture not in TRANSFORMER_ARCHITECTURES:
+            raise ValueError(
+                f"TransformerDiscriminatorConfig.architecture={self.architecture!r}: choose one of "
+                f"{TRANSFORMER_ARCHITECTURES}"
+            )
+        if self.hidden_dim % self.num_heads or (
+            self.architecture == "llama" and (self.hidden_dim // self.num_heads) % 2
+        ):
+            raise ValueError(
+                f"TransformerDiscriminatorConfig: hidden_dim={self.hidden_dim} must be a multiple of num_heads="
+                f"{self.num_heads} (with an even head size for llama)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TransformerDiscriminatorConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        GeneratorConfig(
+            vocab_size=self.vocab_size, seq_len=self.seq_len, eos_token=self.eos_token, pad_token=self.pad_token
+        )  # the token checks, with their messages
+
+    @property
+    def embed_dim(self) -> int:
+        """The width of its token embedding (what the memory check counts)."""
+        return self.hidden_dim
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     """Everything ``scripts/pretrain.py`` runs: data, G, MLE, D and D pre-training."""
 
     seed: int = 0
     generator: GeneratorConfig | TransformerConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig.paper)
+    discriminator: DiscriminatorConfig | TransformerDiscriminatorConfig = field(
+        default_factory=DiscriminatorConfig.paper
+    )
     data: OracleDataConfig = field(default_factory=OracleDataConfig)
     mle: MLEConfig = field(default_factory=MLEConfig)
     d_pretrain: DiscriminatorTrainConfig = field(default_factory=DiscriminatorTrainConfig)

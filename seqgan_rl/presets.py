@@ -33,6 +33,7 @@ from seqgan_rl.config import (
     PretrainConfig,
     TrainConfig,
     TransformerConfig,
+    TransformerDiscriminatorConfig,
 )
 from seqgan_rl.utils import require_transformers
 
@@ -326,3 +327,21 @@ def expected_results(config: TrainConfig, paper_oracle: bool) -> dict[str, Any] 
         return None
     plain = train_preset(config.preset, seed=config.seed)
     return EXPECTED[config.preset] if config == plain else None
+
+
+def with_discriminator(config: TrainConfig, kind: str | None = None, path: str | None = None) -> TrainConfig:
+    """``config`` with the discriminator of ``--discriminator KIND`` (``paper``, ``light``: the CNNs; ``transformer``:
+    a fresh Hugging Face classifier, ``TransformerDiscriminatorConfig``'s default size) or ``--discriminator-from
+    PATH`` (a saved ``AutoModelForSequenceClassification``); the task's sizes and tokens are kept."""
+    if kind is None and path is None:
+        return config
+    pre = config.pretrain
+    g = pre.generator
+    if path is not None or kind == "transformer":
+        tokens = {"eos_token": g.eos_token, "pad_token": g.pad_token}
+        d = TransformerDiscriminatorConfig(vocab_size=g.vocab_size, seq_len=g.seq_len, pretrained=path, **tokens)
+        if config.adversarial.reward == "rankgan":
+            raise ValueError("--reward rankgan ranks with the CNN's features: leave out --discriminator transformer")
+    else:
+        d = DiscriminatorConfig.preset(kind, g.vocab_size, g.seq_len)
+    return replace(config, pretrain=replace(pre, discriminator=d))

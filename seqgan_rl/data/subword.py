@@ -154,3 +154,34 @@ class TokenizerVocabulary:
 
     def decode_batch(self, ids: torch.Tensor) -> list[list[str]]:
         return [self.decode(row) for row in ids.tolist()]
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+"""Files a ``save_pretrained`` folder holds when a tokenizer was saved with the model."""
+
+
+def check_same_tokenizer(path: str, vocab: Any, what: str = "--discriminator-from") -> None:
+    """Refuse a model folder whose saved tokenizer is not the run's (``vocab``: the run's ``TokenizerVocabulary``,
+    its word ``Vocabulary``, or ``None`` for the oracle's ids). A folder without a tokenizer is not checked here
+    (its vocabulary size is, where the model is built).
+
+    Raises:
+        ValueError: naming the fix (the same ``--tokenizer``, or a model made for the run's ids).
+    """
+    from pathlib import Path
+
+    folder = Path(path)
+    if not folder.is_dir() or not any((folder / name).exists() for name in TOKENIZER_FILES):
+        return
+    if not isinstance(vocab, TokenizerVocabulary):
+        ids = "the oracle's token ids" if vocab is None else "the word vocabulary"
+        raise ValueError(
+            f"{what} {path}: it was saved with a tokenizer, but this run's ids are {ids}: pass --tokenizer {path} "
+            "(a text run), or a model made for this run's ids"
+        )
+    theirs = TokenizerVocabulary.load(str(folder))
+    if theirs.tokenizer.get_vocab() != vocab.tokenizer.get_vocab():
+        raise ValueError(
+            f"{what} {path}: its tokenizer differs from this run's (--tokenizer {vocab.source}): D and G must read "
+            "the same ids; pass the tokenizer saved with it"
+        )

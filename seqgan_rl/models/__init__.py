@@ -1,17 +1,18 @@
 """Pure torch models: the oracle LSTM, the generator policies (the LSTM and, with the ``hf`` extra, any Hugging Face
-causal LM) and the CNN discriminator."""
+causal LM) and the discriminators (the CNN and, with the ``hf`` extra, any Hugging Face sequence classifier)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from seqgan_rl.config import GeneratorConfig, TransformerConfig
+from seqgan_rl.config import DiscriminatorConfig, GeneratorConfig, TransformerConfig, TransformerDiscriminatorConfig
 from seqgan_rl.models.discriminator import Discriminator, Ranker
 from seqgan_rl.models.generator import Generator, State
 from seqgan_rl.models.interface import GeneratorBase
 from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.models.sampling import sample_categorical
 from seqgan_rl.models.transformer import KVState, TransformerGenerator
+from seqgan_rl.models.transformer_discriminator import TransformerDiscriminator
 
 
 def build_generator(config: GeneratorConfig | TransformerConfig) -> GeneratorBase:
@@ -19,6 +20,15 @@ def build_generator(config: GeneratorConfig | TransformerConfig) -> GeneratorBas
     if isinstance(config, TransformerConfig):
         return TransformerGenerator.from_config(config)
     return Generator(config)
+
+
+def build_discriminator(
+    config: DiscriminatorConfig | TransformerDiscriminatorConfig,
+) -> Discriminator | TransformerDiscriminator:
+    """The discriminator a config describes: the CNN or a ``TransformerDiscriminator`` (the ``hf`` extra)."""
+    if isinstance(config, TransformerDiscriminatorConfig):
+        return TransformerDiscriminator.from_config(config)
+    return Discriminator(config)
 
 
 def generator_config_from_dict(saved: dict[str, Any]) -> GeneratorConfig | TransformerConfig:
@@ -36,7 +46,9 @@ __all__ = [
     "OracleLSTM",
     "Ranker",
     "State",
+    "TransformerDiscriminator",
     "TransformerGenerator",
+    "build_discriminator",
     "build_generator",
     "generator_config_from_dict",
     "sample_categorical",

@@ -105,6 +105,19 @@ def _pad_columns(state: KVState, width: int) -> KVState:
     )  # fmt: skip
 
 
+def init_weights(model: torch.nn.Module, rng: torch.Generator | None = None) -> None:
+    """Draw a ``transformers`` model's weights from ``rng``: matrices N(0, 0.02) (GPT-2's and Llama's initializer
+    range), biases 0, norm scales 1 (the transformer generator's and discriminator's ``reset_parameters``)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=rng) * 0.02)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                p.fill_(1.0)
+
+
 class TransformerGenerator(GeneratorBase):
     """A ``transformers`` causal LM as the generator: ``TransformerGenerator(model, seq_len)``,
     ``TransformerGenerator.from_config(TransformerConfig(...))`` or ``TransformerGenerator.from_pretrained(path)``.
@@ -193,16 +206,8 @@ class TransformerGenerator(GeneratorBase):
     def reset_parameters(self, rng: torch.Generator | None = None) -> None:
         """A fresh model drawn from ``rng``: matrices N(0, 0.02) (GPT-2's and Llama's initializer range), biases 0,
         norm scales 1. A model loaded from ``pretrained`` keeps its weights."""
-        if self.config.pretrained is not None:
-            return
-        with torch.no_grad():
-            for name, p in self.model.named_parameters():
-                if p.dim() >= 2:
-                    p.copy_(torch.randn(p.shape, generator=rng) * 0.02)
-                elif name.endswith("bias"):
-                    p.zero_()
-                else:
-                    p.fill_(1.0)
+        if self.config.pretrained is None:
+            init_weights(self.model, rng)
 
     @property
     def device(self) -> torch.device:

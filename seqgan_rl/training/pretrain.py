@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from seqgan_rl import distributed
 from seqgan_rl.config import DiscriminatorTrainConfig, MLEConfig, PretrainConfig
 from seqgan_rl.data.oracle_data import iterate_minibatches, random_permutation, split_validation
-from seqgan_rl.models import Generator, build_generator
+from seqgan_rl.models import Generator, build_discriminator, build_generator
 from seqgan_rl.models.discriminator import Discriminator
 from seqgan_rl.training.evaluators import Evaluator, WithValidation
 from seqgan_rl.training.logger import MetricsLogger
@@ -321,7 +321,7 @@ def _pretrain(
         evaluator = WithValidation(evaluator, valid)
     generator = build_generator(config.generator).to(device)
     generator.reset_parameters(make_rng(derive_seed(config.seed, "g-init")))
-    discriminator = Discriminator(config.discriminator)
+    discriminator = build_discriminator(config.discriminator)
     discriminator.reset_parameters(make_rng(derive_seed(config.seed, "d-init")))
     discriminator.to(device)
     g_opt = make_generator_optimizer(generator, config.mle.lr)
