@@ -162,3 +162,21 @@ def test_benchmark_word_tokenizer_has_the_vocabularys_ids():
     tok = load_script("bench_trl", "benchmarks").word_tokenizer(vocab)
     assert tok("a man rides a zebra", add_special_tokens=False)["input_ids"] == [4, 5, 6, 4, vocab.unk_id]
     assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (vocab.pad_id, vocab.bos_id, vocab.eos_id)
+
+
+def test_a_transformer_classifier_as_trls_discriminator(tokenizer):
+    """The reward and its retraining take a Hugging Face sequence classifier as D as well as the CNN."""
+    from seqgan_rl.config import TransformerDiscriminatorConfig
+    from seqgan_rl.models import build_discriminator
+
+    torch.manual_seed(0)
+    ids = {"eos_token": tokenizer.eos_token_id, "pad_token": tokenizer.pad_token_id}
+    d = build_discriminator(
+        TransformerDiscriminatorConfig(vocab_size=len(tokenizer), seq_len=T, hidden_dim=16, num_heads=2, **ids)
+    )
+    reward = DiscriminatorReward.from_tokenizer(d, tokenizer)
+    before = reward(completion_ids=[[5, 6, tokenizer.eos_token_id], [7, 8, 9]])
+    callback = DiscriminatorCallback(reward, reward.encode_texts(TEXTS, tokenizer), lr=1e-2)
+    stats = callback.retrain(step=1)
+    assert 0.0 <= stats["discriminator/accuracy"] <= 1.0
+    assert reward(completion_ids=[[5, 6, tokenizer.eos_token_id], [7, 8, 9]]) != before
