@@ -6,8 +6,8 @@
 Without ``--report-to`` a run keeps the default it always had: TensorBoard events of the adversarial phase in
 ``<run>/tb`` when ``tensorboard`` is installed. Only the process that writes the run folder reports (rank 0).
 
-A resumed run reports the rows it logs after its checkpoint again; TensorBoard shows the latest value of a
-step, W&B and Trackio keep both (the CSV is the record: it drops the rows after the checkpoint).
+A resumed run is a new W&B / Trackio run that reports from its checkpoint on (TensorBoard appends to the same
+folder); the CSV, which drops the rows logged after the checkpoint, is the record.
 """
 
 from __future__ import annotations
