@@ -83,7 +83,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--reward", choices=REWARDS, default="mc",
         help="mc: SeqGAN's Q; constant: the control; maligan/maligan_d: MaliGAN's sequence weight (odds/D); "
-        "rankgan: MC Q of RankGAN's ranker",
+        "rankgan: MC Q of RankGAN's ranker; optimal: MC Q of the Bayes-optimal D* (a diagnostic with oracle access)",
     )  # fmt: skip
     p.add_argument("--num-rollouts", type=count(), default=None, help="N rollouts per Q (default 16)")
     p.add_argument("--baseline", choices=BASELINES, default=None, help="REINFORCE baseline (paper: none)")
@@ -158,8 +158,12 @@ def make_task(args: argparse.Namespace) -> Task:
 def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> TrainConfig:
     """The preset for this data and agent, with the options' overrides, validated before any work starts
     (raises ValueError with the fix)."""
-    if args.reward not in ("mc", "rankgan") and args.num_rollouts is not None:
-        raise ValueError(f"--num-rollouts only applies to --reward mc/rankgan (--reward {args.reward} has no rollouts)")
+    if args.reward not in ("mc", "rankgan", "optimal") and args.num_rollouts is not None:
+        raise ValueError(
+            f"--num-rollouts only applies to --reward mc/rankgan/optimal (--reward {args.reward} has no rollouts)"
+        )
+    if args.reward == "optimal" and isinstance(task, TextTask):
+        raise ValueError("--reward optimal is D* of the oracle benchmark (oracle access): not for --dataset runs")
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue")
     if args.resume and not distributed.broadcast_object(Path(args.out).is_dir()):  # as rank 0 sees it

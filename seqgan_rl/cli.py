@@ -159,7 +159,7 @@ def memory_terms(config: TrainConfig | PretrainConfig) -> list[tuple[int, str, d
             {"--eval-samples": data.num_eval_samples, "--seq-len": t},
         ),
     ]
-    if isinstance(config, TrainConfig) and config.adversarial.reward in ("mc", "rankgan"):
+    if isinstance(config, TrainConfig) and config.adversarial.reward in ("mc", "rankgan", "optimal"):
         n, b = config.adversarial.num_rollouts, config.agent.sequences_per_update
         terms.append(
             (

@@ -655,8 +655,9 @@ themselves are in ``seqgan_rl.agents.AGENTS``."""
 SB3_ALGOS = ("ppo", "a2c")
 """The agents that run Stable-Baselines3 on the vector env (one process, fixed-length sequences, MC reward)."""
 
-REWARDS = ("mc", "constant", "maligan", "maligan_d", "rankgan")
-"""The adversarial phase's rewards (``AdversarialConfig.reward``); all but ``"constant"`` retrain D."""
+REWARDS = ("mc", "constant", "maligan", "maligan_d", "rankgan", "optimal")
+"""The adversarial phase's rewards (``AdversarialConfig.reward``); all but ``"constant"`` and ``"optimal"`` retrain
+D."""
 
 
 @dataclass(frozen=True)
@@ -674,7 +675,9 @@ class AdversarialConfig:
     normalised importance weight of the whole sequence, from D's odds D/(1-D) or from D itself (Texygen's
     port; ``seqgan_rl.envs.MaliGANReward``): no rollouts; ``"rankgan"``: SeqGAN's MC-rollout Q with RankGAN's
     ranker in place of D (``seqgan_rl.models.Ranker``, started from the pre-trained D, retrained on its ranking
-    loss by the same callback)."""
+    loss by the same callback); ``"optimal"``: SeqGAN's MC-rollout Q of the Bayes-optimal discriminator
+    D*(y) = p_oracle / (p_oracle + p_G) (``seqgan_rl.models.optimal``): a diagnostic with oracle access on the
+    oracle benchmark, never a benchmark row; D is not used or retrained."""
     constant_reward: float = 1.0
     d_every: int = 1
     """Retrain D after every this many generator updates."""

@@ -22,6 +22,8 @@ from seqgan_rl.config import TrainConfig
 from seqgan_rl.envs.rollout import ConstantReward, MaliGANReward, Reward, SeqGANReward
 from seqgan_rl.models.discriminator import Discriminator, Ranker
 from seqgan_rl.models.generator import Generator
+from seqgan_rl.models.optimal import OptimalDiscriminator
+from seqgan_rl.models.oracle import OracleLSTM
 from seqgan_rl.training.callbacks import CheckpointCallback, DiscriminatorRetrainCallback, EvalCallback
 from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.plots import plot_training_curves
@@ -40,12 +42,19 @@ SUMMARY = "summary.json"
 FINAL_GENERATOR = "generator_final.pt"
 
 
-def make_reward(config: TrainConfig, generator: Generator, discriminator: Discriminator) -> Reward:
-    """SeqGAN's MC-rollout Q (at the agent's temperature; with a ``Ranker``: RankGAN's), MaliGAN's sequence
-    reward, or the constant control."""
+def make_reward(
+    config: TrainConfig, generator: Generator, discriminator: Discriminator, oracle: OracleLSTM | None = None
+) -> Reward:
+    """SeqGAN's MC-rollout Q (at the agent's temperature; with a ``Ranker``: RankGAN's; with ``reward="optimal"``:
+    of the Bayes-optimal D* of ``oracle`` and the live generator), MaliGAN's sequence reward, or the constant
+    control."""
     adv = config.adversarial
     if adv.reward == "constant":
         return ConstantReward(adv.constant_reward)
+    if adv.reward == "optimal":
+        if oracle is None:
+            raise ValueError("reward='optimal' is D* of the oracle benchmark: it needs the oracle (not real text)")
+        discriminator = OptimalDiscriminator(oracle, generator, config.agent.temperature)
     if adv.reward.startswith("maligan"):
         return MaliGANReward(discriminator, "d" if adv.reward == "maligan_d" else "odds")
     return SeqGANReward(generator, discriminator, adv.num_rollouts, config.agent.temperature, adv.rollout_update_rate)
@@ -53,7 +62,7 @@ def make_reward(config: TrainConfig, generator: Generator, discriminator: Discri
 
 def build_trainer(
     config: TrainConfig, generator: Generator, discriminator: Discriminator, data: Any, evaluator: Evaluator,
-    device: torch.device, out: str | os.PathLike | Folder,
+    device: torch.device, out: str | os.PathLike | Folder, oracle: OracleLSTM | None = None,
 ) -> Trainer:  # fmt: skip
     """The adversarial phase of ``config`` from pre-trained models: the reward, the agent, and the callbacks
     (D retraining when the reward uses D, evaluation, checkpoints).
@@ -62,6 +71,7 @@ def build_trainer(
         data: the task's tokens (``.train``: D's real data; ``.test``: held-out, for D's diagnostics).
         evaluator: what the evaluation callback measures.
         out: the folder to write to (a path, or an open ``RunFolder``).
+        oracle: the oracle benchmark's oracle (what ``reward="optimal"`` needs).
     """
     adv = config.adversarial
     if adv.reward == "rankgan":  # RankGAN: D's pre-trained CNN becomes the ranker's feature map
@@ -69,13 +79,13 @@ def build_trainer(
             raise ValueError("reward='rankgan' runs in one process: start it without torchrun")
         rng = torch.Generator().manual_seed(derive_seed(config.seed, "rankgan"))
         discriminator = Ranker.from_discriminator(discriminator, data.train, rng)
-    reward = make_reward(config, generator, discriminator)
+    reward = make_reward(config, generator, discriminator, oracle)
     agent = make_agent(
         config.algo, config.agent, generator, reward, seed=derive_seed(config.seed, config.algo), device=device,
         total_updates=adv.iterations,
     )  # fmt: skip
     callbacks = []
-    if adv.reward != "constant":  # the reward scores with D: retrain it
+    if adv.reward not in ("constant", "optimal"):  # the reward scores with D: retrain it
         callbacks.append(DiscriminatorRetrainCallback(discriminator, data.train, data.test, adv.d_train, adv.d_every))
     callbacks += [EvalCallback(evaluator, adv.eval_every), CheckpointCallback(adv.checkpoint_every)]
     return Trainer(agent, reward, callbacks, iterations=adv.iterations, seed=config.seed, device=device, out_dir=out)
@@ -142,7 +152,10 @@ def run_training(
             )  # fmt: skip
             pretrain_s = time.perf_counter() - t0
 
-            trainer = build_trainer(config, pre.generator, pre.discriminator, pre.data, pre.evaluator, device, folder)
+            oracle = task.oracle.to(device) if isinstance(task, OracleTask) else None
+            trainer = build_trainer(
+                config, pre.generator, pre.discriminator, pre.data, pre.evaluator, device, folder, oracle
+            )
             trainer.reporter = tracking and tracking.phase("adversarial")
             if resume and folder.has(CHECKPOINT):
                 trainer.load_checkpoint()

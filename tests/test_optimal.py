@@ -1,0 +1,92 @@
+"""The Bayes-optimal discriminator D* (a diagnostic with oracle access): 1/2 when G is the oracle, the closed form
+on every enumerated sequence, and SeqGAN's Q of D* through rollouts equal to the exact conditional expectation."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from seqgan_rl.config import GeneratorConfig
+from seqgan_rl.envs import mc_q_values
+from seqgan_rl.models import Generator
+from seqgan_rl.models.optimal import OptimalDiscriminator
+from seqgan_rl.models.oracle import OracleLSTM
+
+V, T = 3, 3
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    return OracleLSTM.random(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4, seed=5)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(1)
+    return Generator(GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4, init_std=1.0)).eval()
+
+
+def every_sequence() -> torch.Tensor:
+    return torch.tensor(list(itertools.product(range(V), repeat=T)))
+
+
+def probabilities(model, tokens) -> torch.Tensor:
+    return model.log_probs(tokens).double().sum(dim=1).exp()
+
+
+def test_d_star_is_one_half_when_g_is_the_oracle(oracle):
+    d = OptimalDiscriminator(oracle, oracle)
+    assert torch.equal(d.prob_real(every_sequence()), torch.full((V**T,), 0.5))
+
+
+def test_d_star_is_the_closed_form_on_every_sequence(oracle, generator):
+    tokens = every_sequence()
+    p_o, p_g = probabilities(oracle, tokens), probabilities(generator, tokens)
+    assert torch.isclose(p_o.sum(), torch.tensor(1.0, dtype=torch.float64)) and torch.isclose(p_g.sum(), p_o.sum())
+    d = OptimalDiscriminator(oracle, generator)
+    assert torch.allclose(d.prob_real(tokens).double(), p_o / (p_o + p_g), atol=1e-6)
+    hot = OptimalDiscriminator(oracle, generator, temperature=2.0)  # p_G is what G samples: at its temperature
+    p_hot = generator.log_probs(tokens, 2.0).double().sum(dim=1).exp()
+    assert torch.allclose(hot.prob_real(tokens).double(), p_o / (p_o + p_hot), atol=1e-6)
+
+
+def test_q_of_d_star_through_rollouts_is_the_exact_expectation(oracle, generator):
+    tokens = every_sequence()
+    d = OptimalDiscriminator(oracle, generator)
+    p_g, d_all = probabilities(generator, tokens), d.prob_real(tokens).double()
+    sequences = tokens[[5, 13, 22]]
+    rng = torch.Generator().manual_seed(0)
+    q = mc_q_values(sequences, generator, d, num_rollouts=40_000, rng=rng).double()
+    for b, y in enumerate(sequences):
+        for t in range(1, T + 1):
+            same = (tokens[:, :t] == y[:t]).all(dim=1)
+            exact = (p_g[same] * d_all[same]).sum() / p_g[same].sum()  # E over G's completions of y_1..t
+            assert abs(float(q[b, t - 1] - exact)) < 0.01, (b, t)
+
+
+def test_refusals(oracle):
+    other = Generator(GeneratorConfig(vocab_size=V + 1, seq_len=T, embed_dim=4, hidden_dim=4))
+    with pytest.raises(ValueError, match="on the same sequences"):
+        OptimalDiscriminator(oracle, other)
+    text = Generator(GeneratorConfig(vocab_size=V, seq_len=T, embed_dim=4, hidden_dim=4, eos_token=2, pad_token=0))
+    with pytest.raises(ValueError, match="no end token"):
+        OptimalDiscriminator(oracle, text)
+
+
+def test_reward_optimal_trains_without_d_and_is_refused_on_text(tmp_path, capsys):
+    from tiny_runs import GOLDEN_TINY, WORDS, data_rows, load_script
+
+    npz = tmp_path / "oracle.npz"
+    OracleLSTM.random(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
+    script = load_script("train_agent")
+    argv = ["--preset", "cpu", "--oracle-file", str(npz), "--eval-samples", "64", "--num-rollouts", "4", *GOLDEN_TINY]
+    assert script.main([*argv, "--reward", "optimal", "--out", str(tmp_path / "run")]) == 0
+    rows = data_rows(tmp_path / "run" / "metrics.csv")
+    assert len(rows) == 4 and not any(k.startswith("d/") for r in rows for k in r)  # D is neither used nor trained
+    assert all(0.0 < float(r["train/mean_q"]) < 1.0 for r in rows[1:])
+    (tmp_path / "train.txt").write_text("\n".join(WORDS * 8) + "\n")
+    text = ["--dataset", str(tmp_path / "train.txt"), "--reward", "optimal", "--out", str(tmp_path / "text")]
+    assert script.main(text) == 2
+    assert "oracle access" in capsys.readouterr().err and not (tmp_path / "text").exists()
