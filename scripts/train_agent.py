@@ -86,6 +86,17 @@ def build_parser() -> Parser:
         "rankgan: MC Q of RankGAN's ranker; optimal: MC Q of the Bayes-optimal D* (a diagnostic with oracle access)",
     )  # fmt: skip
     p.add_argument("--num-rollouts", type=count(), default=None, help="N rollouts per Q (default 16)")
+    p.add_argument(
+        "--real-data",
+        choices=["train", "oracle"],
+        default=None,
+        help="D's real class when retrained: the training sequences (default), or fresh oracle samples (a "
+        "diagnostic with oracle access; the oracle benchmark only)",
+    )
+    p.add_argument(
+        "--real-pool", type=count(), default=None,
+        help="with --real-data oracle: draw a pool of N oracle samples once (default: fresh ones every round)",
+    )  # fmt: skip
     p.add_argument("--baseline", choices=BASELINES, default=None, help="REINFORCE baseline (paper: none)")
     p.add_argument("--kl-coef", type=WEIGHT, default=None, help="--algo reinforce_kl, grpo: the KL weight")
     p.add_argument("--eval-every", type=count(), default=None, help="evaluate every N updates (default 5)")
@@ -162,6 +173,10 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
         raise ValueError(
             f"--num-rollouts only applies to --reward mc/rankgan/optimal (--reward {args.reward} has no rollouts)"
         )
+    if args.real_data == "oracle" and isinstance(task, TextTask):
+        raise ValueError("--real-data oracle draws D's real data from the oracle: not for --dataset runs")
+    if args.real_pool is not None and args.real_data != "oracle":
+        raise ValueError("--real-pool is the size of --real-data oracle's pool: add --real-data oracle")
     if args.reward == "optimal" and isinstance(task, TextTask):
         raise ValueError("--reward optimal is D* of the oracle benchmark (oracle access): not for --dataset runs")
     if args.resume and args.out is None:
@@ -189,7 +204,7 @@ def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> 
         train_preset(preset, seed=args.seed, algo=args.algo, **task.dims()),
         **{k: getattr(args, k) for k in ("mle_epochs", "d_pretrain_rounds", "eval_samples", "iterations",
                                          "num_rollouts", "eval_every", "reward", "baseline", "reward_mode",
-                                         "kl_coef", *MODEL_OPTIONS)},
+                                         "kl_coef", "real_data", "real_pool", *MODEL_OPTIONS)},
     )  # fmt: skip
     if args.discriminator_from is not None:
         if args.discriminator not in (None, "transformer"):

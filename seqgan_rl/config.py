@@ -691,10 +691,22 @@ class AdversarialConfig:
     rollout_update_rate: float | None = None
     """``None``: rollouts use the current generator (what the reference code does). A float r keeps an
     EMA copy ``beta <- r beta + (1 - r) theta`` instead: a deviation, for study."""
+    real_data: str = "train"
+    """D's real class when it is retrained: ``"train"`` (the training sequences, as the paper) or ``"oracle"``:
+    fresh oracle samples, none of them a training or test sequence (``seqgan_rl.data.oracle_data.OracleFedReal``;
+    a diagnostic with oracle access on the oracle benchmark, never a benchmark row)."""
+    real_pool: int | None = None
+    """With ``real_data="oracle"``: ``None`` draws fresh sequences for every round; N draws a pool of N once."""
 
     def __post_init__(self) -> None:
         _check_finite(self)
         _check_positive(self, "num_rollouts", "d_every", "eval_every", "checkpoint_every")
+        if self.real_data not in ("train", "oracle"):
+            raise ValueError(f"AdversarialConfig.real_data={self.real_data!r}: choose 'train' or 'oracle'")
+        if self.real_pool is not None and (self.real_data != "oracle" or self.real_pool < 1):
+            raise ValueError(
+                f"AdversarialConfig.real_pool={self.real_pool}: a pool of >= 1 oracle samples, with real_data='oracle'"
+            )
         if self.iterations < 0:
             raise ValueError(f"AdversarialConfig.iterations={self.iterations} must be >= 0")
         if self.reward not in REWARDS:

@@ -192,7 +192,8 @@ def with_options(config: TrainConfig, **options: Any) -> TrainConfig:
         options: ``mle_epochs``, ``mle_eval_every``, ``d_pretrain_rounds``, ``eval_samples``, the generator's
             ``embed_dim``, ``hidden_dim``, ``num_layers``, ``dropout``, and MLE's ``mle_lr``, ``mle_batch_size``,
             ``num_valid``, ``patience``, ``use_best`` (pre-training);
-            ``iterations``, ``num_rollouts``, ``eval_every``, ``reward`` (the adversarial phase); ``baseline``
+            ``iterations``, ``num_rollouts``, ``eval_every``, ``reward``, ``real_data``, ``real_pool`` (the adversarial
+            phase); ``baseline``
             (REINFORCE), ``kl_coef`` (REINFORCE with KL), ``reward_mode`` (PPO, A2C).
 
     Raises:
@@ -257,7 +258,7 @@ _PRETRAIN_OPTIONS = {
     "mle_lr": ("mle", "lr"), "mle_batch_size": ("mle", "batch_size"), "num_valid": ("mle", "num_valid"),
     "patience": ("mle", "patience"), "use_best": ("mle", "use_best"),
 }  # fmt: skip
-_ADVERSARIAL_OPTIONS = ("iterations", "num_rollouts", "eval_every", "reward")
+_ADVERSARIAL_OPTIONS = ("iterations", "num_rollouts", "eval_every", "reward", "real_data", "real_pool")
 _AGENT_OPTIONS = ("baseline", "reward_mode", "kl_coef")
 
 MODEL_OPTIONS = (

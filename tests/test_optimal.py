@@ -90,3 +90,74 @@ def test_reward_optimal_trains_without_d_and_is_refused_on_text(tmp_path, capsys
     text = ["--dataset", str(tmp_path / "train.txt"), "--reward", "optimal", "--out", str(tmp_path / "text")]
     assert script.main(text) == 2
     assert "oracle access" in capsys.readouterr().err and not (tmp_path / "text").exists()
+
+
+# ----------------------------------------------------------------------------- the oracle-fed discriminator
+def test_oracle_fed_real_data_never_returns_a_training_or_test_sequence(oracle):
+    """V 3, T 3: 27 sequences, so the oracle's draws hit the excluded ones often; none is ever returned."""
+    from seqgan_rl.data.oracle_data import OracleFedReal
+
+    rng = torch.Generator().manual_seed(9)
+    train, test = oracle.sample(6, rng), oracle.sample(4, rng)
+    excluded = {tuple(r.tolist()) for r in torch.cat([train, test])}
+    fresh = OracleFedReal(oracle, [train, test], seed=1)
+    draws = torch.cat([fresh.sample(500) for _ in range(4)])
+    assert draws.shape == (2000, T) and not {tuple(r.tolist()) for r in draws} & excluded
+    assert fresh.drawn == 2000 and len({tuple(r.tolist()) for r in draws}) > 1
+    pooled = OracleFedReal(oracle, [train, test], pool_size=50, seed=1)
+    a, b = pooled.sample(20), pooled.sample(20)
+    pool = {tuple(r.tolist()) for r in pooled.pool}
+    assert {tuple(r.tolist()) for r in torch.cat([a, b])} <= pool and not pool & excluded and not torch.equal(a, b)
+    assert pooled.sample(80).shape == (50, T) and pooled.drawn == 50  # all of a smaller pool; drawn once
+    again = OracleFedReal(oracle, [train, test], pool_size=50, seed=1)
+    assert torch.equal(again.pool, pooled.pool)  # the seed's own stream
+    state = pooled.state_dict()
+    nxt = pooled.sample(10)
+    again.load_state_dict(state)
+    assert torch.equal(again.sample(10), nxt)
+
+
+def test_oracle_fed_d_runs_and_the_default_is_unchanged(tmp_path, capsys):
+    from tiny_runs import GOLDEN_TINY, data_rows, load_script
+
+    npz = tmp_path / "oracle.npz"
+    OracleLSTM.random(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8, seed=3).save_npz(npz)
+    script = load_script("train_agent")
+    argv = ["--preset", "cpu", "--oracle-file", str(npz), "--eval-samples", "64", "--num-rollouts", "2", *GOLDEN_TINY]
+    assert script.main([*argv, "--out", str(tmp_path / "train")]) == 0
+    assert script.main([*argv, "--real-data", "train", "--out", str(tmp_path / "explicit")]) == 0
+    assert data_rows(tmp_path / "explicit" / "metrics.csv") == data_rows(tmp_path / "train" / "metrics.csv")
+    assert script.main([*argv, "--real-data", "oracle", "--real-pool", "300", "--out", str(tmp_path / "fed")]) == 0
+    fed = data_rows(tmp_path / "fed" / "metrics.csv")
+    assert fed != data_rows(tmp_path / "train" / "metrics.csv") and all("d/loss" in r for r in fed[1:])
+    assert script.main([*argv, "--real-pool", "300", "--out", str(tmp_path / "bad")]) == 2
+    assert "add --real-data oracle" in capsys.readouterr().err
+
+
+def test_oracle_fed_run_stopped_mid_phase_resumes_bit_for_bit(tmp_path, monkeypatch):
+    import dataclasses
+
+    from tiny_runs import data_rows, tiny_config, tiny_task
+
+    from seqgan_rl.agents.reinforce import ReinforceAgent
+    from seqgan_rl.training.pipeline import run_training
+
+    config = tiny_config()
+    adv = dataclasses.replace(config.adversarial, real_data="oracle")  # fresh draws every round
+    config = dataclasses.replace(config, adversarial=adv)
+    cpu = torch.device("cpu")
+    run_training(config, tmp_path / "straight", cpu, tiny_task())
+    real, calls = ReinforceAgent.update, {"n": 0}
+
+    def stop_in_update_3(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(ReinforceAgent, "update", stop_in_update_3)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config, tmp_path / "split", cpu, tiny_task())
+    monkeypatch.setattr(ReinforceAgent, "update", real)
+    run_training(config, tmp_path / "split", cpu, tiny_task(), resume=True)
+    assert data_rows(tmp_path / "split" / "metrics.csv") == data_rows(tmp_path / "straight" / "metrics.csv")

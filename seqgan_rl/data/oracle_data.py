@@ -89,3 +89,61 @@ def random_permutation(n: int, rng: torch.Generator | None = None) -> torch.Tens
     """``torch.randperm`` drawn from ``rng`` on the generator's own device, returned on the CPU."""
     device = rng.device if rng is not None else "cpu"
     return torch.randperm(n, generator=rng, device=device).cpu()
+
+
+class OracleFedReal:
+    """Real sequences for D's retraining drawn from the oracle instead of taken from the training set: a
+    diagnostic with oracle access (``AdversarialConfig.real_data="oracle"``), never a benchmark row.
+
+    Either a fresh draw for every round (``pool_size=None``: D never sees a real sequence twice) or a pool of
+    ``pool_size`` sequences drawn once (10k, 100k, 1M: how much real data D learns from), from which each round
+    takes a random subset. No sequence of ``exclude`` (the training and test sets) is ever returned: rows equal to
+    one of them are dropped from the draws and drawn again.
+
+    Args:
+        oracle: the benchmark's oracle.
+        exclude: ``(N_i, T)`` sequences never to return (G's training data, the test set).
+        pool_size: ``None`` (fresh draws) or the pool's size.
+        seed: the stream of the pool and the draws (independent of every other stream of the run).
+    """
+
+    CHUNK = 16_384
+
+    def __init__(
+        self, oracle: OracleLSTM, exclude: list[torch.Tensor], pool_size: int | None = None, seed: int = 0
+    ) -> None:
+        if pool_size is not None and pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1 or None (fresh draws), got {pool_size}")
+        self.oracle, self.pool_size = oracle, pool_size
+        self._excluded = {row.numpy().tobytes() for t in exclude for row in t.cpu().long()}
+        self.rng = make_rng(seed, oracle.device)
+        self.drawn = 0
+        """Real sequences returned so far (the pool counts once)."""
+        self.pool = self._draw(pool_size) if pool_size is not None else None
+        if self.pool is not None:
+            self.drawn = pool_size
+
+    def _draw(self, n: int) -> torch.Tensor:
+        """``n`` fresh oracle samples, none of them excluded, ``(n, T)`` on the CPU."""
+        parts, have = [], 0
+        while have < n:
+            rows = self.oracle.sample(min(self.CHUNK, n - have), self.rng).cpu()
+            keep = torch.tensor([r.numpy().tobytes() not in self._excluded for r in rows], dtype=torch.bool)
+            parts.append(rows[keep])
+            have += int(keep.sum())
+        return torch.cat(parts)[:n] if parts else torch.zeros(0, self.oracle.seq_len, dtype=torch.long)
+
+    def sample(self, n: int) -> torch.Tensor:
+        """``n`` real sequences ``(n, T)``: fresh ones, or a random subset of the pool (all of it when smaller)."""
+        if self.pool is None:
+            self.drawn += n
+            return self._draw(n)
+        order = torch.randperm(len(self.pool), generator=self.rng, device=self.rng.device).cpu()
+        return self.pool[order[:n]]
+
+    def state_dict(self) -> dict[str, object]:
+        return {"rng": self.rng.get_state(), "drawn": self.drawn}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.rng.set_state(state["rng"])
+        self.drawn = int(state["drawn"])

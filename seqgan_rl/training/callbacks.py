@@ -130,33 +130,43 @@ class DiscriminatorRetrainCallback(Callback):
         every: retrain after every this many updates.
         envs: more objects with ``set_discriminator`` (the user's environments holding another reference)
             to push D into after each retraining.
+        real_source: where each round's real sequences come from instead of ``real_data`` (an object with
+            ``sample(n)``, e.g. ``seqgan_rl.data.oracle_data.OracleFedReal``: a diagnostic with oracle access);
+            ``real_data`` then only serves the diagnostics.
     """
 
     metric_fields = ("d/loss", "d/accuracy", "d/p_real_train", "d/p_real_heldout", "d/p_fake")
 
     def __init__(
         self, discriminator: Discriminator, real_data: torch.Tensor, heldout_data: torch.Tensor,
-        schedule: DiscriminatorTrainConfig, every: int = 1, envs: list[Any] | None = None,
+        schedule: DiscriminatorTrainConfig, every: int = 1, envs: list[Any] | None = None, real_source: Any = None,
     ) -> None:  # fmt: skip
         super().__init__()
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.discriminator, self.real_data, self.heldout_data = discriminator, real_data, heldout_data
         self.schedule, self.every, self.envs = schedule, every, list(envs or [])
+        self.real_source = real_source
         self.optimizer = make_discriminator_optimizer(discriminator, schedule.lr, schedule.weight_decay)
 
     def _on_step(self) -> bool:
         tr = self.trainer
         if tr.iteration % self.every:
             return True
-        args = (self.discriminator, self.optimizer, self.real_data, tr.agent.generator, self.schedule, tr.rng)
-        stats = [discriminator_round(*args, tr.agent.temperature) for _ in range(self.schedule.rounds)]
+        stats = [self._round(tr) for _ in range(self.schedule.rounds)]
         tr.pending_metrics["d/loss"] = sum(s["d/loss"] for s in stats) / len(stats)
         tr.pending_metrics["d/accuracy"] = sum(s["d/accuracy"] for s in stats) / len(stats)
         tr.pending_metrics.update(self._diagnostics())
         for env in self.envs:
             env.set_discriminator(self.discriminator)
         return True
+
+    def _round(self, tr: Trainer) -> dict[str, float]:
+        real = self.real_data
+        if self.real_source is not None:  # as many fresh real sequences as the round's negatives
+            real = self.real_source.sample(self.schedule.num_negatives or self.real_data.shape[0])
+        args = (self.discriminator, self.optimizer, real, tr.agent.generator, self.schedule, tr.rng)
+        return discriminator_round(*args, tr.agent.temperature)
 
     @torch.no_grad()
     def _diagnostics(self, n: int = 256) -> dict[str, float]:
@@ -173,10 +183,15 @@ class DiscriminatorRetrainCallback(Callback):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
+        state = {"optimizer": self.optimizer.state_dict()}
+        if self.real_source is not None:
+            state["real_source"] = self.real_source.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.real_source is not None:
+            self.real_source.load_state_dict(state["real_source"])
 
 
 class EvalCallback(Callback):

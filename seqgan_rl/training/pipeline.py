@@ -19,6 +19,7 @@ import torch
 from seqgan_rl import distributed
 from seqgan_rl.agents import make_agent
 from seqgan_rl.config import TrainConfig
+from seqgan_rl.data.oracle_data import OracleFedReal
 from seqgan_rl.envs.rollout import ConstantReward, MaliGANReward, Reward, SeqGANReward
 from seqgan_rl.models.discriminator import Discriminator, Ranker
 from seqgan_rl.models.generator import Generator
@@ -71,7 +72,7 @@ def build_trainer(
         data: the task's tokens (``.train``: D's real data; ``.test``: held-out, for D's diagnostics).
         evaluator: what the evaluation callback measures.
         out: the folder to write to (a path, or an open ``RunFolder``).
-        oracle: the oracle benchmark's oracle (what ``reward="optimal"`` needs).
+        oracle: the oracle benchmark's oracle (what ``reward="optimal"`` and ``real_data="oracle"`` need).
     """
     adv = config.adversarial
     if adv.reward == "rankgan":  # RankGAN: D's pre-trained CNN becomes the ranker's feature map
@@ -86,7 +87,19 @@ def build_trainer(
     )  # fmt: skip
     callbacks = []
     if adv.reward not in ("constant", "optimal"):  # the reward scores with D: retrain it
-        callbacks.append(DiscriminatorRetrainCallback(discriminator, data.train, data.test, adv.d_train, adv.d_every))
+        real_source = None
+        if adv.real_data == "oracle":
+            if oracle is None:
+                raise ValueError(
+                    "real_data='oracle' draws D's real data from the oracle: it needs the oracle benchmark"
+                )
+            seed = derive_seed(config.seed, "oracle-fed-real")
+            real_source = OracleFedReal(oracle, [data.train, data.test], adv.real_pool, seed)
+        callbacks.append(
+            DiscriminatorRetrainCallback(
+                discriminator, data.train, data.test, adv.d_train, adv.d_every, real_source=real_source
+            )
+        )
     callbacks += [EvalCallback(evaluator, adv.eval_every), CheckpointCallback(adv.checkpoint_every)]
     return Trainer(agent, reward, callbacks, iterations=adv.iterations, seed=config.seed, device=device, out_dir=out)
 
