@@ -22,8 +22,16 @@ inductive bias: embedding -> LSTM -> max over time and last output -> dropout ->
     python benchmarks/d_screen.py --pre-root runs/strong-d --seeds 100 101 --jobs 2 \\
         --candidate 'light-1e-3={"d": "light", "lr": 1e-3}' --candidate 'paper-1e-4={"d": "paper", "lr": 1e-4}'
 
-Two untrained scores are recorded beside the candidates: G's own log-likelihood of a sequence, and the oracle's
-(which no D trained on data has: how much signal there is to find). Without ``--candidate``, the scores alone.
+Three untrained scores are recorded beside the candidates: G's own log-likelihood of a sequence, the oracle's, and
+the Bayes-optimal discriminator D* = sigmoid(log p_oracle - log p_G) (``seqgan_rl.models.optimal``; the last two
+need oracle access, which no D trained on data has: how much signal there is to find). Without ``--candidate``, the
+scores alone.
+
+``--real oracle`` or ``--real oracle-pool:N`` (a diagnostic with oracle access) trains every candidate on fresh
+oracle samples as its real class instead of G's training data: a new draw each round, or random subsets of a pool of
+N drawn once (10k, 100k, 1M: how much real data D learns from); none of them a training, validation or test
+sequence (``seqgan_rl.data.oracle_data.OracleFedReal``). Records then carry ``real_seen``, the real sequences
+drawn so far.
 Each job (one seed) runs on one thread. The strong preset's screen: ``benchmarks/results/strong_d_screen.md``.
 """
 
@@ -141,11 +149,13 @@ def held_out_scores(d: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> dic
 
 
 def screen_seed(seed: int, pre_root: str, preset: str, candidates: dict, rounds: int, steps: int, negatives: int,
-                every: int) -> list[dict]:  # fmt: skip
+                every: int, real: str = "train") -> list[dict]:  # fmt: skip
     """Every candidate on one seed's pre-trained G, on one thread; the records of each evaluation."""
+    from seqgan_rl.data.oracle_data import OracleFedReal
+    from seqgan_rl.models.optimal import OptimalDiscriminator
     from seqgan_rl.presets import train_preset
     from seqgan_rl.training.pretrain import run_pretraining
-    from seqgan_rl.utils import keep_freed_memory
+    from seqgan_rl.utils import derive_seed, keep_freed_memory
 
     keep_freed_memory()
     torch.set_num_threads(1)
@@ -157,18 +167,28 @@ def screen_seed(seed: int, pre_root: str, preset: str, candidates: dict, rounds:
     if valid is None:
         raise ValueError(f"{pre_dir}: this pre-training has no validation split (use a preset with one: strong)")
     oracle = pre.evaluator.inner.oracle
+    optimal = OptimalDiscriminator(oracle, pre.generator)
     scores = {  # per-sequence log-likelihoods as untrained scores: what G knows, and what no D trained on data can
         "score: G's log-likelihood": lambda tokens: -pre.generator.sequence_nll(tokens),
         "score: the oracle's log-likelihood (unavailable to a D)": lambda tokens: -oracle.sequence_nll(tokens),
+        "score: D*, the optimal discriminator (oracle access)": optimal.log_ratio,
     }
-    return screen(pre.generator, pre.data.train, valid, candidates, seed, rounds, steps, negatives, every, scores)
+    source = None
+    if real != "train":  # oracle-fed: fresh draws, or a pool; never a training, validation or test sequence
+        pool = int(real.split(":", 1)[1]) if real.startswith("oracle-pool:") else None
+        source = OracleFedReal(oracle, [pre.data.train, pre.data.test], pool, seed=derive_seed(seed, "d-screen-real"))
+    return screen(
+        pre.generator, pre.data.train, valid, candidates, seed, rounds, steps, negatives, every, scores, source
+    )
 
 
 def screen(generator, train: torch.Tensor, valid: torch.Tensor, candidates: dict, seed: int, rounds: int = 10,
-           steps: int = 200, negatives: int = 6400, every: int = 2, scores: dict | None = None) -> list[dict]:  # fmt: skip
+           steps: int = 200, negatives: int = 6400, every: int = 2, scores: dict | None = None,
+           real_source=None) -> list[dict]:  # fmt: skip
     """Every candidate against ``generator``: trained on ``train`` (real) and fresh samples, scored on ``valid`` (real,
     held out) against as many samples of a held-out stream. ``scores``: named functions of a ``(B, T)`` batch, higher
-    = more real, whose held-out AUC is recorded as is (round 0, no training). Returns one record per evaluation."""
+    = more real, whose held-out AUC is recorded as is (round 0, no training). ``real_source``: an ``OracleFedReal``
+    whose ``sample(n)`` gives each round's real sequences instead of ``train``. Returns one record per evaluation."""
     from seqgan_rl.data.oracle_data import random_permutation
     from seqgan_rl.training.metrics import sample_in_eval_mode
     from seqgan_rl.training.pretrain import discriminator_step, make_discriminator_optimizer
@@ -177,10 +197,14 @@ def screen(generator, train: torch.Tensor, valid: torch.Tensor, candidates: dict
     g = generator
     stream = torch.Generator().manual_seed(derive_seed(seed, "d-screen"))
     held_fake = sample_in_eval_mode(g, valid.shape[0], torch.Generator().manual_seed(derive_seed(seed, "d-held")))
-    data = []  # each round's (real subset, negatives), shared by every candidate
+    data = []  # each round's (real subset, negatives, real sequences drawn so far), shared by every candidate
     for _ in range(rounds if candidates else 0):
-        real = train[random_permutation(train.shape[0], stream)[:negatives]]
-        data.append((real, sample_in_eval_mode(g, real.shape[0], stream)))
+        if real_source is None:
+            real = train[random_permutation(train.shape[0], stream)[:negatives]]
+        else:
+            real = real_source.sample(negatives)
+        seen = real_source.drawn if real_source is not None else train.shape[0]
+        data.append((real, sample_in_eval_mode(g, real.shape[0], stream), seen))
     records = []
     for name, score in (scores or {}).items():
         rec = {"candidate": name, "seed": seed, "round": 0, "steps": 0, "auc": auc(score(valid), score(held_fake))}
@@ -192,13 +216,13 @@ def screen(generator, train: torch.Tensor, valid: torch.Tensor, candidates: dict
         opt = make_discriminator_optimizer(d, settings.get("lr", 1e-3), settings.get("weight_decay", 0.0))
         order_rng = torch.Generator().manual_seed(derive_seed(seed, "d-order"))
         start, accs = time.perf_counter(), []
-        for r, (real, fake) in enumerate(data, start=1):
+        for r, (real, fake, seen) in enumerate(data, start=1):
             tokens = torch.cat([real, fake])
             labels = torch.cat([torch.ones(len(real), dtype=torch.long), torch.zeros(len(fake), dtype=torch.long)])
             order = random_permutation(len(tokens), order_rng)
             accs = [discriminator_step(d, opt, tokens[idx], labels[idx])[1] for idx in order[: steps * 64].split(64)]
             if r % every == 0 or r == rounds:
-                rec = {"candidate": name, "seed": seed, "round": r, "steps": r * len(accs),
+                rec = {"candidate": name, "seed": seed, "round": r, "steps": r * len(accs), "real_seen": seen,
                        "train_accuracy": statistics.mean(accs), **held_out_scores(d, valid, held_fake),
                        "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
                 records.append(rec)
@@ -252,10 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=2, help="evaluate on the held-out pairs every N rounds")
     p.add_argument("--jobs", type=int, default=2, help="seeds in parallel, one thread each")
     p.add_argument("--out", default="runs/d-screen", help="folder for results.json")
+    p.add_argument(
+        "--real", default="train", metavar="train|oracle|oracle-pool:N",
+        help="D's real class: G's training data (default), fresh oracle samples each round, or a pool of N (oracle "
+        "access: a diagnostic)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     for flag in ("rounds", "steps", "negatives", "every", "jobs"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} must be >= 1")
+    pool = args.real.split(":", 1)[1] if args.real.startswith("oracle-pool:") else None
+    if args.real not in ("train", "oracle") and not (pool is not None and pool.isdigit() and int(pool) >= 1):
+        p.error(f"--real {args.real}: write train, oracle or oracle-pool:N (N a whole number >= 1)")
     if args.steps * 64 > 2 * args.negatives:
         p.error(f"--steps {args.steps} x 64 is more than one pass over 2 x --negatives {args.negatives}")
     candidates = {}
@@ -266,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(str(e))
         candidates[name] = settings
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        schedule = (args.rounds, args.steps, args.negatives, args.every)
+        schedule = (args.rounds, args.steps, args.negatives, args.every, args.real)
         futures = [pool.submit(screen_seed, s, args.pre_root, args.preset, candidates, *schedule) for s in args.seeds]
         try:
             records = [r for f in futures for r in f.result()]

@@ -177,3 +177,22 @@ def test_d_screen_finds_signal_where_there_is_some_and_repeats(dscreen):
     lines = dscreen.table(records, [3]).splitlines()
     assert "| s3: held-out AUC" in lines[0] and lines[3].startswith("| light | ") and len(lines) == 5
     assert lines[2] == f"| low tokens | {records[0]['auc']:.3f} | {records[0]['auc']:.3f} | – | – | – |"
+
+
+def test_d_screen_oracle_fed_real_data(dscreen, capsys):
+    """--real oracle-pool:N: each round's real class comes from the oracle, never G's training data; records count
+    the real sequences drawn; a malformed --real is refused."""
+    from seqgan_rl.data.oracle_data import OracleFedReal
+    from seqgan_rl.models.oracle import OracleLSTM
+
+    oracle = OracleLSTM.random(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8, seed=3)
+    g = Generator(GeneratorConfig(vocab_size=20, seq_len=6, embed_dim=8, hidden_dim=8))
+    train, valid = oracle.sample(300, make_rng(1)), oracle.sample(100, make_rng(2))
+    for pool, seen in ((None, [200, 400]), (250, [250, 250])):
+        source = OracleFedReal(oracle, [train, valid], pool, seed=4)
+        records = dscreen.screen(g, train, valid, {"light": {"d": "light"}}, 3, rounds=2, steps=2, negatives=200,
+                                 every=1, real_source=source)  # fmt: skip
+        assert [r["real_seen"] for r in records] == seen
+    with pytest.raises(SystemExit) as exit_info:
+        dscreen.main(["--real", "oracle-pool:x"])
+    assert exit_info.value.code == 2 and "write train, oracle or oracle-pool:N" in capsys.readouterr().err
