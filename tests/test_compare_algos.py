@@ -160,6 +160,28 @@ def test_a_row_sets_fields_of_its_agent_and_bad_rows_name_the_fix():
         algo_run("rloo@lr=-1", base)
 
 
+def test_diagnostic_rows_set_the_adversarial_phase_and_say_they_use_the_oracle():
+    """reinforce@reward=optimal (D*) and coldgan@real_data=oracle,real_pool=N (an oracle-fed D) set fields of the
+    adversarial phase, are labelled as diagnostics, and are never chosen as their algorithm's tuned setting."""
+    from seqgan_rl.presets import train_preset
+
+    base = train_preset("cpu", 0)
+    cfg = algo_run("reinforce_kl@reward=optimal,lr=0.0003", base)
+    assert (cfg.algo, cfg.adversarial.reward, cfg.agent.lr) == ("reinforce_kl", "optimal", 0.0003)
+    fed = algo_run("coldgan@real_data=oracle,real_pool=100000", base).adversarial
+    assert (fed.real_data, fed.real_pool, fed.reward) == ("oracle", 100000, "mc")
+    assert row_label("reinforce@reward=optimal").endswith("[reward optimal] (DIAGNOSTIC: oracle access)")
+    assert "DIAGNOSTIC" not in row_label("reinforce@lr=0.003")
+    recs = [_record("mle", s, (9.0, 8.4), (8.0, 8.8)) for s in (100, 101)]
+    for s in (100, 101):
+        recs.append(_record("reinforce", s, (8.85, 8.4), (8.0, 9.0)))
+        recs.append(_record("reinforce@reward=optimal", s, (8.0, 8.4), (8.0, 9.0)))  # far better: oracle access
+    for r in recs:
+        for p, v in zip(r["sweep"], (8.0, 8.4), strict=False):
+            p["nll_valid"] = v
+    assert tuning_choices(recs) == {"reinforce": "reinforce", "reinforce@optimal": "reinforce@reward=optimal"}
+
+
 def test_tuning_picks_each_algorithms_setting_on_the_validation_nll_never_the_test_set(tmp_path):
     def valid(record, at1, cooled):  # validation NLL of the (tau 0.9, tau 1) sweep points
         record["sweep"][0]["nll_valid"], record["sweep"][1]["nll_valid"] = cooled, at1

@@ -109,10 +109,22 @@ def parse_row(row: str) -> tuple[str, dict[str, Any]]:
     return algo, settings
 
 
+ADVERSARIAL_SETTINGS = ("reward", "real_data", "real_pool")
+"""Row settings that go to the adversarial phase's config, not the agent's: ``reinforce@reward=optimal`` (SeqGAN's
+Q of the optimal D*), ``coldgan@real_data=oracle,real_pool=100000`` (D retrained on oracle samples)."""
+
+
+def oracle_access(settings: dict[str, Any]) -> bool:
+    """Whether a row's settings give it oracle access (D* or an oracle-fed D): a diagnostic, never a benchmark row."""
+    return settings.get("reward") == "optimal" or settings.get("real_data") == "oracle"
+
+
 def row_label(row: str) -> str:
-    """The table label of a row: the algorithm's description, and its settings when it has any."""
+    """The table label of a row: the algorithm's description, and its settings when it has any (rows with oracle
+    access say so)."""
     algo, settings = parse_row(row)
-    return ALGOS[algo] + (f" [{', '.join(f'{k} {v}' for k, v in settings.items())}]" if settings else "")
+    label = ALGOS[algo] + (f" [{', '.join(f'{k} {v}' for k, v in settings.items())}]" if settings else "")
+    return label + (" (DIAGNOSTIC: oracle access)" if oracle_access(settings) else "")
 
 
 def row_order(rows: Sequence[str]) -> list[str]:
@@ -122,9 +134,14 @@ def row_order(rows: Sequence[str]) -> list[str]:
 
 def algo_run(row: str, base: TrainConfig) -> TrainConfig:
     """The config of one row, from the REINFORCE ``base`` (every row generates as many sequences per update);
-    a row's settings (``parse_row``) replace fields of its agent config."""
+    a row's settings (``parse_row``) replace fields of its agent config, or of the adversarial phase's for
+    ``ADVERSARIAL_SETTINGS``."""
     algo, settings = parse_row(row)
     cfg = _algo_config(algo, base)
+    adversarial = {k: v for k, v in settings.items() if k in ADVERSARIAL_SETTINGS}
+    settings = {k: v for k, v in settings.items() if k not in ADVERSARIAL_SETTINGS}
+    if adversarial:
+        cfg = dataclasses.replace(cfg, adversarial=dataclasses.replace(cfg.adversarial, **adversarial))
     try:
         return dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, **settings)) if settings else cfg
     except TypeError as exc:
@@ -410,7 +427,9 @@ def tuning_choices(records: Sequence[dict[str, Any]]) -> dict[str, str]:
         means[row] = statistics.mean(known) if len(known) == len(vals) else math.inf
     choices: dict[str, str] = {}
     for row, mean in means.items():
-        algo = parse_row(row)[0]
+        algo, settings = parse_row(row)
+        if oracle_access(settings):  # a diagnostic is tuned among its own kind, never chosen for the algorithm
+            algo = f"{algo}@{'optimal' if settings.get('reward') == 'optimal' else 'oracle-fed'}"
         if algo not in choices or mean < means[choices[algo]]:
             choices[algo] = row
     return choices
