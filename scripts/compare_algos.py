@@ -42,6 +42,7 @@ from seqgan_rl.training.compare import (
     write_outputs,
 )
 from seqgan_rl.training.tasks import OracleTask, add_oracle_arguments, oracle_from_args
+from seqgan_rl.training.tracking import check_report_to
 from seqgan_rl.utils import NonFiniteError, get_device, keep_freed_memory, seed_everything
 
 
@@ -62,6 +63,10 @@ def build_parser() -> Parser:
     )  # fmt: skip
     p.add_argument("--name", default=None, help="file name stem of the outputs (default compare_<preset>)")
     p.add_argument("--threads", type=threads(), default=None, help="torch CPU threads (use 1 on a shared machine)")
+    p.add_argument(
+        "--report-to", nargs="+", default=None, metavar="TRACKER",
+        help="also send each run's metrics and config to: tensorboard, wandb, trackio, or none",
+    )  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true", help="reuse finished rows and continue unfinished runs")
     p.add_argument("--tables-only", action="store_true", help="rebuild tables and plots from <out>/results.json")
@@ -159,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         device = get_device(args.device)
         base = build_config(args, oracle)
         check_fits(base, device.type)  # before any work: what cannot fit is refused by the option to lower
+        report_to = None if args.report_to is None else check_report_to(args.report_to)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -179,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         records = run_comparison(
             base, args.seeds, out, device, oracle, args.algos or list(ALGOS), temperatures, args.sweep_samples,
-            resume=args.resume, on_record=report,
+            resume=args.resume, on_record=report, report_to=report_to,
         )  # fmt: skip
     except NonFiniteError as exc:
         print(f"error: {exc}", file=sys.stderr)

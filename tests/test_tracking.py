@@ -79,3 +79,22 @@ def test_tensorboard_events_of_both_phases(tmp_path, oracle):
     tags = set(events.Tags()["scalars"])
     assert {"pretrain/train/loss", "adversarial/eval/nll_oracle", "adversarial/train/pg_loss"} <= tags
     assert [e.step for e in events.Scalars("adversarial/train/pg_loss")] == [1, 2, 3]
+
+
+def test_compare_algos_reports_each_run(tmp_path, monkeypatch):
+    """run_comparison's report_to reaches every pre-training and row it makes (W&B offline: one run each)."""
+    pytest.importorskip("wandb")
+    import torch
+    from tiny_runs import V, tiny_config
+
+    from seqgan_rl.training.compare import run_comparison
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    oracle = OracleLSTM.random(vocab_size=V, seq_len=tiny_config().pretrain.generator.seq_len, embed_dim=8,
+                               hidden_dim=8, seed=3)  # fmt: skip
+    runs = tmp_path / "runs"
+    run_comparison(tiny_config(iterations=2), [0], runs, torch.device("cpu"), oracle, ["mle", "constant"],
+                   (1.0,), 64, report_to=["wandb"])  # fmt: skip
+    for folder in ("pretrain-s0", "constant-s0"):
+        assert list((runs / folder / "wandb").glob("offline-run-*/run-*.wandb")), folder

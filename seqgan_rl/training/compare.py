@@ -215,10 +215,11 @@ def frontier_at(sweep: Sequence[dict[str, float]], nll_test: float, key: str = "
 
 def run_one(
     algo: str, seed: int, base: TrainConfig, root: Path, device: torch.device, oracle: OracleLSTM,
-    temperatures: Sequence[float], sweep_samples: int, resume: bool,
+    temperatures: Sequence[float], sweep_samples: int, resume: bool, report_to: Sequence[str] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train (or reuse) one algorithm for one seed (in ``<root>/<algo>-s<seed>``, from the seed's shared
-    ``<root>/pretrain-s<seed>``) and sweep its final generator; returns its record."""
+    ``<root>/pretrain-s<seed>``) and sweep its final generator; returns its record. ``report_to``: trackers of
+    each run and pre-training made here (``seqgan_rl.training.tracking``)."""
     pdir = root / f"pretrain-s{seed}"
     run_dir = root / f"{algo}-s{seed}"
     cfg = with_seed(base, seed)
@@ -227,7 +228,7 @@ def run_one(
     task = OracleTask(oracle)
     if algo == "mle":
         done = (pdir / "pretrained.pt").exists() or (pdir / "pretrain_checkpoint.pt").exists()
-        pre = run_pretraining(cfg.pretrain, pdir, device, task, resume=done)
+        pre = run_pretraining(cfg.pretrain, pdir, device, task, resume=done, report_to=report_to)
         generator, data = pre.generator, pre.data
         summary = {"mle": pre.mle_metrics, "best": {"iteration": 0, **pre.mle_metrics}, "adversarial_wall_s": 0.0}
         summary["final"] = summary["best"]
@@ -242,7 +243,9 @@ def run_one(
                 summary = read_json_file(run_dir / "summary.json")
         else:
             again = resume and (run_dir / "config.json").exists()
-            summary = run_training(run_cfg, run_dir, device, task, resume=again, pretrain_dir=pdir).summary
+            summary = run_training(
+                run_cfg, run_dir, device, task, resume=again, pretrain_dir=pdir, report_to=report_to
+            ).summary
         generator, _ = load_generator(run_dir / "generator_final.pt", device)
         data = OracleData(**load_torch_file(pdir / "data.pt"))
         rows = [r for r in read_metrics(run_dir / "metrics.csv") if r.get("eval/nll_oracle")]
@@ -261,6 +264,7 @@ def run_comparison(
     base: TrainConfig, seeds: Sequence[int], root: str | os.PathLike, device: torch.device, oracle: OracleLSTM,
     algos: Sequence[str] = tuple(ALGOS), temperatures: Sequence[float] = TEMPERATURES, sweep_samples: int | None = None,
     resume: bool = False, on_record: Callable[[dict[str, Any]], None] | None = None,
+    report_to: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Every algorithm for every seed (seed by seed, so a partial run holds whole seeds), in the run folder
     ``root`` (kind ``compare``, locked while it runs). The records are merged into ``<root>/results.json``
@@ -286,7 +290,7 @@ def run_comparison(
                 if old is not None and old["temperatures"] == list(temperatures) and old["sweep_samples"] == n:
                     record = old
                 else:
-                    record = run_one(algo, seed, base, folder.path, device, oracle, temperatures, n, resume)
+                    record = run_one(algo, seed, base, folder.path, device, oracle, temperatures, n, resume, report_to)
                     merged[(algo, seed)] = record
                     folder.save_text(RESULTS, json.dumps(list(merged.values()), indent=2))
                 if on_record is not None:
