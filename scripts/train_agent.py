@@ -114,8 +114,8 @@ def build_parser() -> Parser:
     p.add_argument(
         "--dataset",
         default=None,
-        help="real text instead of the oracle: 'coco' (built in), a UTF-8 file of one sentence per line, or a JSON "
-        "lines / CSV / parquet file with --text-column (the hf extra)",
+        help="real text instead of the oracle: 'coco' (built in), a UTF-8 file of one sentence per line, a JSON "
+        "lines / CSV / parquet file with --text-column, or hf:ID, a hub dataset with --text-column (the hf extra)",
     )
     p.add_argument("--test-file", default=None, help="with --dataset PATH: the test sentences (default: hold out 10%%)")
     p.add_argument(

@@ -199,3 +199,27 @@ def test_text_column_option_of_train_agent(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
     assert script.main(["--text-column", "caption"]) == 2
     assert "--text-column needs --dataset" in capsys.readouterr().err
+
+
+def test_hub_dataset_by_id_reads_its_splits_and_refuses_offline(tmp_path, monkeypatch):
+    """--dataset hf:ID: its train split, and its test split as the test set. Offline the test uses what `datasets`
+    loads the same way as a hub id: a local dataset folder (train.jsonl, test.jsonl); an unreachable id names it."""
+    pytest.importorskip("datasets")
+    import json
+
+    folder = tmp_path / "captions"
+    folder.mkdir()
+    for split, lines in (("train", WORDS_TRAIN), ("test", ["a dog sits ."])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps({"text": s, "n": 1}) + "\n" for s in lines))
+    data = load_text_dataset(f"hf:{folder}", text_column="text")
+    assert data.train.shape[0] == len(WORDS_TRAIN) and data.test_sentences == [["a", "dog", "sits", "."]]
+    with pytest.raises(ValueError, match="no column 'caption'.*its columns: text, n"):
+        load_text_dataset(f"hf:{folder}", text_column="caption")
+    with pytest.raises(ValueError, match="name its text column"):
+        load_text_dataset(f"hf:{folder}")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError, match="hf:nobody/no-such-dataset: cannot load it from the hub"):
+        load_text_dataset("hf:nobody/no-such-dataset", text_column="text")
+
+
+WORDS_TRAIN = ["a man rides a horse .", "two dogs play .", "a cat sleeps .", "a bus on the street ."] * 3

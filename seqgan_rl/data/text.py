@@ -241,6 +241,48 @@ def read_sentences(
     return _tokenized(path, text.removeprefix("\ufeff").splitlines(), max_tokens)
 
 
+HUB_PREFIX = "hf:"
+"""``--dataset hf:ID``: a Hugging Face hub dataset (where the hub is reachable), its ``train`` split."""
+
+
+def read_hub_sentences(
+    hub_id: str, split: str, text_column: str | None, max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    missing_ok: bool = False,
+) -> SentenceFile | None:  # fmt: skip
+    """The ``text_column`` of split ``split`` of hub dataset ``hub_id``, tokenized as a sentence file's lines.
+
+    Returns:
+        ``None`` when ``missing_ok`` and the dataset has no such split.
+
+    Raises:
+        ValueError: the dataset cannot be loaded (no network, no such id: the error names it), the split or the
+            column is missing (naming those it has), or no column is named.
+    """
+    try:
+        import datasets
+    except ImportError as exc:
+        raise ValueError(f"--dataset {HUB_PREFIX}{hub_id} needs Hugging Face datasets: {HF_EXTRA}") from exc
+    if text_column is None:
+        raise ValueError(f"--dataset {HUB_PREFIX}{hub_id}: name its text column with --text-column NAME")
+    try:
+        splits = datasets.get_dataset_split_names(hub_id)
+    except Exception as exc:  # offline, unknown id, gated: datasets raises many kinds
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"--dataset {HUB_PREFIX}{hub_id}: cannot load it from the hub ({first})") from exc
+    if split not in splits:
+        if missing_ok:
+            return None
+        raise ValueError(f"--dataset {HUB_PREFIX}{hub_id} has no {split!r} split (its splits: {', '.join(splits)})")
+    table = datasets.load_dataset(hub_id, split=split)
+    if text_column not in table.column_names:
+        raise ValueError(
+            f"--dataset {HUB_PREFIX}{hub_id}: no column {text_column!r}: pass --text-column NAME (its columns: "
+            f"{', '.join(table.column_names)})"
+        )
+    lines = [v if isinstance(v, str) else "" for v in table[text_column]]
+    return _tokenized(Path(f"{hub_id}[{split}]"), lines, max_tokens)
+
+
 def _read_column(path: Path, column: str | None) -> list[str]:
     """The strings of ``column`` of a JSON lines / CSV / parquet file, read with ``datasets`` (rows in order;
     a null is an empty line)."""
@@ -346,8 +388,9 @@ def load_text_dataset(
     """Load ``"coco"`` (the built-in captions) or a sentence file (and its test file).
 
     Args:
-        train: ``"coco"``, the path of a UTF-8 file of one sentence per line, or a JSON lines / CSV / parquet
-            file with ``text_column``.
+        train: ``"coco"``, the path of a UTF-8 file of one sentence per line, a JSON lines / CSV / parquet
+            file with ``text_column``, or ``"hf:ID"``: a hub dataset's ``train`` split (where the hub is reachable;
+            its ``test`` split is the test set unless ``test`` is given).
         test: the test file; ``None`` uses COCO's for ``"coco"``, else the last ``test_fraction`` of the
             training file's sentences (a warning says so).
         seq_len: T; ``None`` = the longest training sentence + 1. Training sentences that do not fit are an
@@ -364,19 +407,31 @@ def load_text_dataset(
             training sentences, or a file too small to hold out a test split.
     """
     stats: dict[str, int] = {}
+    hub_test = None
     if str(train) == COCO:
         name = COCO
         train_path, coco_test = coco_files()
         test = coco_test if test is None else test
+    elif str(train).startswith(HUB_PREFIX):
+        hub_id = str(train)[len(HUB_PREFIX) :]
+        name, train_path = hub_id.replace("/", "-"), Path(hub_id)
     else:
         train_path = Path(train)
         name = train_path.stem
     if name == COCO and text_column is not None:
         raise ValueError("a text column does not apply to the built-in COCO captions")
-    tr = read_sentences(train_path, max_tokens, text_column)
+    if str(train).startswith(HUB_PREFIX):
+        tr = read_hub_sentences(hub_id, "train", text_column, max_tokens)
+        if test is None:  # its test split, else a held-out share of train
+            hub_test = read_hub_sentences(hub_id, "test", text_column, max_tokens, missing_ok=True)
+    else:
+        tr = read_sentences(train_path, max_tokens, text_column)
     stats.update(train_skipped_blank=tr.skipped_blank, train_skipped_long=tr.skipped_long)
     train_sents = tr.sentences
-    if test is None:
+    if hub_test is not None:
+        stats.update(test_skipped_blank=hub_test.skipped_blank, test_skipped_long=hub_test.skipped_long)
+        test_sents = hub_test.sentences
+    elif test is None:
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
         n_test = int(len(train_sents) * test_fraction)
