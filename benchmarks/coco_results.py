@@ -2,6 +2,12 @@
 """MLE vs. SeqGAN on Image COCO captions: BLEU-2..5, Self-BLEU-2..4, NLL-test, several seeds.
 
     python benchmarks/coco_results.py --seeds 0 1 2 --threads 1
+    python benchmarks/coco_results.py --seeds 0 1 2 --threads 1 --generator transformer --tokenizer bpe:2000
+
+``--generator transformer`` (with ``--num-layers``, ``--hidden-dim``, ``--num-heads``; the ``hf`` extra) trains a
+GPT-2-style G from scratch instead of the LSTM; ``--tokenizer bpe:SIZE`` tokenizes with a BPE tokenizer trained on
+the training captions (BLEU stays on words; NLL-test is then per subword token, not comparable with the word rows).
+Their run folders are ``runs/coco-<tag>-seed<seed>``, the tag naming the generator and tokenizer.
 
 For each seed it runs the ``text`` preset (``seqgan_rl.presets.train_preset("text", ...)``: MLE, D
 pre-training, SeqGAN updates) in ``runs/coco-text-seed<seed>`` (a finished seed is reused), and scores the
@@ -24,7 +30,7 @@ from pathlib import Path
 import torch
 
 from seqgan_rl.data.text import COCO, load_text_dataset
-from seqgan_rl.presets import train_preset
+from seqgan_rl.presets import train_preset, with_options
 from seqgan_rl.training.bleu import BleuReferences
 from seqgan_rl.training.evaluators import TextEvaluator
 from seqgan_rl.training.pipeline import run_training
@@ -58,7 +64,7 @@ def fmt(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def write_results(rows: list[dict], out: Path, command: str) -> None:
+def write_results(rows: list[dict], out: Path, command: str, generator: str = "the LSTM") -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.with_suffix(".csv").open("w", newline="") as f:
         w = csv.DictWriter(f, ["seed", "model", *KEYS, "wall_s"])
@@ -68,7 +74,7 @@ def write_results(rows: list[dict], out: Path, command: str) -> None:
     models = list(dict.fromkeys(r["model"] for r in rows))  # in first-seen order
     by = {m: [r for r in rows if r["model"] == m] for m in models}
     lines = [
-        "# MLE vs. SeqGAN on Image COCO captions (this package, `text` preset, CPU)",
+        f"# MLE vs. SeqGAN on Image COCO captions (this package, `text` preset, {generator}, CPU)",
         "",
         f"Command: `{command}` (one thread per seed; wall times depend on what else ran on the machine).",
         f"Seeds: {', '.join(map(str, seeds))}. Each metric: mean ± std over seeds. 1,000 sampled sentences per model;",
@@ -130,20 +136,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs", help="folder of the per-seed run folders")
     p.add_argument("--out", default="runs/coco_seqgan", help="results path without extension")
     p.add_argument("--temperatures", type=float, nargs="*", default=[0.9, 0.8], help="MLE temperature controls")
+    p.add_argument("--generator", choices=["lstm", "transformer"], default="lstm")
+    p.add_argument("--num-layers", type=int, default=2, help="--generator transformer: layers")
+    p.add_argument("--hidden-dim", type=int, default=128, help="--generator transformer: width")
+    p.add_argument("--num-heads", type=int, default=4, help="--generator transformer: attention heads")
+    p.add_argument("--tokenizer", default=None, metavar="bpe:SIZE", help="default: the word vocabulary")
     args = p.parse_args(argv)
     keep_freed_memory()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/coco_results.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    ds = load_text_dataset(COCO)
+    ds = load_text_dataset(COCO, tokenizer=args.tokenizer)
     task = TextTask(ds)
+    tag, options = "text", {}
+    if args.generator == "transformer":
+        options = {"generator": "transformer", "num_layers": args.num_layers, "hidden_dim": args.hidden_dim,
+                   "num_heads": args.num_heads}  # fmt: skip
+        tag = f"transformer-l{args.num_layers}-w{args.hidden_dim}"
+    if args.tokenizer is not None:
+        tag += "-" + args.tokenizer.replace(":", "")
+    described = "the LSTM" if args.generator == "lstm" else f"a GPT-2 of {args.num_layers} x {args.hidden_dim}"
+    described += f", tokenizer {args.tokenizer}" if args.tokenizer else ", the word vocabulary"
     rows: list[dict] = []
     for seed in args.seeds:
-        run = Path(args.runs) / f"coco-text-seed{seed}"
+        run = Path(args.runs) / f"coco-{tag}-seed{seed}"
         t0 = time.perf_counter()
         if (run / "summary.json").exists():
             summary = read_json_file(run / "summary.json")
         else:
-            config = train_preset("text", seed=seed, **task.dims())
+            config = with_options(train_preset("text", seed=seed, **task.dims()), **options)
             summary = run_training(config, run, torch.device("cpu"), task, resume=run.exists()).summary
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         wall = round(summary["pretrain_wall_s"] + summary["adversarial_wall_s"])
@@ -152,17 +172,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append({"seed": seed, "model": "MLE, resampled", **{k: summary["start"][k] for k in KEYS}, "wall_s": ""})
         rows.append({"seed": seed, "model": "SeqGAN", **{k: summary["final"][k] for k in KEYS}, "wall_s": wall})
-        write_results(rows, Path(args.out), command)
+        write_results(rows, Path(args.out), command, described)
     if args.temperatures:
         evaluator = TextEvaluator(ds.vocab, BleuReferences(ds.test_sentences), ds.test, 1000)
         for seed in args.seeds:
-            gen, _ = load_generator(Path(args.runs) / f"coco-text-seed{seed}" / "pretrain" / "generator_mle.pt")
+            gen, _ = load_generator(Path(args.runs) / f"coco-{tag}-seed{seed}" / "pretrain" / "generator_mle.pt")
             for tau in args.temperatures:
                 rng = make_rng(derive_seed(seed, "temperature-control", int(round(tau * 1000))))
                 m = evaluator.evaluate(gen, rng, temperature=tau)
                 rows.append({"seed": seed, "model": f"MLE τ={tau}", **{k: m[k] for k in KEYS}, "wall_s": ""})
         rows.sort(key=lambda r: r["seed"])
-        write_results(rows, Path(args.out), command)
+        write_results(rows, Path(args.out), command, described)
     print(Path(args.out).with_suffix(".md").read_text())
     return 0
 
