@@ -123,21 +123,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         _check_finite(self)
-        _check_positive(self, "vocab_size", "seq_len", "num_layers", "hidden_dim", "num_heads")
-        if self.kind != "transformer":
-            raise ValueError(f"TransformerConfig.kind must be 'transformer', got {self.kind!r}")
-        if self.pretrained is None and self.architecture not in TRANSFORMER_ARCHITECTURES:
-            raise ValueError(
-                f"TransformerConfig.architecture={self.architecture!r}: choose one of {TRANSFORMER_ARCHITECTURES}"
-            )
-        head = self.hidden_dim // self.num_heads
-        if self.hidden_dim % self.num_heads or (self.architecture == "llama" and head % 2):
-            raise ValueError(
-                f"TransformerConfig: hidden_dim={self.hidden_dim} must be a multiple of num_heads={self.num_heads} "
-                "(with an even head size for llama's rotary positions)"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        _check_transformer_sizes(self)
         GeneratorConfig(
             vocab_size=self.vocab_size,
             seq_len=self.seq_len,
@@ -150,14 +136,7 @@ class TransformerConfig:
     def pretrained_from(cls, path_or_id: str, **fields: Any) -> TransformerConfig:
         """The config of a model saved with ``save_pretrained`` (or a hub id): its architecture and sizes read from
         its ``config.json``, the task's ``fields`` (``vocab_size``, ``seq_len``, tokens) given."""
-        if not Path(path_or_id).expanduser().exists() and str(path_or_id).startswith((".", "/", "~")):
-            raise ValueError(f"--generator-from {path_or_id}: no such folder (a save_pretrained folder or a hub id)")
-        transformers = require_transformers()
-        try:
-            hf = transformers.AutoConfig.from_pretrained(path_or_id)
-        except (OSError, ValueError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ValueError(f"--generator-from {path_or_id}: not a transformers model ({first})") from exc
+        hf = load_hf_config(path_or_id, "--generator-from")
         if fields.get("vocab_size", 0) > hf.vocab_size:
             raise ValueError(
                 f"--generator-from {path_or_id}: its vocabulary ({hf.vocab_size} ids) is smaller than the task's "
@@ -168,6 +147,39 @@ class TransformerConfig:
             "num_heads": hf.num_attention_heads, "dropout": 0.0,
         }  # fmt: skip
         return cls(**{**sizes, **fields, "pretrained": str(path_or_id)})
+
+
+def _check_transformer_sizes(config: Any) -> None:
+    """The checks a transformer's config shares (``TransformerConfig``, ``TransformerDiscriminatorConfig``): positive
+    sizes, its kind, a known architecture (unless loaded from ``pretrained``), heads that divide the width (with an
+    even head size for llama's rotary positions) and a dropout in [0, 1)."""
+    name = type(config).__name__
+    _check_positive(config, "vocab_size", "seq_len", "num_layers", "hidden_dim", "num_heads")
+    if config.kind != "transformer":
+        raise ValueError(f"{name}.kind must be 'transformer', got {config.kind!r}")
+    if config.pretrained is None and config.architecture not in TRANSFORMER_ARCHITECTURES:
+        raise ValueError(f"{name}.architecture={config.architecture!r}: choose one of {TRANSFORMER_ARCHITECTURES}")
+    head = config.hidden_dim // config.num_heads
+    if config.hidden_dim % config.num_heads or (config.architecture == "llama" and head % 2):
+        raise ValueError(
+            f"{name}: hidden_dim={config.hidden_dim} must be a multiple of num_heads={config.num_heads} "
+            "(with an even head size for llama's rotary positions)"
+        )
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"{name}.dropout must be in [0, 1), got {config.dropout!r}")
+
+
+def load_hf_config(path_or_id: str, option: str) -> Any:
+    """The ``transformers`` config of a ``save_pretrained`` folder or hub id, or a ``ValueError`` that names
+    ``option`` (``--generator-from``, ``--discriminator-from``) and what went wrong."""
+    if not Path(path_or_id).expanduser().exists() and str(path_or_id).startswith((".", "/", "~")):
+        raise ValueError(f"{option} {path_or_id}: no such folder (a save_pretrained folder or a hub id)")
+    transformers = require_transformers()
+    try:
+        return transformers.AutoConfig.from_pretrained(path_or_id)
+    except (OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{option} {path_or_id}: not a transformers model ({first})") from exc
 
 
 PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
@@ -360,23 +372,7 @@ class TransformerDiscriminatorConfig:
 
     def __post_init__(self) -> None:
         _check_finite(self)
-        _check_positive(self, "vocab_size", "seq_len", "num_layers", "hidden_dim", "num_heads")
-        if self.kind != "transformer":
-            raise ValueError(f"TransformerDiscriminatorConfig.kind must be 'transformer', got {self.kind!r}")
-        if self.pretrained is None and self.architecture not in TRANSFORMER_ARCHITECTURES:
-            raise ValueError(
-                f"TransformerDiscriminatorConfig.architecture={self.architecture!r}: choose one of "
-                f"{TRANSFORMER_ARCHITECTURES}"
-            )
-        if self.hidden_dim % self.num_heads or (
-            self.architecture == "llama" and (self.hidden_dim // self.num_heads) % 2
-        ):
-            raise ValueError(
-                f"TransformerDiscriminatorConfig: hidden_dim={self.hidden_dim} must be a multiple of num_heads="
-                f"{self.num_heads} (with an even head size for llama)"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TransformerDiscriminatorConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        _check_transformer_sizes(self)
         GeneratorConfig(
             vocab_size=self.vocab_size, seq_len=self.seq_len, eos_token=self.eos_token, pad_token=self.pad_token
         )  # the token checks, with their messages

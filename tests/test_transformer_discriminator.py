@@ -76,7 +76,7 @@ def test_run_with_a_transformer_d_resumes_bit_for_bit(tmp_path, monkeypatch):
     third update (after the checkpoint of the second) resumes to the straight run's metrics and weights."""
     import dataclasses
 
-    from tiny_runs import tiny_config, tiny_task
+    from tiny_runs import interrupt_update, tiny_config, tiny_task
 
     from seqgan_rl.agents.reinforce import ReinforceAgent
     from seqgan_rl.training.pipeline import run_training
@@ -92,15 +92,8 @@ def test_run_with_a_transformer_d_resumes_bit_for_bit(tmp_path, monkeypatch):
     rows = data_rows(tmp_path / "straight" / "metrics.csv")
     assert len(rows) == 6 and all("d/loss" in r for r in rows[1:])
 
-    real, calls = ReinforceAgent.update, {"n": 0}
-
-    def stop_in_update_3(self, batch):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(self, batch)
-
-    monkeypatch.setattr(ReinforceAgent, "update", stop_in_update_3)
+    real = ReinforceAgent.update
+    interrupt_update(monkeypatch, ReinforceAgent, 3)  # in update 3, after the checkpoint of update 2
     with pytest.raises(KeyboardInterrupt):
         run_training(config, tmp_path / "split", cpu, tiny_task())
     monkeypatch.setattr(ReinforceAgent, "update", real)
@@ -136,7 +129,7 @@ def test_saved_classifier_by_path_and_refusals(tmp_path, oracle_args, capsys):
     for folder, message in (
         ("small", "smaller than the task's (20)"),
         ("three", "3 labels; D needs 2"),
-        ("nowhere", "not a transformers model"),
+        ("nowhere", "no such folder"),
     ):
         out = tmp_path / f"bad-{folder}"
         assert script.main([*oracle_args, "--discriminator-from", str(tmp_path / folder), "--out", str(out)]) == 2

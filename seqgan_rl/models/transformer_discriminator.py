@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan_rl.config import TransformerDiscriminatorConfig
+from seqgan_rl.config import TransformerDiscriminatorConfig, load_hf_config
 from seqgan_rl.models.transformer import init_weights
 from seqgan_rl.utils import check_token_batch, eval_mode, pad_after_eos, require_transformers, valid_mask
 
@@ -149,12 +149,7 @@ class TransformerDiscriminator(nn.Module):
 def check_pretrained_discriminator(path: str, vocab_size: int) -> None:
     """Refuse, before any work, a ``--discriminator-from`` folder that holds no sequence classifier, one with
     another number of labels than 2, or one with fewer input ids than the task's ``vocab_size``."""
-    transformers = require_transformers()
-    try:
-        hf = transformers.AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"--discriminator-from {path}: not a transformers model ({first})") from exc
+    hf = load_hf_config(path, "--discriminator-from")
     if hf.num_labels != 2:
         raise ValueError(
             f"--discriminator-from {path}: a classifier with {hf.num_labels} labels; D needs 2 (fake, real)"
