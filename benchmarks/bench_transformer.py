@@ -50,8 +50,8 @@ def generate_q_per_prefix(g: TransformerGenerator, disc: Discriminator, seqs: to
     """The loop a ``transformers`` user writes: for each sequence and each prefix of it, ``generate()`` N
     completions (1,216 calls of 16 rows); D scores each prefix length's completions in one batch."""
     b, t_len = seqs.shape
-    q = torch.zeros(b, t_len)
-    start = torch.full((1,), g.config.start_token, dtype=torch.long)
+    q = torch.zeros(b, t_len, device=seqs.device)
+    start = torch.full((1,), g.config.start_token, dtype=torch.long, device=seqs.device)
     for t in range(1, t_len):
         outs = [generate(g, torch.cat([start, seqs[i, :t]]).repeat(n, 1), t_len - t) for i in range(b)]
         q[:, t - 1] = disc.prob_real(torch.cat(outs)[:, 1:]).view(b, n).mean(dim=1)
@@ -64,8 +64,8 @@ def generate_q_batched(g: TransformerGenerator, disc: Discriminator, seqs: torch
     """A stronger baseline than the loop above: one ``generate()`` per prefix length over all 64 sequences' prefixes
     repeated N times (19 calls of 1,024 rows)."""
     b, t_len = seqs.shape
-    q = torch.zeros(b, t_len)
-    start = torch.full((b, 1), g.config.start_token, dtype=torch.long)
+    q = torch.zeros(b, t_len, device=seqs.device)
+    start = torch.full((b, 1), g.config.start_token, dtype=torch.long, device=seqs.device)
     for t in range(1, t_len):
         out = generate(g, torch.cat([start, seqs[:, :t]], dim=1).repeat(n, 1), t_len - t)  # rows ordered (n, b)
         q[:, t - 1] = disc.prob_real(out[:, 1:]).view(n, b).mean(dim=0)

@@ -15,6 +15,9 @@ cut off by a time limit keeps what it measured):
 5. The ``paper`` preset for a few adversarial iterations (each: one G update, then 5 x (9,984 fresh
    negatives, 3 D epochs)), one evaluation and one D pre-training round, and from them the projected time
    of the whole paper run: 120 MLE epochs + 50 D rounds + 200 iterations + every fifth evaluation.
+6. The transformer reward batch (``benchmarks/bench_transformer.py``'s, the ``hf`` extra): a GPT-2 of 4 x 128 as G,
+   B 64, N 16, T 20, the paper's D: KV-cached rollouts, recomputing every prefix, one ``model.generate()`` per prefix
+   length, and the strong LSTM on the same batch (skipped without ``transformers``).
 
 ``--quick`` shrinks every size (for the dry run: it checks the script, not the speed).
 """
@@ -190,6 +193,42 @@ def paper_iterations(report: Report, device: torch.device, quick: bool, parts: d
     )  # fmt: skip
 
 
+def transformer_batch(report: Report, device: torch.device, quick: bool) -> None:
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        report.add("6. transformer reward batch", skipped="transformers is not installed (the hf extra)")
+        return
+    from seqgan_rl.config import TransformerConfig
+    from seqgan_rl.models import TransformerGenerator
+    from seqgan_rl.presets import STRONG_GENERATOR
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_transformer as bench  # the CPU benchmark's baselines, on the device
+
+    v, t, b, n = (200, 10, 16, 4) if quick else (5000, 20, 64, 16)
+    size = {**bench.SIZE, **({"num_layers": 1, "hidden_dim": 32} if quick else {})}
+    g = TransformerGenerator.from_config(TransformerConfig(vocab_size=v, seq_len=t, **size)).to(device).eval()
+    g.reset_parameters(make_rng(0))
+    d = Discriminator(DiscriminatorConfig.paper(v, t)).to(device).eval()
+    d.reset_parameters(make_rng(1))
+    seqs = g.sample(b, make_rng(2, device))
+    cached = timed(lambda: mc_q_values(seqs, g, d, n, make_rng(3, device)), device, repeats=3)
+    g.use_cache = False
+    recomputed = timed(lambda: mc_q_values(seqs, g, d, n, make_rng(3, device)), device)
+    g.use_cache = True
+    batched = timed(lambda: bench.generate_q_batched(g, d, seqs, n), device)
+    lstm = Generator(GeneratorConfig(vocab_size=v, seq_len=t, **STRONG_GENERATOR)).to(device).eval()
+    lstm.reset_parameters(make_rng(0))
+    lstm_s = timed(lambda: mc_q_values(seqs, lstm, d, n, make_rng(3, device)), device, repeats=3)
+    report.add(
+        "6. transformer reward batch", generator=f"gpt2 {size['num_layers']} x {size['hidden_dim']}", batch=b,
+        rollouts=n, kv_cached_s=round(cached, 3), recomputed_s=round(recomputed, 3),
+        generate_per_prefix_length_s=round(batched, 3), strong_lstm_s=round(lstm_s, 3),
+        recomputed_over_cached=round(recomputed / cached, 2), generate_over_cached=round(batched / cached, 2),
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--device", default="cuda", help="cuda (default) | cuda:N | cpu (the dry run)")
@@ -212,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     reward_batch(report, device, args.quick)
     parts = mle_and_d(report, device, args.quick)
     paper_iterations(report, device, args.quick, parts, out)
+    transformer_batch(report, device, args.quick)
     print(f"written: {out / 'gpu_check.md'}, {out / 'gpu_check.json'}")
     return 0
 
