@@ -47,6 +47,7 @@ def test_bpe_vocabulary_round_trips_words_and_state():
     ids = vocab.encode(SENTENCES[1], 30)
     assert ids[len(vocab.ids(SENTENCES[1]))] == vocab.eos_id and ids[-1] == vocab.pad_id
     assert vocab.decode(ids) == SENTENCES[1]  # words back, whatever the subword split
+    assert TokenizerVocabulary.train_bpe(SENTENCES, 40).itos == vocab.itos  # the same ids on every run
     again = TokenizerVocabulary.from_dict(vocab.to_dict())
     assert again.itos == vocab.itos and again.encode(SENTENCES[1], 30) == ids
     with pytest.raises(ValueError, match="does not fit in seq_len=3"):
