@@ -137,9 +137,8 @@ def test_oracle_fed_d_runs_and_the_default_is_unchanged(tmp_path, capsys):
 def test_oracle_fed_run_stopped_mid_phase_resumes_bit_for_bit(tmp_path, monkeypatch):
     import dataclasses
 
-    from tiny_runs import data_rows, interrupt_update, tiny_config, tiny_task
+    from tiny_runs import data_rows, stopped_and_resumed, tiny_config, tiny_task
 
-    from seqgan_rl.agents.reinforce import ReinforceAgent
     from seqgan_rl.training.pipeline import run_training
 
     config = tiny_config()
@@ -147,10 +146,5 @@ def test_oracle_fed_run_stopped_mid_phase_resumes_bit_for_bit(tmp_path, monkeypa
     config = dataclasses.replace(config, adversarial=adv)
     cpu = torch.device("cpu")
     run_training(config, tmp_path / "straight", cpu, tiny_task())
-    real = ReinforceAgent.update
-    interrupt_update(monkeypatch, ReinforceAgent, 3)  # in update 3, after the checkpoint of update 2
-    with pytest.raises(KeyboardInterrupt):
-        run_training(config, tmp_path / "split", cpu, tiny_task())
-    monkeypatch.setattr(ReinforceAgent, "update", real)
-    run_training(config, tmp_path / "split", cpu, tiny_task(), resume=True)
+    stopped_and_resumed(config, tmp_path / "split", monkeypatch)  # in update 3, after the checkpoint of update 2
     assert data_rows(tmp_path / "split" / "metrics.csv") == data_rows(tmp_path / "straight" / "metrics.csv")

@@ -76,9 +76,8 @@ def test_run_with_a_transformer_d_resumes_bit_for_bit(tmp_path, monkeypatch):
     third update (after the checkpoint of the second) resumes to the straight run's metrics and weights."""
     import dataclasses
 
-    from tiny_runs import interrupt_update, tiny_config, tiny_task
+    from tiny_runs import stopped_and_resumed, tiny_config, tiny_task
 
-    from seqgan_rl.agents.reinforce import ReinforceAgent
     from seqgan_rl.training.pipeline import run_training
 
     config = tiny_config()
@@ -92,12 +91,7 @@ def test_run_with_a_transformer_d_resumes_bit_for_bit(tmp_path, monkeypatch):
     rows = data_rows(tmp_path / "straight" / "metrics.csv")
     assert len(rows) == 6 and all("d/loss" in r for r in rows[1:])
 
-    real = ReinforceAgent.update
-    interrupt_update(monkeypatch, ReinforceAgent, 3)  # in update 3, after the checkpoint of update 2
-    with pytest.raises(KeyboardInterrupt):
-        run_training(config, tmp_path / "split", cpu, tiny_task())
-    monkeypatch.setattr(ReinforceAgent, "update", real)
-    run_training(config, tmp_path / "split", cpu, tiny_task(), resume=True)
+    stopped_and_resumed(config, tmp_path / "split", monkeypatch)  # in update 3, after the checkpoint of update 2
     assert data_rows(tmp_path / "split" / "metrics.csv") == rows
     a = torch.load(tmp_path / "straight" / "generator_final.pt", weights_only=False)["generator"]
     b = torch.load(tmp_path / "split" / "generator_final.pt", weights_only=False)["generator"]

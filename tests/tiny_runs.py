@@ -195,6 +195,24 @@ def interrupt_update(monkeypatch, agent_cls, call: int) -> None:
     monkeypatch.setattr(agent_cls, "update", update)
 
 
+def stopped_and_resumed(config, out: Path, monkeypatch, call: int = 3) -> None:
+    """Run ``config`` (the tiny oracle task) into ``out``, stopped in process at the ``call``-th REINFORCE update
+    (update 3: after the checkpoint of update 2), then resumed to its end."""
+    from seqgan_rl.agents.reinforce import ReinforceAgent
+    from seqgan_rl.training.pipeline import run_training
+
+    real = ReinforceAgent.update
+    interrupt_update(monkeypatch, ReinforceAgent, call)
+    try:
+        run_training(config, out, torch.device("cpu"), tiny_task())
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError(f"the run was not stopped in update {call}")
+    monkeypatch.setattr(ReinforceAgent, "update", real)
+    run_training(config, out, torch.device("cpu"), tiny_task(), resume=True)
+
+
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
