@@ -8,6 +8,8 @@
 GPT-2-style G from scratch instead of the LSTM; ``--tokenizer bpe:SIZE`` tokenizes with a BPE tokenizer trained on
 the training captions (BLEU stays on words; NLL-test is then per subword token, not comparable with the word rows).
 Their run folders are ``runs/coco-<tag>-seed<seed>``, the tag naming the generator and tokenizer.
+``--algos ROW ...`` adds leaderboard rows (``scripts/compare_algos.py``'s names, e.g. ``coldgan@lr=0.0003``): each
+runs its adversarial phase from the same seed's pre-training, in ``runs/coco-<tag>-<ROW>-seed<seed>``.
 
 For each seed it runs the ``text`` preset (``seqgan_rl.presets.train_preset("text", ...)``: MLE, D
 pre-training, SeqGAN updates) in ``runs/coco-text-seed<seed>`` (a finished seed is reused), and scores the
@@ -32,6 +34,7 @@ import torch
 from seqgan_rl.data.text import COCO, load_text_dataset
 from seqgan_rl.presets import train_preset, with_options
 from seqgan_rl.training.bleu import BleuReferences
+from seqgan_rl.training.compare import algo_run
 from seqgan_rl.training.evaluators import TextEvaluator
 from seqgan_rl.training.pipeline import run_training
 from seqgan_rl.training.run_folder import load_generator, read_json_file
@@ -115,6 +118,12 @@ def write_results(rows: list[dict], out: Path, command: str, generator: str = "t
         "",
         "wall s: MLE = pre-training (MLE, its evaluations, D pre-training); SeqGAN = that + the adversarial phase.",
     ]
+    others = [m for m in models if m not in ("MLE", "MLE, resampled", "SeqGAN") and not m.startswith("MLE τ")]
+    if others:
+        lines.append(
+            f"Other rows ({', '.join(others)}; `scripts/compare_algos.py`'s names): the adversarial phase of that"
+            " algorithm from the same seed's pre-training, as many updates as SeqGAN; wall s as SeqGAN's."
+        )
     if by["SeqGAN"]:
         lines += [
             "",
@@ -141,12 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hidden-dim", type=int, default=128, help="--generator transformer: width")
     p.add_argument("--num-heads", type=int, default=4, help="--generator transformer: attention heads")
     p.add_argument("--tokenizer", default=None, metavar="bpe:SIZE", help="default: the word vocabulary")
+    p.add_argument(
+        "--algos", nargs="*", default=[], metavar="ROW",
+        help="more rows beside SeqGAN (compare_algos.py's names, e.g. coldgan@lr=0.0003), from the same pre-training",
+    )  # fmt: skip
     args = p.parse_args(argv)
     keep_freed_memory()
     torch.set_num_threads(args.threads)
     command = "python benchmarks/coco_results.py " + " ".join(argv if argv is not None else sys.argv[1:])
     ds = load_text_dataset(COCO, tokenizer=args.tokenizer)
     task = TextTask(ds)
+    for row in args.algos:
+        try:
+            algo_run(row, train_preset("text", **task.dims()))  # a bad row fails here, before any training
+        except ValueError as exc:
+            p.error(f"--algos: {exc}")
     tag, options = "text", {}
     if args.generator == "transformer":
         options = {"generator": "transformer", "num_layers": args.num_layers, "hidden_dim": args.hidden_dim,
@@ -172,6 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append({"seed": seed, "model": "MLE, resampled", **{k: summary["start"][k] for k in KEYS}, "wall_s": ""})
         rows.append({"seed": seed, "model": "SeqGAN", **{k: summary["final"][k] for k in KEYS}, "wall_s": wall})
+        for row in args.algos:
+            other = Path(args.runs) / f"coco-{tag}-{row}-seed{seed}"
+            if (other / "summary.json").exists():
+                result = read_json_file(other / "summary.json")
+            else:
+                config = algo_run(row, with_options(train_preset("text", seed=seed, **task.dims()), **options))
+                result = run_training(
+                    config, other, torch.device("cpu"), task, resume=other.exists(), pretrain_dir=run / "pretrain"
+                ).summary
+            wall = round(summary["pretrain_wall_s"] + result["adversarial_wall_s"])
+            rows.append({"seed": seed, "model": row, **{k: result["final"][k] for k in KEYS}, "wall_s": wall})
         write_results(rows, Path(args.out), command, described)
     if args.temperatures:
         evaluator = TextEvaluator(ds.vocab, BleuReferences(ds.test_sentences), ds.test, 1000)

@@ -196,3 +196,15 @@ def test_d_screen_oracle_fed_real_data(dscreen, capsys):
     with pytest.raises(SystemExit) as exit_info:
         dscreen.main(["--real", "oracle-pool:x"])
     assert exit_info.value.code == 2 and "write train, oracle or oracle-pool:N" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [("bogus", "unknown algorithm 'bogus'"), ("mle", "no adversarial phase"), ("rankgan@foo=1", "no such field")],
+)
+def test_coco_results_bad_rows_are_refused_before_training(row, message, tmp_path, capsys):
+    coco = load_script("coco_results", "benchmarks")
+    with pytest.raises(SystemExit) as exc:
+        coco.main(["--algos", row, "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "table")])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written

@@ -173,6 +173,8 @@ def _algo_config(algo: str, base: TrainConfig) -> TrainConfig:
         return dataclasses.replace(base, algo="ppo", agent=PPOConfig(num_envs=base.agent.batch_size))
     if algo == "a2c":
         return dataclasses.replace(base, algo="a2c", agent=A2CConfig(num_envs=base.agent.batch_size))
+    if algo == "mle":
+        raise ValueError("mle has no adversarial phase: it is the pre-training every row starts from")
     raise ValueError(f"unknown algorithm {algo!r}: choose from {tuple(ALGOS)}")
 
 
