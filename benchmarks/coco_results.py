@@ -178,10 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         run = Path(args.runs) / f"coco-{tag}-seed{seed}"
         t0 = time.perf_counter()
+        config = with_options(train_preset("text", seed=seed, **task.dims()), **options)
         if (run / "summary.json").exists():
             summary = read_json_file(run / "summary.json")
         else:
-            config = with_options(train_preset("text", seed=seed, **task.dims()), **options)
             summary = run_training(config, run, torch.device("cpu"), task, resume=run.exists()).summary
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         wall = round(summary["pretrain_wall_s"] + summary["adversarial_wall_s"])
@@ -195,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
             if (other / "summary.json").exists():
                 result = read_json_file(other / "summary.json")
             else:
-                config = algo_run(row, with_options(train_preset("text", seed=seed, **task.dims()), **options))
                 result = run_training(
-                    config, other, torch.device("cpu"), task, resume=other.exists(), pretrain_dir=run / "pretrain"
-                ).summary
+                    algo_run(row, config), other, torch.device("cpu"), task, resume=other.exists(),
+                    pretrain_dir=run / "pretrain",
+                ).summary  # fmt: skip
             wall = round(summary["pretrain_wall_s"] + result["adversarial_wall_s"])
             rows.append({"seed": seed, "model": row, **{k: result["final"][k] for k in KEYS}, "wall_s": wall})
         write_results(rows, Path(args.out), command, described)
