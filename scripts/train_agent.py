@@ -34,7 +34,15 @@ from tqdm import tqdm
 from seqgan_rl import distributed
 from seqgan_rl.agents import AGENTS
 from seqgan_rl.cli import SEED, WEIGHT, Bars, Parser, check_fits, count, resume_hint, threads
-from seqgan_rl.config import BASELINES, GAMMA_FOR_MODE, REWARDS, SB3_ALGOS, TrainConfig
+from seqgan_rl.config import (
+    BASELINES,
+    GAMMA_FOR_MODE,
+    OPTIMAL_REWARDS,
+    REWARDS,
+    ROLLOUT_REWARDS,
+    SB3_ALGOS,
+    TrainConfig,
+)
 from seqgan_rl.data.subword import check_same_tokenizer
 from seqgan_rl.data.text import load_text_dataset
 from seqgan_rl.models.transformer_discriminator import check_pretrained_discriminator
@@ -83,7 +91,8 @@ def build_parser() -> Parser:
     p.add_argument(
         "--reward", choices=REWARDS, default="mc",
         help="mc: SeqGAN's Q; constant: the control; maligan/maligan_d: MaliGAN's sequence weight (odds/D); "
-        "rankgan: MC Q of RankGAN's ranker; optimal: MC Q of the Bayes-optimal D* (a diagnostic with oracle access)",
+        "rankgan: MC Q of RankGAN's ranker; optimal / optimal_log: MC Q of the Bayes-optimal D* / of log D* "
+        "(diagnostics with oracle access)",
     )  # fmt: skip
     p.add_argument("--num-rollouts", type=count(), default=None, help="N rollouts per Q (default 16)")
     p.add_argument(
@@ -169,16 +178,19 @@ def make_task(args: argparse.Namespace) -> Task:
 def build_config(args: argparse.Namespace, task: Task, device: torch.device) -> TrainConfig:
     """The preset for this data and agent, with the options' overrides, validated before any work starts
     (raises ValueError with the fix)."""
-    if args.reward not in ("mc", "rankgan", "optimal") and args.num_rollouts is not None:
+    if args.reward not in ROLLOUT_REWARDS and args.num_rollouts is not None:
         raise ValueError(
-            f"--num-rollouts only applies to --reward mc/rankgan/optimal (--reward {args.reward} has no rollouts)"
+            f"--num-rollouts only applies to --reward {'/'.join(ROLLOUT_REWARDS)} (--reward {args.reward} has no "
+            "rollouts)"
         )
     if args.real_data == "oracle" and isinstance(task, TextTask):
         raise ValueError("--real-data oracle draws D's real data from the oracle: not for --dataset runs")
     if args.real_pool is not None and args.real_data != "oracle":
         raise ValueError("--real-pool is the size of --real-data oracle's pool: add --real-data oracle")
-    if args.reward == "optimal" and isinstance(task, TextTask):
-        raise ValueError("--reward optimal is D* of the oracle benchmark (oracle access): not for --dataset runs")
+    if args.reward in OPTIMAL_REWARDS and isinstance(task, TextTask):
+        raise ValueError(
+            f"--reward {args.reward} is D* of the oracle benchmark (oracle access): not for --dataset runs"
+        )
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue")
     if args.resume and not distributed.broadcast_object(Path(args.out).is_dir()):  # as rank 0 sees it

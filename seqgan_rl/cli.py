@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from seqgan_rl.config import PretrainConfig, TrainConfig
+from seqgan_rl.config import ROLLOUT_REWARDS, PretrainConfig, TrainConfig
 from seqgan_rl.utils import TEMPERATURE_RANGE
 
 INT_MAX = 2**31 - 1
@@ -159,7 +159,7 @@ def memory_terms(config: TrainConfig | PretrainConfig) -> list[tuple[int, str, d
             {"--eval-samples": data.num_eval_samples, "--seq-len": t},
         ),
     ]
-    if isinstance(config, TrainConfig) and config.adversarial.reward in ("mc", "rankgan", "optimal"):
+    if isinstance(config, TrainConfig) and config.adversarial.reward in ROLLOUT_REWARDS:
         n, b = config.adversarial.num_rollouts, config.agent.sequences_per_update
         terms.append(
             (

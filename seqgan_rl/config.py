@@ -651,9 +651,13 @@ themselves are in ``seqgan_rl.agents.AGENTS``."""
 SB3_ALGOS = ("ppo", "a2c")
 """The agents that run Stable-Baselines3 on the vector env (one process, fixed-length sequences, MC reward)."""
 
-REWARDS = ("mc", "constant", "maligan", "maligan_d", "rankgan", "optimal")
-"""The adversarial phase's rewards (``AdversarialConfig.reward``); all but ``"constant"`` and ``"optimal"`` retrain
+REWARDS = ("mc", "constant", "maligan", "maligan_d", "rankgan", "optimal", "optimal_log")
+"""The adversarial phase's rewards (``AdversarialConfig.reward``); all but ``"constant"`` and the optimal ones retrain
 D."""
+OPTIMAL_REWARDS = ("optimal", "optimal_log")
+"""The rewards of the Bayes-optimal D* (oracle access: diagnostics, never benchmark rows)."""
+ROLLOUT_REWARDS = ("mc", "rankgan", *OPTIMAL_REWARDS)
+"""The rewards computed through Monte-Carlo rollouts (``num_rollouts`` applies)."""
 
 
 @dataclass(frozen=True)
@@ -673,7 +677,9 @@ class AdversarialConfig:
     ranker in place of D (``seqgan_rl.models.Ranker``, started from the pre-trained D, retrained on its ranking
     loss by the same callback); ``"optimal"``: SeqGAN's MC-rollout Q of the Bayes-optimal discriminator
     D*(y) = p_oracle / (p_oracle + p_G) (``seqgan_rl.models.optimal``): a diagnostic with oracle access on the
-    oracle benchmark, never a benchmark row; D is not used or retrained."""
+    oracle benchmark, never a benchmark row; D is not used or retrained; ``"optimal_log"``: the same with log D*
+    in place of D* (Goodfellow et al.'s non-saturating generator objective: D* of a G far from the oracle is
+    exponentially small on nearly every sequence, its log is not)."""
     constant_reward: float = 1.0
     d_every: int = 1
     """Retrain D after every this many generator updates."""

@@ -208,3 +208,16 @@ def test_coco_results_bad_rows_are_refused_before_training(row, message, tmp_pat
         coco.main(["--algos", row, "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "table")])
     assert exc.value.code == 2 and message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_dstar_diagnostic_statistics_by_hand():
+    diag = load_script("dstar_diagnostic", "benchmarks")
+    log_o = torch.tensor([-3.0, -2.0, -1.0, 0.0], dtype=torch.float64)
+    log_g = torch.tensor([0.0, -1.0, -2.0, -3.0], dtype=torch.float64)
+    stats = diag.reward_stats({"r": log_o.exp()}, log_o, log_g)["r"]
+    assert stats["corr_log_oracle"] > 0.9 and stats["corr_log_g"] < -0.9  # rewards what the oracle likes, G does not
+    assert stats["top10_log_oracle"] == 0.0 and stats["top10_log_g"] == -3.0  # top 10% of 4 samples: the best one
+    assert stats["above_half"] == 0.25  # exp(0) = 1 is the only reward above 1/2
+    r = torch.tensor([1.0] * 64 + [0.0] * 63 + [5.0], dtype=torch.float64)
+    assert diag.top1_share(r) == pytest.approx((1 / 64 + 1.0) / 2)  # equal rewards: 1/64; one nonzero: all of it
+    assert diag.reward_stats({"neg": -r}, r, r)["neg"]["top1_share_64"] is None  # undefined for negative rewards

@@ -66,6 +66,20 @@ def test_q_of_d_star_through_rollouts_is_the_exact_expectation(oracle, generator
             assert abs(float(q[b, t - 1] - exact)) < 0.01, (b, t)
 
 
+def test_log_d_star_is_the_log_of_d_star_and_its_q_the_exact_expectation(oracle, generator):
+    tokens = every_sequence()
+    d, log_d = OptimalDiscriminator(oracle, generator), OptimalDiscriminator(oracle, generator, log=True)
+    torch.testing.assert_close(log_d.prob_real(tokens).double(), d.prob_real(tokens).double().log(), atol=1e-5, rtol=0)
+    p_g, log_all = probabilities(generator, tokens), log_d.prob_real(tokens).double()
+    sequences = tokens[[5, 13]]
+    q = mc_q_values(sequences, generator, log_d, num_rollouts=40_000, rng=torch.Generator().manual_seed(0)).double()
+    for b, y in enumerate(sequences):
+        for t in range(1, T + 1):
+            same = (tokens[:, :t] == y[:t]).all(dim=1)
+            exact = (p_g[same] * log_all[same]).sum() / p_g[same].sum()  # E[log D*(Y) | y_1..t]
+            assert abs(float(q[b, t - 1] - exact)) < 0.02, (b, t)
+
+
 def test_refusals(oracle):
     other = Generator(GeneratorConfig(vocab_size=V + 1, seq_len=T, embed_dim=4, hidden_dim=4))
     with pytest.raises(ValueError, match="on the same sequences"):
@@ -86,10 +100,15 @@ def test_reward_optimal_trains_without_d_and_is_refused_on_text(tmp_path, capsys
     rows = data_rows(tmp_path / "run" / "metrics.csv")
     assert len(rows) == 4 and not any(k.startswith("d/") for r in rows for k in r)  # D is neither used nor trained
     assert all(0.0 < float(r["train/mean_q"]) < 1.0 for r in rows[1:])
+    assert script.main([*argv, "--reward", "optimal_log", "--out", str(tmp_path / "log")]) == 0
+    rows = data_rows(tmp_path / "log" / "metrics.csv")
+    assert not any(k.startswith("d/") for r in rows for k in r) and all(float(r["train/mean_q"]) < 0 for r in rows[1:])
     (tmp_path / "train.txt").write_text("\n".join(WORDS * 8) + "\n")
     text = ["--dataset", str(tmp_path / "train.txt"), "--reward", "optimal", "--out", str(tmp_path / "text")]
     assert script.main(text) == 2
     assert "oracle access" in capsys.readouterr().err and not (tmp_path / "text").exists()
+    assert script.main([*text[:2], "--reward", "optimal_log", "--out", str(tmp_path / "text")]) == 2
+    assert "--reward optimal_log" in capsys.readouterr().err and not (tmp_path / "text").exists()
 
 
 # ----------------------------------------------------------------------------- the oracle-fed discriminator

@@ -36,7 +36,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqgan_rl.config import A2CConfig, ColdGANConfig, GRPOConfig, KLReinforceConfig, PPOConfig, TrainConfig
+from seqgan_rl.config import (
+    OPTIMAL_REWARDS,
+    A2CConfig,
+    ColdGANConfig,
+    GRPOConfig,
+    KLReinforceConfig,
+    PPOConfig,
+    TrainConfig,
+)
 from seqgan_rl.data.oracle_data import OracleData, split_validation
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.oracle import OracleLSTM
@@ -116,7 +124,7 @@ Q of the optimal D*), ``coldgan@real_data=oracle,real_pool=100000`` (D retrained
 
 def oracle_access(settings: dict[str, Any]) -> bool:
     """Whether a row's settings give it oracle access (D* or an oracle-fed D): a diagnostic, never a benchmark row."""
-    return settings.get("reward") == "optimal" or settings.get("real_data") == "oracle"
+    return settings.get("reward") in OPTIMAL_REWARDS or settings.get("real_data") == "oracle"
 
 
 def row_label(row: str) -> str:
@@ -435,7 +443,7 @@ def tuning_choices(records: Sequence[dict[str, Any]]) -> dict[str, str]:
     for row, mean in means.items():
         algo, settings = parse_row(row)
         if oracle_access(settings):  # a diagnostic is tuned among its own kind, never chosen for the algorithm
-            algo = f"{algo}@{'optimal' if settings.get('reward') == 'optimal' else 'oracle-fed'}"
+            algo = f"{algo}@{settings['reward'] if settings.get('reward') in OPTIMAL_REWARDS else 'oracle-fed'}"
         if algo not in choices or mean < means[choices[algo]]:
             choices[algo] = row
     return choices

@@ -18,7 +18,7 @@ import torch
 
 from seqgan_rl import distributed
 from seqgan_rl.agents import make_agent
-from seqgan_rl.config import TrainConfig
+from seqgan_rl.config import OPTIMAL_REWARDS, TrainConfig
 from seqgan_rl.data.oracle_data import OracleFedReal
 from seqgan_rl.envs.rollout import ConstantReward, MaliGANReward, Reward, SeqGANReward
 from seqgan_rl.models.discriminator import Discriminator, Ranker
@@ -52,10 +52,13 @@ def make_reward(
     adv = config.adversarial
     if adv.reward == "constant":
         return ConstantReward(adv.constant_reward)
-    if adv.reward == "optimal":
+    if adv.reward in OPTIMAL_REWARDS:
         if oracle is None:
-            raise ValueError("reward='optimal' is D* of the oracle benchmark: it needs the oracle (not real text)")
-        discriminator = OptimalDiscriminator(oracle, generator, config.agent.temperature)
+            raise ValueError(
+                f"reward={adv.reward!r} is D* of the oracle benchmark: it needs the oracle (not real text)"
+            )
+        log = adv.reward == "optimal_log"
+        discriminator = OptimalDiscriminator(oracle, generator, config.agent.temperature, log=log)
     if adv.reward.startswith("maligan"):
         return MaliGANReward(discriminator, "d" if adv.reward == "maligan_d" else "odds")
     return SeqGANReward(generator, discriminator, adv.num_rollouts, config.agent.temperature, adv.rollout_update_rate)
@@ -86,7 +89,7 @@ def build_trainer(
         total_updates=adv.iterations,
     )  # fmt: skip
     callbacks = []
-    if adv.reward not in ("constant", "optimal"):  # the reward scores with D: retrain it
+    if adv.reward != "constant" and adv.reward not in OPTIMAL_REWARDS:  # the reward scores with D: retrain it
         real_source = None
         if adv.real_data == "oracle":
             if oracle is None:
