@@ -14,10 +14,12 @@ reports, for each reward: its mean, the fraction of samples above 0.5, the corre
 log-likelihoods (scale-free: the covariances divided by both standard deviations), and the mean oracle and G
 log-likelihood of the 10% of samples the reward ranks highest beside all samples'. Rewards:
 
-- ``paper D``: the pre-trained discriminator (what the adversarial phase starts from);
-- ``D*``: sigmoid(log p_oracle - log p_G), the Bayes-optimal discriminator of this G (``seqgan_rl.models.optimal``);
-- ``log D*`` (what a minimax GAN's G maximises) and ``log-ratio`` = log p_oracle - log p_G (its REINFORCE gradient
-  is minus the gradient of KL(p_G || p_oracle): lower NLL-oracle at the price of entropy);
+- ``pre-trained D``: the preset's pre-trained discriminator (what the adversarial phase starts from);
+- ``D*``: sigmoid(log p_oracle - log p_G), the Bayes-optimal discriminator of this G (``seqgan_rl.models.optimal``;
+  SeqGAN's reward form, ``--reward optimal``);
+- ``log D*`` (the non-saturating generator objective, ``--reward optimal_log``) and ``log-ratio`` = log p_oracle -
+  log p_G (its REINFORCE gradient is minus that of KL(p_G || p_oracle) = T x NLL-oracle - G's entropy; equal to
+  log D* wherever D* is far below 1/2);
 - ``oracle log-lik`` (the NLL-oracle metric itself, for scale).
 
     python benchmarks/dstar_diagnostic.py --preset cpu --seeds 0 1 --pre-root runs/dstar-pre
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-REWARDS = ("paper D", "D*", "log D*", "log-ratio", "oracle log-lik")
+REWARDS = ("pre-trained D", "D*", "log D*", "log-ratio", "oracle log-lik")
 
 
 def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -88,7 +90,7 @@ def diagnose_seed(seed: int, preset: str, pre_root: str, samples: int) -> dict:
         log_g = g.log_probs(tokens).double().sum(dim=1)
         ratio = OptimalDiscriminator(oracle, g).log_ratio(tokens)
         rewards = {
-            "paper D": d.prob_real(tokens).double(),
+            "pre-trained D": d.prob_real(tokens).double(),
             "D*": torch.sigmoid(ratio),
             "log D*": torch.nn.functional.logsigmoid(ratio),
             "log-ratio": ratio,
