@@ -80,6 +80,36 @@ def test_log_d_star_is_the_log_of_d_star_and_its_q_the_exact_expectation(oracle,
             assert abs(float(q[b, t - 1] - exact)) < 0.02, (b, t)
 
 
+@pytest.mark.parametrize(("log", "kind"), [(False, "lstm"), (True, "lstm"), (True, "transformer")])
+def test_rollout_scoring_from_the_sequences_prefixes_equals_scoring_each_completion_whole(log, kind):
+    """prob_real_rollouts takes the shared prefix's terms from the sequences and scores only the completed positions
+    (in pieces smaller than a row): the values of prob_real on every completion, at G's temperature too; a
+    transformer G is scored whole with its own log_probs."""
+    from seqgan_rl.envs.rollout import sample_prefix_completions
+
+    oracle = OracleLSTM.random(vocab_size=11, seq_len=7, embed_dim=4, hidden_dim=5, seed=2)
+    torch.manual_seed(3)
+    if kind == "lstm":
+        g = Generator(GeneratorConfig(vocab_size=11, seq_len=7, embed_dim=4, hidden_dim=6, num_layers=2, init_std=0.5))
+    else:
+        from seqgan_rl.config import TransformerConfig
+        from seqgan_rl.models.transformer import TransformerGenerator
+
+        pytest.importorskip("transformers")
+        cfg = TransformerConfig(vocab_size=11, seq_len=7, num_layers=1, hidden_dim=8, num_heads=2, dropout=0.0)
+        g = TransformerGenerator.from_config(cfg).eval()
+    rng = torch.Generator().manual_seed(4)
+    sequences = g.sample(5, rng)
+    completions = sample_prefix_completions(g, sequences, 3, rng)  # (T-1, N, B, T)
+    d = OptimalDiscriminator(oracle, g, temperature=1.3, batch_size=4, log=log)
+    d_comp, d_seq = d.prob_real_rollouts(sequences, completions)
+    whole = d.prob_real(completions.reshape(-1, 7)).view(completions.shape[:3])
+    torch.testing.assert_close(d_comp, whole, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(d_seq, d.prob_real(sequences), atol=0, rtol=0)
+    ratio = oracle.log_probs(sequences).double().sum(1) - g.log_probs(sequences, 1.3).double().sum(1)
+    torch.testing.assert_close(d.log_ratio(sequences), ratio, atol=1e-5, rtol=0)
+
+
 def test_refusals(oracle):
     other = Generator(GeneratorConfig(vocab_size=V + 1, seq_len=T, embed_dim=4, hidden_dim=4))
     with pytest.raises(ValueError, match="on the same sequences"):
