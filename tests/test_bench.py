@@ -221,3 +221,17 @@ def test_dstar_diagnostic_statistics_by_hand():
     r = torch.tensor([1.0] * 64 + [0.0] * 63 + [5.0], dtype=torch.float64)
     assert diag.top1_share(r) == pytest.approx((1 / 64 + 1.0) / 2)  # equal rewards: 1/64; one nonzero: all of it
     assert diag.reward_stats({"neg": -r}, r, r)["neg"]["top1_share_64"] is None  # undefined for negative rewards
+
+
+def test_bench_optimal_prints_the_three_ways_and_refuses_bad_counts(capsys):
+    """``benchmarks/bench_optimal.py`` at a tiny size: a line per way of scoring D*, each equal to the first (log D*,
+    float32)."""
+    script = load_script("bench_optimal", "benchmarks")
+    assert script.main(["--generator", "paper", "--batch", "2", "--rollouts", "1", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for way in ("log_probs", "whole", "rollouts"):
+        found = re.search(rf"{way} +[\d.]+ s +[\d.]+x +max \|log D\* - log_probs'\| ([\d.e+-]+)", out)
+        assert found and float(found[1]) < 1e-3, out
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--rollouts", "0"])
+    assert exit_info.value.code == 2 and "must be >= 1" in capsys.readouterr().err
