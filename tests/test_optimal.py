@@ -106,6 +106,8 @@ def test_rollout_scoring_from_the_sequences_prefixes_equals_scoring_each_complet
     whole = d.prob_real(completions.reshape(-1, 7)).view(completions.shape[:3])
     torch.testing.assert_close(d_comp, whole, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(d_seq, d.prob_real(sequences), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="starting with sequences"):
+        d.prob_real_rollouts(sequences.flip(0), completions)  # completions of other sequences
     ratio = oracle.log_probs(sequences).double().sum(1) - g.log_probs(sequences, 1.3).double().sum(1)
     torch.testing.assert_close(d.log_ratio(sequences), ratio, atol=1e-5, rtol=0)
 

@@ -93,6 +93,15 @@ class OptimalDiscriminator:
         scored (half the output-layer work of scoring every completion whole, which dominates an update)."""
         t_len, n = sequences.shape[1], completions.shape[1]
         check_token_batch(sequences, self.vocab_size, self.seq_len)
+        prefix_len = torch.arange(1, t_len, device=completions.device).view(-1, 1, 1, 1)  # (T-1, 1, 1, 1)
+        in_prefix = torch.arange(t_len, device=completions.device) < prefix_len  # (T-1, 1, 1, T)
+        c_shape = completions.shape
+        shaped = len(c_shape) == 4 and (c_shape[0], *c_shape[2:]) == (t_len - 1, *sequences.shape)
+        if not shaped or (in_prefix & (completions != sequences.to(completions.device))).any():
+            raise ValueError(
+                "completions must be (T-1, N, B, T) with completions[t-1, n, b] starting with sequences[b]'s first "
+                "t tokens (sample_prefix_completions); score other sequences with prob_real"
+            )
         models = ((self.oracle, 1.0), (self.generator, self.temperature))
         with eval_mode(self.generator):
             seq = [self._log_likelihoods(m, sequences, tau).to(self.device) for m, tau in models]  # (B, T) float64
