@@ -144,7 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", default="runs", help="folder of the per-seed run folders")
     p.add_argument("--out", default="runs/coco_seqgan", help="results path without extension")
-    p.add_argument("--temperatures", type=float, nargs="*", default=[0.9, 0.8], help="MLE temperature controls")
+    p.add_argument(
+        "--temperatures", type=float, nargs="+", default=[0.9, 0.8], help="MLE temperature controls (default 0.9 0.8)"
+    )
+    p.add_argument("--no-temperatures", action="store_true", help="leave the MLE temperature controls out")
     p.add_argument("--generator", choices=["lstm", "transformer"], default="lstm")
     p.add_argument("--num-layers", type=int, default=2, help="--generator transformer: layers")
     p.add_argument("--hidden-dim", type=int, default=128, help="--generator transformer: width")
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = round(summary["pretrain_wall_s"] + result["adversarial_wall_s"])
             rows.append({"seed": seed, "model": row, **{k: result["final"][k] for k in KEYS}, "wall_s": wall})
         write_results(rows, Path(args.out), command, described)
-    if args.temperatures:
+    if not args.no_temperatures:
         evaluator = TextEvaluator(ds.vocab, BleuReferences(ds.test_sentences), ds.test, 1000)
         for seed in args.seeds:
             gen, _ = load_generator(Path(args.runs) / f"coco-{tag}-seed{seed}" / "pretrain" / "generator_mle.pt")

@@ -210,6 +210,15 @@ def test_coco_results_bad_rows_are_refused_before_training(row, message, tmp_pat
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
+def test_coco_results_bare_temperatures_flag_is_refused(tmp_path, capsys):
+    """A bare --temperatures once meant "no controls" silently; now it is an error, and --no-temperatures says so."""
+    coco = load_script("coco_results", "benchmarks")
+    with pytest.raises(SystemExit) as exc:
+        coco.main(["--temperatures", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "table")])
+    assert exc.value.code == 2 and "--temperatures: expected at least one argument" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_dstar_diagnostic_statistics_by_hand():
     diag = load_script("dstar_diagnostic", "benchmarks")
     log_o = torch.tensor([-3.0, -2.0, -1.0, 0.0], dtype=torch.float64)
