@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -244,3 +245,39 @@ def test_bench_optimal_prints_the_three_ways_and_refuses_bad_counts(capsys):
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--rollouts", "0"])
     assert exit_info.value.code == 2 and "must be >= 1" in capsys.readouterr().err
+
+
+def _sweep(points: list[tuple[float, float, float]]) -> list[dict[str, float]]:
+    return [{"tau": t, "nll_test": test, "nll_oracle": oracle} for t, test, oracle in points]
+
+
+def test_paired_rows_pairs_deltas_by_seed_against_each_files_own_mle(tmp_path, capsys):
+    """``benchmarks/paired_rows.py``: Δ of each row against its own file's MLE curve, then paired by seed."""
+    script = load_script("paired_rows", "benchmarks")
+    mle = _sweep([(0.8, 7.6, 8.6), (0.9, 7.5, 8.8), (1.0, 7.4, 9.0)])  # MLE cooled to NLL-test 7.5: 8.8
+
+    def rec(algo, seed, test, oracle):
+        return {"algo": algo, "seed": seed, "sweep": mle if algo == "mle" else _sweep([(1.0, test, oracle)])}
+
+    cold = "coldgan@lr=0.0003"
+    a = [rec("mle", s, 0, 0) for s in (0, 1, 2)] + [rec("reinforce", 0, 7.5, 8.7), rec("reinforce", 1, 7.5, 8.6)]
+    b = [rec("mle", s, 0, 0) for s in (0, 1)] + [rec(cold, 0, 7.5, 8.8), rec(cold, 1, 7.5, 8.9)]
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    out = tmp_path / "t.md"
+    assert script.main(["--rows", f"{tmp_path}/a.json:reinforce", f"{tmp_path}/b.json:{cold}", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert "seed 0 | seed 1 |" in lines[0] and "seed 2" not in lines[0]  # only the seeds both rows have
+    assert "| -0.100 | -0.200 | -0.150 ± 0.071 | – |" in lines[2]  # reinforce: 8.7 - 8.8, 8.6 - 8.8
+    # coldgan minus reinforce, per seed: 0.0 - (-0.1), 0.1 - (-0.2)
+    assert "| +0.000 | +0.100 | +0.050 ± 0.071 | +0.100 / +0.300 | +0.200 ± 0.141 |" in lines[3]
+    assert capsys.readouterr().out == out.read_text()
+    for rows, message in [
+        ([f"{tmp_path}/a.json:reinforce"], "at least two"),
+        ([f"{tmp_path}/a.json:reinforce", f"{tmp_path}/b.json:z"], "has no row 'z'; it has: coldgan@lr=0.0003, mle"),
+        ([f"{tmp_path}/a.json:reinforce", f"{tmp_path}/nope.json:reinforce"], "nope.json does not exist"),
+        ([f"{tmp_path}/a.json:reinforce", "b.json"], "write FILE:ROW"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            script.main(["--rows", *rows])
+        assert exc.value.code == 2 and message in capsys.readouterr().err
