@@ -48,13 +48,18 @@ def row_deltas(path: Path, row: str) -> dict[int, float]:
     return deltas
 
 
+def shared_seeds(deltas: list[dict[int, float]]) -> list[int]:
+    """The seeds every row has, in order."""
+    return sorted(set.intersection(*(set(d) for d in deltas)))
+
+
 def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
 
 def table(specs: list[tuple[Path, str]], deltas: list[dict[int, float]]) -> str:
     """The markdown table: per-seed Δ of every row, then each row's paired difference from the first."""
-    seeds = sorted(set.intersection(*(set(d) for d in deltas)))
+    seeds = shared_seeds(deltas)
     head = ["row (file)", *[f"seed {s}" for s in seeds], "Δ mean ± std", "this row minus the first, per seed", "mean ± std",
             "95% interval"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         deltas = [row_deltas(path, row) for path, row in specs]
     except ValueError as exc:
         p.error(f"--rows: {exc}")
-    if len(set.intersection(*(set(d) for d in deltas))) < 2:
+    if len(shared_seeds(deltas)) < 2:
         p.error("--rows: the rows share fewer than two seeds; nothing to pair")
     text = table(specs, deltas)
     if args.out:
