@@ -49,45 +49,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from seqgan_rl.training.run_folder import RunFolderError
 
 D_KINDS = ("light", "paper", "lstm")
 OPTIMISER_KEYS = ("lr", "weight_decay")
 LSTM_KEYS = ("embed_dim", "hidden_dim", "dropout", "from_generator")
-
-
-class RecurrentProbe(nn.Module):
-    """An LSTM classifier (P(real) of a whole sequence): embedding -> LSTM -> [max over time, last output] ->
-    dropout -> linear to two classes. A probe of whether another inductive bias than the CNN's finds signal."""
-
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_dim: int = 128, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed_dim)
-        self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(2 * hidden_dim, 2)
-
-    @property
-    def device(self) -> torch.device:
-        return self.output.weight.device
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        out = self.lstm(self.embedding(tokens))[0]  # (B, T, H)
-        return self.output(self.dropout(torch.cat([out.amax(dim=1), out[:, -1]], dim=1)))  # (B, 2)
-
-    def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(tokens)
-        return F.cross_entropy(logits, labels), (logits.detach().argmax(dim=1) == labels).float().mean()
-
-    @torch.no_grad()
-    def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        from seqgan_rl.utils import eval_mode
-
-        with eval_mode(self):
-            chunks = [self(tokens[i : i + batch_size]).softmax(dim=1)[:, 1] for i in range(0, len(tokens), batch_size)]
-        return torch.cat(chunks)
 
 
 def parse_candidate(spec: str) -> tuple[str, dict]:
@@ -109,22 +76,18 @@ def build_discriminator(settings: dict, generator, vocab_size: int = 5000, seq_l
     """The candidate's fresh D (``generator``: the G an ``lstm`` candidate with ``from_generator`` starts from)."""
     from seqgan_rl.config import DiscriminatorConfig
     from seqgan_rl.models.discriminator import Discriminator
+    from seqgan_rl.models.recurrent_discriminator import RecurrentDiscriminator
 
     fields = {k: v for k, v in settings.items() if k not in ("d", *OPTIMISER_KEYS)}
     if settings["d"] == "lstm":
         unknown = set(fields) - set(LSTM_KEYS)
         if unknown:
             raise ValueError(f"lstm candidate: unknown fields {sorted(unknown)} (known: {', '.join(LSTM_KEYS)})")
-        from_g = fields.pop("from_generator", False)
-        if generator is None:
-            return RecurrentProbe(vocab_size, **fields)
-        if from_g:
-            fields = {"embed_dim": generator.config.embed_dim, "hidden_dim": generator.config.hidden_dim, **fields}
-        probe = RecurrentProbe(generator.vocab_size, **fields)
-        if from_g:
-            probe.embedding.load_state_dict(generator.embedding.state_dict())
-            probe.lstm.load_state_dict({k: v for k, v in generator.lstm.state_dict().items() if k.endswith("_l0")})
-        return probe
+        if fields.pop("from_generator", False) and generator is not None:
+            if {"embed_dim", "hidden_dim"} & set(fields):
+                raise ValueError("lstm candidate: from_generator takes G's sizes (drop embed_dim and hidden_dim)")
+            return RecurrentDiscriminator.from_generator(generator, **fields)
+        return RecurrentDiscriminator(vocab_size, seq_len, **fields)
     cfg = getattr(DiscriminatorConfig, settings["d"])(vocab_size, seq_len)
     try:
         return Discriminator(dataclasses.replace(cfg, **fields))

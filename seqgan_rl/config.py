@@ -656,6 +656,8 @@ REWARDS = ("mc", "constant", "maligan", "maligan_d", "rankgan", "optimal", "opti
 D."""
 OPTIMAL_REWARDS = ("optimal", "optimal_log")
 """The rewards of the Bayes-optimal D* (oracle access: diagnostics, never benchmark rows)."""
+D_KINDS = ("pretrained", "lstm_from_g")
+"""The discriminators the adversarial phase can retrain (``AdversarialConfig.d_kind``)."""
 ROLLOUT_REWARDS = ("mc", "rankgan", *OPTIMAL_REWARDS)
 """The rewards computed through Monte-Carlo rollouts (``num_rollouts`` applies)."""
 
@@ -699,6 +701,14 @@ class AdversarialConfig:
     a diagnostic with oracle access on the oracle benchmark, never a benchmark row)."""
     real_pool: int | None = None
     """With ``real_data="oracle"``: ``None`` draws fresh sequences for every round; N draws a pool of N once."""
+    d_kind: str = "pretrained"
+    """The D the adversarial phase retrains: ``"pretrained"`` (the pre-training's, as the paper) or
+    ``"lstm_from_g"``: a fresh LSTM classifier started from the pre-trained generator's embedding and first LSTM
+    layer (``seqgan_rl.models.RecurrentDiscriminator``; the discriminator screen's best learner given enough real
+    data)."""
+    d_warmup_rounds: int = 0
+    """Rounds of ``d_train`` run once before the first generator update (a D that starts fresh, or on another
+    real class, learns first)."""
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -711,6 +721,16 @@ class AdversarialConfig:
             )
         if self.iterations < 0:
             raise ValueError(f"AdversarialConfig.iterations={self.iterations} must be >= 0")
+        if self.d_kind not in D_KINDS:
+            raise ValueError(f"AdversarialConfig.d_kind={self.d_kind!r}: choose one of {D_KINDS}")
+        if self.d_warmup_rounds < 0:
+            raise ValueError(f"AdversarialConfig.d_warmup_rounds={self.d_warmup_rounds} must be >= 0")
+        no_d = self.reward in ("constant", *OPTIMAL_REWARDS)
+        if (self.d_kind != "pretrained" or self.d_warmup_rounds) and (no_d or self.reward == "rankgan"):
+            raise ValueError(
+                f"AdversarialConfig: d_kind={self.d_kind!r}, d_warmup_rounds={self.d_warmup_rounds} set the D that is "
+                f"retrained; reward={self.reward!r} " + ("retrains no D" if no_d else "retrains its CNN ranker")
+            )
         if self.reward not in REWARDS:
             raise ValueError(f"AdversarialConfig.reward={self.reward!r}: choose one of {REWARDS}")
         if self.rollout_update_rate is not None and not 0.0 <= self.rollout_update_rate < 1.0:
@@ -743,6 +763,11 @@ class TrainConfig:
                 f"got a {type(self.agent).__name__}"
             )
         adv = self.adversarial
+        if adv.d_kind == "lstm_from_g" and isinstance(self.pretrain.generator, TransformerConfig):
+            raise ValueError(
+                "AdversarialConfig.d_kind='lstm_from_g' starts D from the LSTM generator's weights; a transformer "
+                "generator has none: use d_kind='pretrained'"
+            )
         if self.algo in SB3_ALGOS:
             name = self.algo.upper()
             if adv.reward != "mc":

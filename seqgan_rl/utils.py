@@ -284,7 +284,10 @@ def valid_mask(tokens: torch.Tensor, eos_token: int | None) -> torch.Tensor:
     return (is_eos.cumsum(dim=1) - is_eos) == 0
 
 
-NEUTRAL_WHEN_ABSENT: dict[str, Any] = {"num_layers": 1, "dropout": 0.0, "init": "normal", "real_data": "train"}
+NEUTRAL_WHEN_ABSENT: dict[str, Any] = {
+    "num_layers": 1, "dropout": 0.0, "init": "normal", "real_data": "train", "d_kind": "pretrained",
+    "d_warmup_rounds": 0,
+}  # fmt: skip
 """Config fields added after run folders were written, with the value that runs as those folders did (a
 one-layer generator without dropout, initialised as the reference code does)."""
 

@@ -1,5 +1,6 @@
 """Pure torch models: the oracle LSTM, the generator policies (the LSTM and, with the ``hf`` extra, any Hugging Face
-causal LM) and the discriminators (the CNN and, with the ``hf`` extra, any Hugging Face sequence classifier)."""
+causal LM) and the discriminators (the CNN, an LSTM classifier that can start from G's weights and, with the ``hf``
+extra, any Hugging Face sequence classifier)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from seqgan_rl.models.discriminator import Discriminator, Ranker
 from seqgan_rl.models.generator import Generator, State
 from seqgan_rl.models.interface import GeneratorBase
 from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.models.recurrent_discriminator import RecurrentDiscriminator
 from seqgan_rl.models.sampling import sample_categorical
 from seqgan_rl.models.transformer import KVState, TransformerGenerator
 from seqgan_rl.models.transformer_discriminator import TransformerDiscriminator
@@ -45,6 +47,7 @@ __all__ = [
     "KVState",
     "OracleLSTM",
     "Ranker",
+    "RecurrentDiscriminator",
     "State",
     "TransformerDiscriminator",
     "TransformerGenerator",

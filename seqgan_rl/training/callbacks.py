@@ -133,6 +133,8 @@ class DiscriminatorRetrainCallback(Callback):
         real_source: where each round's real sequences come from instead of ``real_data`` (an object with
             ``sample(n)``, e.g. ``seqgan_rl.data.oracle_data.OracleFedReal``: a diagnostic with oracle access);
             ``real_data`` then only serves the diagnostics.
+        warmup_rounds: rounds of ``schedule`` run once before the first generator update (their mean loss and
+            accuracy and the diagnostics go into the first metrics row).
     """
 
     metric_fields = ("d/loss", "d/accuracy", "d/p_real_train", "d/p_real_heldout", "d/p_fake")
@@ -140,26 +142,34 @@ class DiscriminatorRetrainCallback(Callback):
     def __init__(
         self, discriminator: Discriminator, real_data: torch.Tensor, heldout_data: torch.Tensor,
         schedule: DiscriminatorTrainConfig, every: int = 1, envs: list[Any] | None = None, real_source: Any = None,
+        warmup_rounds: int = 0,
     ) -> None:  # fmt: skip
         super().__init__()
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
+        if every < 1 or warmup_rounds < 0:
+            raise ValueError(f"every must be >= 1 and warmup_rounds >= 0, got {every} and {warmup_rounds}")
         self.discriminator, self.real_data, self.heldout_data = discriminator, real_data, heldout_data
         self.schedule, self.every, self.envs = schedule, every, list(envs or [])
-        self.real_source = real_source
+        self.real_source, self.warmup_rounds, self.warmed_up = real_source, warmup_rounds, False
         self.optimizer = make_discriminator_optimizer(discriminator, schedule.lr, schedule.weight_decay)
 
+    def _on_training_start(self) -> None:
+        if self.warmup_rounds and not self.warmed_up and self.trainer.iteration == 0:
+            self._train(self.warmup_rounds)
+        self.warmed_up = True
+
     def _on_step(self) -> bool:
+        if self.trainer.iteration % self.every == 0:
+            self._train(self.schedule.rounds)
+        return True
+
+    def _train(self, rounds: int) -> None:
         tr = self.trainer
-        if tr.iteration % self.every:
-            return True
-        stats = [self._round(tr) for _ in range(self.schedule.rounds)]
+        stats = [self._round(tr) for _ in range(rounds)]
         tr.pending_metrics["d/loss"] = sum(s["d/loss"] for s in stats) / len(stats)
         tr.pending_metrics["d/accuracy"] = sum(s["d/accuracy"] for s in stats) / len(stats)
         tr.pending_metrics.update(self._diagnostics())
         for env in self.envs:
             env.set_discriminator(self.discriminator)
-        return True
 
     def _round(self, tr: Trainer) -> dict[str, float]:
         real = self.real_data
@@ -184,12 +194,15 @@ class DiscriminatorRetrainCallback(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         state = {"optimizer": self.optimizer.state_dict()}
+        if self.warmup_rounds:
+            state["warmed_up"] = self.warmed_up
         if self.real_source is not None:
             state["real_source"] = self.real_source.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        self.warmed_up = state.get("warmed_up", self.warmed_up)
         if self.real_source is not None:
             self.real_source.load_state_dict(state["real_source"])
 

@@ -117,9 +117,11 @@ def parse_row(row: str) -> tuple[str, dict[str, Any]]:
     return algo, settings
 
 
-ADVERSARIAL_SETTINGS = ("reward", "real_data", "real_pool")
+ADVERSARIAL_SETTINGS = ("reward", "real_data", "real_pool", "d_kind", "d_warmup_rounds", "d_lr")
 """Row settings that go to the adversarial phase's config, not the agent's: ``reinforce@reward=optimal`` (SeqGAN's
-Q of the optimal D*), ``coldgan@real_data=oracle,real_pool=100000`` (D retrained on oracle samples)."""
+Q of the optimal D*), ``coldgan@real_data=oracle,real_pool=100000`` (D retrained on oracle samples),
+``reinforce@d_kind=lstm_from_g,d_warmup_rounds=160,d_lr=0.001`` (another D, warmed up; ``d_lr`` is D's Adam
+learning rate, ``d_train.lr``)."""
 
 
 def oracle_access(settings: dict[str, Any]) -> bool:
@@ -148,6 +150,8 @@ def algo_run(row: str, base: TrainConfig) -> TrainConfig:
     cfg = _algo_config(algo, base)
     adversarial = {k: v for k, v in settings.items() if k in ADVERSARIAL_SETTINGS}
     settings = {k: v for k, v in settings.items() if k not in ADVERSARIAL_SETTINGS}
+    if "d_lr" in adversarial:
+        adversarial["d_train"] = dataclasses.replace(cfg.adversarial.d_train, lr=adversarial.pop("d_lr"))
     if adversarial:
         cfg = dataclasses.replace(cfg, adversarial=dataclasses.replace(cfg.adversarial, **adversarial))
     try:

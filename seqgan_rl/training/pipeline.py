@@ -25,6 +25,7 @@ from seqgan_rl.models.discriminator import Discriminator, Ranker
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.models.optimal import OptimalDiscriminator
 from seqgan_rl.models.oracle import OracleLSTM
+from seqgan_rl.models.recurrent_discriminator import RecurrentDiscriminator
 from seqgan_rl.training.callbacks import CheckpointCallback, DiscriminatorRetrainCallback, EvalCallback
 from seqgan_rl.training.evaluators import Evaluator
 from seqgan_rl.training.plots import plot_training_curves
@@ -83,6 +84,10 @@ def build_trainer(
             raise ValueError("reward='rankgan' runs in one process: start it without torchrun")
         rng = torch.Generator().manual_seed(derive_seed(config.seed, "rankgan"))
         discriminator = Ranker.from_discriminator(discriminator, data.train, rng)
+    if adv.d_kind == "lstm_from_g":  # a fresh D from G's weights, retrained in place of the pre-trained one
+        if distributed.enabled():
+            raise ValueError("d_kind='lstm_from_g' runs in one process: start it without torchrun")
+        discriminator = RecurrentDiscriminator.from_generator(generator)
     reward = make_reward(config, generator, discriminator, oracle)
     agent = make_agent(
         config.algo, config.agent, generator, reward, seed=derive_seed(config.seed, config.algo), device=device,
@@ -100,7 +105,13 @@ def build_trainer(
             real_source = OracleFedReal(oracle, [data.train, data.test], adv.real_pool, seed)
         callbacks.append(
             DiscriminatorRetrainCallback(
-                discriminator, data.train, data.test, adv.d_train, adv.d_every, real_source=real_source
+                discriminator,
+                data.train,
+                data.test,
+                adv.d_train,
+                adv.d_every,
+                real_source=real_source,
+                warmup_rounds=adv.d_warmup_rounds,
             )
         )
     callbacks += [EvalCallback(evaluator, adv.eval_every), CheckpointCallback(adv.checkpoint_every)]
@@ -202,4 +213,6 @@ def run_training(
         except ImportError:
             log.warning("matplotlib is not installed: no curves.png (pip install matplotlib)")
         folder.save_text(SUMMARY, json.dumps(summary, indent=2))  # last: it marks the run finished
-    return TrainResult(trainer.generator, pre.discriminator, summary, pre.evaluator)
+    retrained = config.adversarial.d_kind != "pretrained"  # the phase's own D
+    d = trainer.reward.discriminator if retrained else pre.discriminator
+    return TrainResult(trainer.generator, d, summary, pre.evaluator)
