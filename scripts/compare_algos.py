@@ -53,7 +53,8 @@ def build_parser() -> Parser:
     p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
     p.add_argument(
         "--algos", nargs="+", default=None, metavar="ROW",
-        help=f"rows (default all): {', '.join(ALGOS)}; a setting of the row's agent after @, e.g. rloo@lr=0.003;\n"
+        help=f"rows (default all): {', '.join(ALGOS)}; a setting of the row's agent after @, e.g. rloo@lr=0.003,\n"
+        "or of its adversarial phase: reward, real_data, real_pool, d_kind, d_warmup_rounds, d_lr;\n"
         "with --tables-only: the rows the tables keep (mle among them: the reference)",
     )  # fmt: skip
     p.add_argument("--out", default=None, help="runs folder (default runs/compare-<preset>)")
