@@ -16,8 +16,9 @@ own training batches (memorisation shows as training accuracy rising while the h
 
 A candidate is ``NAME=JSON``: ``{"d": "light" | "paper" | "lstm", "lr": ..., "weight_decay": ...}`` plus fields of
 ``DiscriminatorConfig`` for the CNNs (``dropout``, ``embed_dim``, ``l2_reg``) or, for ``lstm`` (a probe of another
-inductive bias: embedding -> LSTM -> max over time and last output -> dropout -> linear; not a product D),
-``embed_dim``, ``hidden_dim``, ``dropout`` and ``from_generator`` (start from G's own embedding and LSTM)::
+inductive bias: embedding -> LSTM -> max over time and last output -> dropout -> linear),
+``embed_dim``, ``hidden_dim``, ``dropout`` and ``from_generator`` (start from G's own embedding and LSTM: the
+adversarial phase's ``d_kind="lstm_from_g"``, ``seqgan_rl.models.RecurrentDiscriminator``)::
 
     python benchmarks/d_screen.py --pre-root runs/strong-d --seeds 100 101 --jobs 2 \\
         --candidate 'light-1e-3={"d": "light", "lr": 1e-3}' --candidate 'paper-1e-4={"d": "paper", "lr": 1e-4}'
@@ -32,7 +33,8 @@ oracle samples as its real class instead of G's training data: a new draw each r
 N drawn once (10k, 100k, 1M: how much real data D learns from); none of them a training, validation or test
 sequence (``seqgan_rl.data.oracle_data.OracleFedReal``). Records then carry ``real_seen``, the real sequences
 drawn so far.
-Each job (one seed) runs on one thread. The strong preset's screen: ``benchmarks/results/strong_d_screen.md``.
+Each job (one seed) runs on one thread. ``--table-from DIR ...`` runs nothing: it prints one table of several runs'
+records per round (``--json-out F`` writes them merged). The strong preset's screen: ``benchmarks/results/strong_d_screen.md``.
 """
 
 from __future__ import annotations
@@ -226,6 +228,36 @@ def table(records: list[dict], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def rounds_table(runs: list[dict]) -> str:
+    """Several runs' ``results.json`` (``--table-from``) as one markdown table: a row per candidate, D's real class
+    and seed, with the held-out AUC at each evaluated round (headed by the real examples drawn so far: rounds x
+    negatives), the last round's training-batch accuracy and the seconds; then the scores, once per seed."""
+    rounds = sorted({r["round"] for run in runs for r in run["records"] if "accuracy" in r})
+    negatives = {run["settings"]["negatives"] for run in runs}
+    if len(negatives) > 1:
+        raise ValueError(f"the runs drew different --negatives per round ({sorted(negatives)}): one table each")
+    per_round = negatives.pop() if negatives else 0
+    heads = " | ".join(f"{k} rounds ({k * per_round / 1000:g}k reals)" for k in rounds)
+    lines = [
+        f"| candidate | real class | seed | {heads} | training-batch accuracy (last) | s |",
+        "|---|---|---|" + "---|" * len(rounds) + "---|---|",
+    ]
+    for name in dict.fromkeys(r["candidate"] for run in runs for r in run["records"] if "accuracy" in r):
+        for run in runs:
+            real = run["settings"]["real"]
+            for seed in run["settings"]["seeds"]:
+                got = {r["round"]: r for r in run["records"] if r["candidate"] == name and r["seed"] == seed}
+                if got:
+                    last = got[max(got)]
+                    cells = " | ".join(f"{got[k]['auc']:.3f}" if k in got else "–" for k in rounds)
+                    acc, secs = f"{last['train_accuracy']:.3f}", f"{last['seconds']:.0f}"
+                    lines.append(f"| {name} | {real} | {seed} | {cells} | {acc} | {secs} |")
+    scores = {(r["candidate"], r["seed"]): r["auc"] for run in runs for r in run["records"] if "accuracy" not in r}
+    for (name, seed), value in scores.items():
+        lines.append(f"| {name} | – | {seed} | {value:.3f} |" + " |" * (len(rounds) + 1))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pre-root", default="runs/strong-d", help="folder holding pretrain-s<seed>/ checkpoints")
@@ -244,7 +276,17 @@ def main(argv: list[str] | None = None) -> int:
         help="D's real class: G's training data (default), fresh oracle samples each round, or a pool of N (oracle "
         "access: a diagnostic)",
     )  # fmt: skip
+    p.add_argument(
+        "--table-from", nargs="+", default=None, metavar="DIR",
+        help="run nothing: print one table of these runs' results.json (--out's), per round, and with --json-out "
+        "write them merged",
+    )  # fmt: skip
+    p.add_argument("--json-out", default=None, help="with --table-from: the merged records' file")
     args = p.parse_args(argv)
+    if args.table_from is not None:
+        return print_runs(p, args.table_from, args.json_out)
+    if args.json_out is not None:
+        p.error("--json-out goes with --table-from")
     for flag in ("rounds", "steps", "negatives", "every", "jobs"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} must be >= 1")
@@ -273,6 +315,24 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"candidates": candidates, "settings": vars(args), "records": records}, indent=1)
     )
     print(table(records, args.seeds))
+    return 0
+
+
+def print_runs(p: argparse.ArgumentParser, folders: list[str], json_out: str | None) -> int:
+    """``--table-from``: read each folder's results.json, print ``rounds_table`` (and write the merged runs)."""
+    runs = []
+    for folder in folders:
+        path = Path(folder, "results.json")
+        try:
+            runs.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            p.error(f"--table-from {folder}: no readable results.json there ({type(e).__name__}: {e})")
+    try:
+        print(rounds_table(runs))
+    except (KeyError, ValueError) as e:
+        p.error(f"--table-from: {e}")
+    if json_out is not None:
+        Path(json_out).write_text(json.dumps({"runs": runs}, indent=1))
     return 0
 
 

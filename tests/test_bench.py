@@ -199,6 +199,37 @@ def test_d_screen_oracle_fed_real_data(dscreen, capsys):
     assert exit_info.value.code == 2 and "write train, oracle or oracle-pool:N" in capsys.readouterr().err
 
 
+def test_d_screen_table_from_runs_prints_every_round_and_merges(dscreen, tmp_path, capsys):
+    """--table-from: one row per candidate, real class and seed with the AUC per evaluated round, the scores once
+    per seed; --json-out holds the runs as read; a folder without results.json is refused."""
+
+    def run(real: str, aucs: list[float]) -> dict:
+        records = [{"candidate": "score: D*", "seed": 7, "round": 0, "steps": 0, "auc": 1.0}]
+        records += [
+            {"candidate": "lstm", "seed": 7, "round": k, "auc": a, "accuracy": 0.6, "train_accuracy": 0.7 + k / 100,
+             "seconds": 3.0}
+            for k, a in zip((2, 4), aucs, strict=True)
+        ]  # fmt: skip
+        return {"candidates": {}, "settings": {"real": real, "seeds": [7], "negatives": 500}, "records": records}
+
+    for name, real, aucs in (("a", "train", [0.51, 0.52]), ("b", "oracle-pool:100", [0.6, 0.7])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(run(real, aucs)))
+    merged = tmp_path / "merged.json"
+    assert dscreen.main(["--table-from", str(tmp_path / "a"), str(tmp_path / "b"), "--json-out", str(merged)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| 2 rounds (1k reals) | 4 rounds (2k reals) | training-batch accuracy (last) |" in lines[0]
+    assert lines[2:] == [
+        "| lstm | train | 7 | 0.510 | 0.520 | 0.740 | 3 |",
+        "| lstm | oracle-pool:100 | 7 | 0.600 | 0.700 | 0.740 | 3 |",
+        "| score: D* | – | 7 | 1.000 | | | |",
+    ]
+    assert json.loads(merged.read_text())["runs"][1] == run("oracle-pool:100", [0.6, 0.7])
+    with pytest.raises(SystemExit) as exit_info:
+        dscreen.main(["--table-from", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2 and "no readable results.json" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "row, message",
     [("bogus", "unknown algorithm 'bogus'"), ("mle", "no adversarial phase"), ("rankgan@foo=1", "no such field")],
