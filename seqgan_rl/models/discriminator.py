@@ -17,6 +17,34 @@ from seqgan_rl.config import DiscriminatorConfig
 from seqgan_rl.utils import check_token_batch, eval_mode, mark_home_process, parallel_map
 
 
+class SequenceClassifier(nn.Module):
+    """What a D that scores whole sequences with its ``forward`` logits shares (the recurrent and the transformer D):
+    cross-entropy without an L2 term (use the optimizer's weight decay), and ``prob_real`` as the softmax of
+    ``forward`` in eval mode, chunked. A subclass gives ``forward``, ``vocab_size``, ``seq_len`` and ``device``."""
+
+    def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy and accuracy of a labelled batch (no L2 term: use the optimizer's weight decay)."""
+        logits = self(tokens)
+        return F.cross_entropy(logits, labels), (logits.detach().argmax(dim=1) == labels).float().mean()
+
+    def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.train_loss(tokens, labels)[0]
+
+    def l2_penalty(self) -> torch.Tensor:
+        return torch.zeros((), device=self.device)
+
+    @torch.no_grad()
+    def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """``D(Y)`` = P(real) for ``(B, T)`` tokens, ``(B,)``, in eval mode (no dropout), chunked."""
+        check_token_batch(tokens, self.vocab_size, self.seq_len)
+        with eval_mode(self):
+            out = [
+                torch.softmax(self(tokens[i : i + batch_size].to(self.device)), dim=1)[:, 1]
+                for i in range(0, len(tokens), batch_size)
+            ]
+        return torch.cat(out) if out else torch.zeros(0, device=self.device)
+
+
 class Discriminator(nn.Module):
     def __init__(self, config: DiscriminatorConfig | None = None) -> None:
         super().__init__()

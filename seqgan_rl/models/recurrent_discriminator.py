@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from seqgan_rl.models.discriminator import SequenceClassifier
 from seqgan_rl.models.generator import Generator
 from seqgan_rl.utils import check_token_batch, eval_mode, mark_home_process
 
 
-class RecurrentDiscriminator(nn.Module):
+class RecurrentDiscriminator(SequenceClassifier):
     """D(Y) = P(real) of a whole sequence from an LSTM's outputs, with the CNN ``Discriminator``'s interface
     (``forward``, ``train_loss``, ``loss``, ``l2_penalty``, ``prob_real``, ``prob_real_rollouts``, ``vocab_size``,
     ``seq_len``, ``device``). Initialised as torch initialises its layers; no L2 term.
@@ -77,28 +77,6 @@ class RecurrentDiscriminator(nn.Module):
             raise ValueError(f"discriminator expects (B, {self.seq_len}) token ids, got shape {tuple(tokens.shape)}")
         out = self.lstm(self.embedding(tokens))[0]  # (B, T, H)
         return self.output(self.dropout(torch.cat([out.amax(dim=1), out[:, -1]], dim=1)))
-
-    def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy and the batch's accuracy (no gradient)."""
-        logits = self(tokens)
-        return F.cross_entropy(logits, labels), (logits.detach().argmax(dim=1) == labels).float().mean()
-
-    def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.train_loss(tokens, labels)[0]
-
-    def l2_penalty(self) -> torch.Tensor:
-        return torch.zeros((), device=self.device)
-
-    @torch.no_grad()
-    def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """``D(Y)`` = P(real) for ``(B, T)`` tokens, ``(B,)``, in eval mode (no dropout), chunked."""
-        check_token_batch(tokens, self.vocab_size, self.seq_len)
-        with eval_mode(self):
-            out = [
-                torch.softmax(self(tokens[i : i + batch_size].to(self.device)), dim=1)[:, 1]
-                for i in range(0, len(tokens), batch_size)
-            ]
-        return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
     @torch.no_grad()
     def prob_real_rollouts(

@@ -13,15 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from seqgan_rl.config import TransformerDiscriminatorConfig, load_hf_config
+from seqgan_rl.models.discriminator import SequenceClassifier
 from seqgan_rl.models.transformer import init_weights
-from seqgan_rl.utils import check_token_batch, eval_mode, pad_after_eos, require_transformers, valid_mask
+from seqgan_rl.utils import check_token_batch, pad_after_eos, require_transformers, valid_mask
 
 
-class TransformerDiscriminator(nn.Module):
+class TransformerDiscriminator(SequenceClassifier):
     """D as a ``transformers`` sequence classifier. Build it with ``from_config`` (a fresh model of the config's
     size, or its ``pretrained`` folder), or wrap a model: ``TransformerDiscriminator(model, config)``.
 
@@ -106,28 +105,6 @@ class TransformerDiscriminator(nn.Module):
             tokens = pad_after_eos(tokens, c.eos_token, c.pad_token)
         mask = valid_mask(tokens, c.eos_token).long()
         return self.model(input_ids=tokens, attention_mask=mask).logits.float()
-
-    def train_loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy and accuracy of a labelled batch (no L2 term: use the optimizer's weight decay)."""
-        logits = self(tokens)
-        return F.cross_entropy(logits, labels), (logits.argmax(dim=1) == labels).float().mean()
-
-    def loss(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.train_loss(tokens, labels)[0]
-
-    def l2_penalty(self) -> torch.Tensor:
-        return torch.zeros((), device=self.device)
-
-    @torch.no_grad()
-    def prob_real(self, tokens: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """``D(Y)`` = P(real) for ``(B, T)`` tokens, ``(B,)``, in eval mode (no dropout), chunked."""
-        check_token_batch(tokens, self.vocab_size, self.seq_len)
-        with eval_mode(self):
-            out = [
-                torch.softmax(self(tokens[i : i + batch_size].to(self.device)), dim=1)[:, 1]
-                for i in range(0, len(tokens), batch_size)
-            ]
-        return torch.cat(out) if out else torch.zeros(0, device=self.device)
 
     @torch.no_grad()
     def prob_real_rollouts(
